@@ -1,0 +1,88 @@
+"""Celery's configuration for kopter, derived from kopter's settings (`kopter/settings.py`).
+
+The SQS-specific choices, and why:
+- ``task_acks_late``: a message is deleted only after its task finished, so a worker that dies
+  mid-task leaves the message to come back after the visibility timeout;
+- ``task_reject_on_worker_lost``: otherwise a pool child killed mid-task counts as done;
+- ``task_acks_on_failure_or_timeout = False``: a failed task's message stays in SQS and is
+  received again until the queue's redrive policy moves it to its DLQ, instead of vanishing;
+- the visibility timeout is longer than the hard time limit, so SQS never hands a running task to
+  a second worker; countdowns are capped below what is left (see ``tasks.base``);
+- prefetch of one message per process, so a long task never sits on messages others could run;
+- children are recycled after N tasks or M MB, a guard against slow leaks.
+"""
+
+from urllib.parse import urlsplit
+
+from kombu import Exchange, Queue
+
+from beat_schedule import beat_schedule
+from kopter.queues import WORK_QUEUES
+from kopter.settings import get_settings
+
+_settings = get_settings()
+
+
+def _broker_url() -> str:
+    if _settings.aws_endpoint_url is None:
+        return "sqs://"
+    endpoint = urlsplit(_settings.aws_endpoint_url)
+    port = f":{endpoint.port}" if endpoint.port else ""
+    return f"sqs://@{endpoint.hostname}{port}"
+
+
+def route(name, args, kwargs, options, task=None, **kw):
+    """`tasks.<queue>.<task>` runs on `<queue>`: a task's module names its queue."""
+    parts = name.split(".")
+    if len(parts) == 3 and parts[0] == "tasks" and parts[1] in WORK_QUEUES:
+        return {"queue": parts[1]}
+    return None
+
+
+broker_url = _broker_url()
+broker_transport_options = {
+    "region": _settings.region,
+    "queue_name_prefix": _settings.prefix,
+    "visibility_timeout": _settings.visibility_timeout,
+    "is_secure": _settings.aws_endpoint_url is None
+    or _settings.aws_endpoint_url.startswith("https"),
+    "wait_time_seconds": 5,
+    "polling_interval": 0.3,
+    "client-config": {"retries": {"mode": "standard", "max_attempts": 6}},
+}
+broker_connection_retry_on_startup = True
+
+task_queues = [Queue(name, Exchange(name), routing_key=name) for name in WORK_QUEUES]
+task_default_queue = "notifications"
+task_create_missing_queues = False
+task_routes = (route,)
+
+task_serializer = "json"
+result_serializer = "json"
+accept_content = ["json"]
+
+task_acks_late = True
+task_reject_on_worker_lost = True
+task_acks_on_failure_or_timeout = False
+task_time_limit = _settings.task_time_limit
+task_soft_time_limit = max(1, _settings.task_time_limit - max(1, _settings.task_time_limit // 10))
+task_track_started = True
+
+worker_prefetch_multiplier = 1
+worker_max_tasks_per_child = _settings.worker_max_tasks_per_child
+worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024  # in KiB
+worker_cancel_long_running_tasks_on_connection_loss = True
+
+result_backend = _settings.redis_url
+result_expires = 24 * 3600
+result_extended = True
+
+beat_scheduler = "redbeat.RedBeatScheduler"
+redbeat_redis_url = _settings.redis_url  # explicit: redbeat otherwise falls back to the broker
+redbeat_key_prefix = f"{_settings.prefix}redbeat"
+beat_max_loop_interval = 30
+redbeat_lock_timeout = 5 * beat_max_loop_interval
+beat_schedule = beat_schedule()
+
+timezone = "UTC"
+enable_utc = True

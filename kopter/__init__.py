@@ -1,0 +1,1 @@
+"""kopter: the domain. Plain Python; the Celery side lives in `tasks/`."""

@@ -1,0 +1,3 @@
+from kopter.cli import main
+
+main()

@@ -1,0 +1,290 @@
+"""Customers (tenants) and the AWS accounts they connect.
+
+An account id belongs to at most one tenant. Registration claims it in the Global table
+(``account-owner#<id>``) in the same transaction that writes the account, so two tenants racing
+for one account id cannot both win, and the ingest path can find an account's tenant with one
+consistent read.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.expressions.update import Action
+from pynamodb.transactions import TransactWrite
+
+from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
+from kopter.errors import NotFound, Refused
+from kopter.settings import Settings, get_settings
+from kopter.tables import AwsAccount, GlobalItem, Tenant
+
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+ROLE_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
+BUCKET = re.compile(r"^(?!xn--)(?!.*\.\.)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+TENANT_NAME = re.compile(r"^[\w .@+-]{1,128}$")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def owner_key(account_id: str) -> str:
+    return f"account-owner#{account_id}"
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+def add_tenant(name: str, tenant_id: str | None = None) -> Tenant:
+    """Register a customer. ``tenant_id`` is their identity id; a new one is made when absent."""
+    name = name.strip()
+    if not TENANT_NAME.match(name):
+        raise Refused(f"tenant name {name!r}: use 1 to 128 letters, digits, spaces or .@+-_")
+    if any(t.name == name for t in list_tenants()):
+        raise Refused(f"a tenant named {name!r} already exists")
+    tenant_id = tenant_id or str(uuid.uuid4())
+    if not re.match(r"^[\w:.@-]{1,128}$", tenant_id) or "#" in tenant_id:
+        raise Refused(f"tenant id {tenant_id!r}: use 1 to 128 of A-Z a-z 0-9 : . @ - _")
+    tenant = Tenant(tenant_id, name=name, created_at=_now())
+    try:
+        tenant.save(condition=Tenant.tenant_id.does_not_exist())
+    except Exception as e:
+        if _is_conditional_failure(e):
+            raise Refused(f"tenant id {tenant_id} already exists") from None
+        raise
+    return tenant
+
+
+def list_tenants() -> list[Tenant]:
+    return sorted(Tenant.scan(), key=lambda t: (t.created_at, t.tenant_id))
+
+
+def resolve_tenant(ref: str) -> Tenant:
+    """A tenant by id, or by its (unique) name."""
+    try:
+        return Tenant.get(ref)
+    except DoesNotExist:
+        pass
+    named = [t for t in list_tenants() if t.name == ref]
+    if not named:
+        raise NotFound(f"no tenant with id or name {ref!r} (see `kopter tenants list`)")
+    return named[0]
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AccountRequest:
+    account_id: str
+    role_arn: str
+    regions: tuple[str, ...]
+    cloudtrail_bucket: str | None = None
+    cloudtrail_prefix: str | None = None
+
+
+def known_regions() -> set[str]:
+    session = boto3.session.Session()
+    return {
+        region
+        for partition in ("aws", "aws-cn", "aws-us-gov")
+        for region in session.get_available_regions("ec2", partition_name=partition)
+    }
+
+
+def validate(request: AccountRequest) -> AccountRequest:
+    if not ACCOUNT_ID.match(request.account_id):
+        raise Refused(f"account id {request.account_id!r} is not 12 digits")
+    match = ROLE_ARN.match(request.role_arn)
+    if not match:
+        raise Refused(
+            f"role ARN {request.role_arn!r} is not an IAM role ARN "
+            "(arn:aws:iam::<account>:role/<name>)"
+        )
+    if match.group(1) != request.account_id:
+        raise Refused(
+            f"role ARN {request.role_arn} is in account {match.group(1)}, not {request.account_id}"
+        )
+    if not request.regions:
+        raise Refused("give at least one region")
+    unknown = sorted(set(request.regions) - known_regions())
+    if unknown:
+        raise Refused(f"unknown region(s): {', '.join(unknown)}")
+    if request.cloudtrail_bucket is not None and not BUCKET.match(request.cloudtrail_bucket):
+        raise Refused(f"{request.cloudtrail_bucket!r} is not a valid S3 bucket name")
+    if request.cloudtrail_prefix is not None and request.cloudtrail_bucket is None:
+        raise Refused("--cloudtrail-prefix needs --cloudtrail-bucket")
+    prefix = request.cloudtrail_prefix.strip("/") if request.cloudtrail_prefix else None
+    return AccountRequest(
+        request.account_id,
+        request.role_arn,
+        tuple(dict.fromkeys(request.regions)),
+        request.cloudtrail_bucket,
+        prefix or None,
+    )
+
+
+def new_external_id() -> str:
+    """An ExternalId of 128 random bits, so none is ever reused across tenants."""
+    return f"kopter-{secrets.token_hex(16)}"
+
+
+def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
+    """Connect an account to a tenant, with a newly generated ExternalId."""
+    request = validate(request)
+    account = AwsAccount(
+        tenant.tenant_id,
+        request.account_id,
+        role_arn=request.role_arn,
+        external_id=new_external_id(),
+        regions=list(request.regions),
+        cloudtrail_bucket=request.cloudtrail_bucket,
+        cloudtrail_prefix=request.cloudtrail_prefix,
+        created_at=_now(),
+    )
+    claim = GlobalItem(
+        owner_key(request.account_id), value={"tenant_id": tenant.tenant_id}, updated_at=_now()
+    )
+    try:
+        with TransactWrite(connection=_connection()) as tx:
+            tx.save(claim, condition=GlobalItem.key.does_not_exist())
+            tx.save(account, condition=AwsAccount.account_id.does_not_exist())
+    except TransactWriteError:
+        owner = account_owner(request.account_id)
+        if owner == tenant.tenant_id:
+            raise Refused(
+                f"account {request.account_id} is already connected to this tenant"
+            ) from None
+        raise Refused(
+            f"account {request.account_id} is already registered by another tenant"
+        ) from None
+    return account
+
+
+def _connection() -> Connection:
+    settings = get_settings()
+    return Connection(region=settings.region, host=settings.aws_endpoint_url)
+
+
+def account_owner(account_id: str) -> str | None:
+    """The tenant id that registered ``account_id``, read consistently."""
+    try:
+        item = GlobalItem.get(owner_key(account_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+    return str(item.value["tenant_id"]) if item.value else None
+
+
+def list_accounts(tenant: Tenant) -> list[AwsAccount]:
+    return list(AwsAccount.query(tenant.tenant_id))
+
+
+def all_accounts() -> Iterator[AwsAccount]:
+    """Every account of every tenant, read now: an account added a minute ago is included."""
+    yield from AwsAccount.scan()
+
+
+def get_account(tenant: Tenant, account_id: str) -> AwsAccount:
+    try:
+        return AwsAccount.get(tenant.tenant_id, account_id)
+    except DoesNotExist:
+        raise NotFound(
+            f"account {account_id} is not connected to tenant {tenant.name} "
+            "(see `kopter accounts list`)"
+        ) from None
+
+
+def target(account: AwsAccount) -> Target:
+    return Target(account.account_id, account.role_arn, account.external_id)
+
+
+# --- health -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_account(
+    account: AwsAccount, sessions: CrossAccountSessions, settings: Settings | None = None
+) -> list[Check]:
+    """Assume the account's role and try what kopter needs there; record the account's health.
+
+    The checks stop at the first that fails: nothing after AssumeRole can work without it.
+    """
+    settings = settings or get_settings()
+    account_target = target(account)
+    sessions.forget(account_target)  # a check must prove the role works now, not an hour ago
+    checks: list[Check] = []
+    step = "assume-role"
+    try:
+        sts = sessions.client(account_target, "sts", settings.region)
+        identity = sts.get_caller_identity()
+        if identity["Account"] != account.account_id:
+            raise AssumeRoleFailed(
+                f"the role answered as account {identity['Account']}, not {account.account_id}"
+            )
+        checks.append(Check(step, True, identity["Arn"]))
+        for region in account.regions:
+            step = f"ec2:{region}"
+            page = sessions.client(account_target, "ec2", region).describe_instances(MaxResults=5)
+            count = sum(len(r["Instances"]) for r in page["Reservations"])
+            checks.append(Check(step, True, f"DescribeInstances ok ({count} seen)"))
+        if account.cloudtrail_bucket:
+            step = "cloudtrail-bucket"
+            sessions.client(account_target, "s3", settings.region).list_objects_v2(
+                Bucket=account.cloudtrail_bucket,
+                Prefix=account.cloudtrail_prefix or "",
+                MaxKeys=1,
+            )
+            checks.append(Check(step, True, f"s3://{account.cloudtrail_bucket}"))
+    except AssumeRoleFailed as e:
+        checks.append(Check(step, False, str(e)))
+    except (ClientError, BotoCoreError) as e:
+        checks.append(Check(step, False, _describe(e)))
+    record_health(account, checks)
+    return checks
+
+
+def _describe(error: ClientError | BotoCoreError) -> str:
+    if isinstance(error, ClientError):
+        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
+    return str(error)
+
+
+def record_health(account: AwsAccount, checks: Iterable[Check]) -> None:
+    failed = [c for c in checks if not c.ok]
+    now = _now()
+    actions: list[Action] = [
+        AwsAccount.healthy.set(not failed),
+        AwsAccount.health_checked_at.set(now),
+    ]
+    if failed:
+        actions += [
+            AwsAccount.health_reason.set(f"{failed[0].name}: {failed[0].detail}"),
+            AwsAccount.consecutive_failures.add(1),
+        ]
+    else:
+        actions += [
+            AwsAccount.health_reason.remove(),
+            AwsAccount.last_success_at.set(now),
+            AwsAccount.consecutive_failures.set(0),
+        ]
+    account.update(actions=actions)
+
+
+def _is_conditional_failure(error: Exception) -> bool:
+    cause = getattr(error, "cause_response_code", None)
+    return cause == "ConditionalCheckFailedException"

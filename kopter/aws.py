@@ -1,0 +1,45 @@
+"""boto3 clients for kopter's own AWS account.
+
+Every client goes to ``KOPTER_AWS_ENDPOINT_URL`` when it is set (moto's server locally and in the
+tests), and retries throttling and transient errors with botocore's standard retry mode, which
+backs off with jitter and bounds the attempts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from kopter.settings import Settings, get_settings
+
+RETRY_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 6},
+    connect_timeout=5,
+    read_timeout=30,
+)
+
+_lock = threading.Lock()
+_clients: dict[tuple[str, str, str | None], Any] = {}
+# A client's connection pool must not be shared with a forked pool child.
+os.register_at_fork(after_in_child=_clients.clear)
+
+
+def client(service: str, settings: Settings | None = None, region: str | None = None) -> Any:
+    """A cached client for ``service`` in kopter's own account (clients are thread-safe)."""
+    settings = settings or get_settings()
+    region = region or settings.region
+    key = (service, region, settings.aws_endpoint_url)
+    with _lock:
+        if key not in _clients:
+            # A Session per client: boto3's default session is not safe to share across threads.
+            _clients[key] = boto3.session.Session().client(
+                service,
+                region_name=region,
+                endpoint_url=settings.aws_endpoint_url,
+                config=RETRY_CONFIG,
+            )
+        return _clients[key]

@@ -1,0 +1,313 @@
+"""The `kopter` commands. `kopter.cli.main` runs them and turns errors into one line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kopter import accounts, queues
+from kopter.errors import KopterError
+from kopter.settings import get_settings
+
+# --- output -----------------------------------------------------------------------------------
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)
+
+
+def emit(rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
+    """Rows as aligned columns, or as JSON lines with ``--json``."""
+    rows = list(rows)
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row, default=_jsonable, sort_keys=True))
+        return
+    if not rows:
+        click.echo("(none)")
+        return
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+    for r in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%SZ")
+    if isinstance(value, list | tuple):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+
+
+def _csv(_: Any, __: Any, value: str | None) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    return tuple(v.strip() for v in value.split(",") if v.strip())
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """kopter: CloudTrail audit log, EC2 fleet, prices and costs for every customer account.
+
+    Settings come from KOPTER_* environment variables (see the README); `kopter settings`
+    shows what this process reads.
+    """
+
+
+@cli.command()
+def settings() -> None:
+    """Show the settings this process reads from the environment."""
+    for name, value in get_settings().for_display().items():
+        click.echo(f"{name}={value}")
+
+
+@cli.command()
+@json_option
+def bootstrap(as_json: bool) -> None:
+    """Create every SQS queue (with its DLQ) and DynamoDB table; safe to run again."""
+    from kopter.bootstrap import bootstrap as run_bootstrap
+
+    changes = run_bootstrap(get_settings())
+    emit((asdict(c) for c in changes), as_json, ["kind", "name", "action", "detail"])
+    if not as_json:
+        changed = [c for c in changes if c.action != "unchanged"]
+        summary = f"{len(changed)} of {len(changes)} resources created or updated"
+        click.echo(summary if changed else "nothing to change: every queue and table is in place")
+
+
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """Each queue's depth: visible, in flight, delayed, in its DLQ, and the oldest message's
+    age (CloudWatch's ApproximateAgeOfOldestMessage, where AWS publishes it)."""
+    rows = [asdict(d) for d in queues.depths(get_settings())]
+    if not as_json:
+        for row in rows:
+            age = row["oldest_age_seconds"]
+            row["oldest_age"] = "-" if age is None else f"{age:.0f}s"
+    emit(
+        rows,
+        as_json,
+        ["queue", "visible", "in_flight", "delayed", "dlq_visible", "oldest_age", "name"],
+    )
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+@cli.group()
+def tenants() -> None:
+    """Customers."""
+
+
+def _tenant_row(t: Any) -> dict[str, Any]:
+    return {"tenant_id": t.tenant_id, "name": t.name, "created_at": t.created_at}
+
+
+@tenants.command("add")
+@click.argument("name")
+@click.option("--tenant-id", help="The customer's identity id (a new id is made if omitted).")
+@json_option
+def tenants_add(name: str, tenant_id: str | None, as_json: bool) -> None:
+    """Register a customer; prints its tenant id."""
+    tenant = accounts.add_tenant(name, tenant_id)
+    if as_json:
+        emit([_tenant_row(tenant)], True, [])
+    else:
+        click.echo(tenant.tenant_id)
+
+
+@tenants.command("list")
+@json_option
+def tenants_list(as_json: bool) -> None:
+    """Every customer."""
+    emit(map(_tenant_row, accounts.list_tenants()), as_json, ["tenant_id", "name", "created_at"])
+
+
+# --- accounts ---------------------------------------------------------------------------------
+
+
+@cli.group("accounts")
+def accounts_group() -> None:
+    """Customers' AWS accounts."""
+
+
+tenant_option = click.option("--tenant", required=True, help="Tenant id or name.")
+
+
+def _account_row(a: Any) -> dict[str, Any]:
+    return {
+        "tenant_id": a.tenant_id,
+        "account_id": a.account_id,
+        "role_arn": a.role_arn,
+        "external_id": a.external_id,
+        "regions": list(a.regions),
+        "cloudtrail_bucket": a.cloudtrail_bucket,
+        "cloudtrail_prefix": a.cloudtrail_prefix,
+        "healthy": a.healthy,
+        "health_reason": a.health_reason,
+        "last_success_at": a.last_success_at,
+        "created_at": a.created_at,
+    }
+
+
+@accounts_group.command("add")
+@tenant_option
+@click.option("--account-id", required=True, help="The 12-digit AWS account id.")
+@click.option("--role-arn", required=True, help="The role kopter assumes in that account.")
+@click.option(
+    "--regions",
+    callback=_csv,
+    help="Comma-separated regions to describe (default: KOPTER_REGION).",
+)
+@click.option("--cloudtrail-bucket", help="S3 bucket CloudTrail writes this account's logs to.")
+@click.option("--cloudtrail-prefix", help="Key prefix of the trail in that bucket.")
+@json_option
+def accounts_add(
+    tenant: str,
+    account_id: str,
+    role_arn: str,
+    regions: tuple[str, ...] | None,
+    cloudtrail_bucket: str | None,
+    cloudtrail_prefix: str | None,
+    as_json: bool,
+) -> None:
+    """Connect an AWS account; prints the ExternalId its role's trust policy must require."""
+    request = accounts.AccountRequest(
+        account_id,
+        role_arn,
+        regions or (get_settings().region,),
+        cloudtrail_bucket,
+        cloudtrail_prefix,
+    )
+    account = accounts.add_account(accounts.resolve_tenant(tenant), request)
+    if as_json:
+        emit([_account_row(account)], True, [])
+        return
+    click.echo(f"account {account.account_id} connected; its ExternalId is:")
+    click.echo(account.external_id)
+    click.echo(
+        "Require it in the role's trust policy (Condition StringEquals sts:ExternalId), "
+        "then run `kopter accounts check`."
+    )
+
+
+@accounts_group.command("list")
+@tenant_option
+@json_option
+def accounts_list(tenant: str, as_json: bool) -> None:
+    """A tenant's accounts, with their health and last success."""
+    rows = map(_account_row, accounts.list_accounts(accounts.resolve_tenant(tenant)))
+    emit(rows, as_json, ["account_id", "regions", "healthy", "last_success_at", "role_arn"])
+
+
+@accounts_group.command("check")
+@tenant_option
+@click.option("--account-id", required=True)
+@click.option(
+    "--on-worker",
+    is_flag=True,
+    help="Run the check on a `describer` worker, through SQS: proves the workers' credentials "
+    "reach the account, not just this machine's.",
+)
+@click.option("--timeout", default=120, show_default=True, help="Seconds --on-worker waits.")
+@json_option
+def accounts_check(
+    tenant: str, account_id: str, on_worker: bool, timeout: int, as_json: bool
+) -> None:
+    """Assume the account's role (with its ExternalId) and try what kopter needs there:
+    DescribeInstances in each region, and the CloudTrail bucket if one is registered. Records
+    the account's health."""
+    from kopter.crossaccount import shared_sessions
+
+    account = accounts.get_account(accounts.resolve_tenant(tenant), account_id)
+    if on_worker:
+        from tasks.describer import check_account
+
+        queues.verify_queues(get_settings(), ["describer"])
+        rows = _wait(check_account.delay(account.tenant_id, account.account_id), timeout)
+    else:
+        rows = [asdict(c) for c in accounts.check_account(account, shared_sessions())]
+    emit(rows, as_json, ["name", "ok", "detail"])
+    if not all(row["ok"] for row in rows):
+        sys.exit(1)
+
+
+# --- jobs -------------------------------------------------------------------------------------
+
+JOBS = {
+    "pricing": "ec2-pricing",
+    "describer": "ec2-describer",
+    "aggregator": "aggregator",
+    "backup": "backup-job",
+    "audit": "audit",
+}
+
+
+@cli.command("run")
+@click.argument("job", type=click.Choice(sorted(JOBS)))
+@click.option("--wait", is_flag=True, help="Block until the job finishes and print its result.")
+@click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
+def run_job(job: str, wait: bool, timeout: int) -> None:
+    """Enqueue what beat would enqueue for JOB, now."""
+    from beat_schedule import beat_schedule
+    from tasks import app
+
+    entry = beat_schedule()[JOBS[job]]
+    queues.verify_queues(get_settings(), queues.WORK_QUEUES)
+    result = app.send_task(entry["task"], **entry.get("options", {}))
+    click.echo(f"enqueued {entry['task']} as {result.id}")
+    if wait:
+        click.echo(json.dumps(_wait(result, timeout), default=_jsonable, indent=2))
+
+
+def _wait(result: Any, timeout: int) -> Any:
+    from celery.exceptions import TimeoutError as CeleryTimeout
+
+    try:
+        value = result.get(timeout=timeout, propagate=False)
+    except CeleryTimeout:
+        raise KopterError(
+            f"task {result.id} did not finish within {timeout}s: is a worker consuming its "
+            "queue? (`kopter status`)"
+        ) from None
+    if result.failed():
+        raise KopterError(f"task {result.id} failed: {type(value).__name__}: {value}")
+    return value
+
+
+# --- local stack ------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--moto-port", envvar="KOPTER_DEV_MOTO_PORT", default=5050, show_default=True)
+@click.option("--flower-port", envvar="KOPTER_DEV_FLOWER_PORT", default=5555, show_default=True)
+@click.option("--state-dir", envvar="KOPTER_DEV_DIR", default=".kopter-dev", show_default=True)
+@click.option("--smoke", is_flag=True, help="Bring the stack up, show it working, stop.")
+def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
+    """The embedded local stack (`make run`): moto's server as AWS, Redis, queues and tables,
+    a demo tenant, a worker on every queue, beat and Flower. Ctrl-C stops everything."""
+    from kopter.dev import run_dev_stack
+
+    sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))

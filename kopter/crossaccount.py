@@ -1,0 +1,168 @@
+"""The one way kopter reaches a customer's AWS account.
+
+kopter calls ``sts:AssumeRole`` on the role the customer registered, always with that account's
+ExternalId: without it, any other customer who learned the role ARN could have kopter act on an
+account that is not theirs (the confused deputy). This module is the only caller of AssumeRole;
+it refuses to call it without an ExternalId.
+
+Credentials are botocore ``RefreshableCredentials``: cached per account for the process, shared by
+every thread, and refreshed (under botocore's own lock) minutes before they expire.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import boto3
+import botocore.session
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+from kopter import aws
+from kopter.errors import KopterError
+from kopter.settings import Settings, get_settings
+
+ROLE_SESSION_SECONDS = 3600
+
+
+class AssumeRoleFailed(KopterError):
+    """The customer's role could not be assumed: deleted, wrong ExternalId, access denied."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where and how to reach one customer account."""
+
+    account_id: str
+    role_arn: str
+    external_id: str
+
+
+def assume_role(target: Target, settings: Settings | None = None) -> dict[str, Any]:
+    """Call AssumeRole with the account's ExternalId; return botocore credential metadata."""
+    settings = settings or get_settings()
+    if not target.external_id:
+        raise AssumeRoleFailed(f"account {target.account_id} has no ExternalId: refusing")
+    sts = aws.client("sts", settings)
+    try:
+        response = sts.assume_role(
+            RoleArn=target.role_arn,
+            RoleSessionName=settings.role_session_name,
+            ExternalId=target.external_id,
+            DurationSeconds=ROLE_SESSION_SECONDS,
+        )
+    except ClientError as e:
+        error = e.response["Error"]
+        raise AssumeRoleFailed(
+            f"cannot assume {target.role_arn}: {error.get('Code')}: {error.get('Message')}"
+        ) from None
+    except BotoCoreError as e:
+        raise AssumeRoleFailed(f"cannot assume {target.role_arn}: {e}") from None
+    credentials = response["Credentials"]
+    expiration: datetime = credentials["Expiration"]
+    return {
+        "access_key": credentials["AccessKeyId"],
+        "secret_key": credentials["SecretAccessKey"],
+        "token": credentials["SessionToken"],
+        "expiry_time": expiration.isoformat(),
+    }
+
+
+class CrossAccountSessions:
+    """Sessions and clients in customer accounts, cached per account and shared by threads."""
+
+    def __init__(self, settings: Settings | None = None, max_accounts: int = 2048) -> None:
+        self._settings = settings or get_settings()
+        self._max_accounts = max_accounts
+        self._lock = threading.Lock()
+        self._sessions: OrderedDict[Target, boto3.session.Session] = OrderedDict()
+        self._clients: dict[tuple[Target, str, str], Any] = {}
+        self._assuming: dict[Target, threading.Lock] = {}
+
+    def session(self, target: Target) -> boto3.session.Session:
+        with self._lock:
+            session = self._sessions.get(target)
+            if session is not None:
+                self._sessions.move_to_end(target)
+                return session
+            assuming = self._assuming.setdefault(target, threading.Lock())
+        # One AssumeRole per account however many threads ask at once, and none under the
+        # shared lock: one slow account must not hold up the others.
+        with assuming:
+            with self._lock:
+                session = self._sessions.get(target)
+            if session is not None:
+                return session
+            try:
+                session = self._new_session(target)
+            except BaseException:
+                with self._lock:
+                    self._assuming.pop(target, None)
+                raise
+            with self._lock:
+                self._assuming.pop(target, None)
+                self._sessions[target] = session
+                while len(self._sessions) > self._max_accounts:
+                    evicted, _ = self._sessions.popitem(last=False)
+                    self._drop_clients(evicted)
+            return session
+
+    def _new_session(self, target: Target) -> boto3.session.Session:
+        credentials = RefreshableCredentials.create_from_metadata(
+            metadata=assume_role(target, self._settings),
+            refresh_using=lambda: assume_role(target, self._settings),
+            method="sts-assume-role",
+        )
+        core = botocore.session.get_session()
+        core._credentials = credentials  # botocore has no public setter for a refreshable pair
+        return boto3.session.Session(botocore_session=core)
+
+    def _drop_clients(self, target: Target) -> None:
+        self._clients = {k: v for k, v in self._clients.items() if k[0] != target}
+
+    def client(self, target: Target, service: str, region: str) -> Any:
+        key = (target, service, region)
+        with self._lock:
+            cached = self._clients.get(key)
+        if cached is not None:
+            return cached
+        session = self.session(target)
+        with self._lock:  # a boto3 Session may not create clients from two threads at once
+            if key not in self._clients:
+                self._clients[key] = session.client(
+                    service,
+                    region_name=region,
+                    endpoint_url=self._settings.aws_endpoint_url,
+                    config=aws.RETRY_CONFIG,
+                )
+            return self._clients[key]
+
+    def forget(self, target: Target) -> None:
+        """Drop an account's cached credentials, e.g. after its role was denied."""
+        with self._lock:
+            self._sessions.pop(target, None)
+            self._drop_clients(target)
+
+
+_shared: CrossAccountSessions | None = None
+
+
+def shared_sessions() -> CrossAccountSessions:
+    """This process's sessions; a forked child starts with none of its parent's."""
+    global _shared
+    if _shared is None:
+        _shared = CrossAccountSessions()
+    return _shared
+
+
+def _forget_after_fork() -> None:
+    global _shared
+    _shared = None
+
+
+os.register_at_fork(after_in_child=_forget_after_fork)

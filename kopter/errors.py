@@ -1,0 +1,28 @@
+"""Errors an operator can act on. The CLI prints them as one line; workers log them."""
+
+
+class KopterError(Exception):
+    """Something an operator can fix: the message says what and how."""
+
+
+class ConfigError(KopterError):
+    """A KOPTER_* setting is missing or malformed."""
+
+
+class NotFound(KopterError):
+    """A tenant, account or other item that does not exist (for this tenant)."""
+
+
+class Refused(KopterError):
+    """Input that kopter will not accept: malformed, or in conflict with what is stored."""
+
+
+class NotBootstrapped(KopterError):
+    """A queue or table is missing: `kopter bootstrap` creates them."""
+
+
+class NotBuilt(NotImplementedError):
+    """A scheduled job whose feature has not been built yet: it fails loudly, never pretends."""
+
+    def __init__(self, area: str, issue: int) -> None:
+        super().__init__(f"{area} is not built yet (issue #{issue}); this run did nothing")

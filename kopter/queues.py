@@ -1,0 +1,228 @@
+"""kopter's SQS queues: their names, how they are created, and how full they are.
+
+One queue per kind of work, each with its own dead-letter queue. A message that fails
+``KOPTER_MAX_RECEIVE_COUNT`` times is moved to the DLQ by SQS itself (the redrive policy), so a
+poison message is parked instead of looping forever. ``cloudtrail-notifications`` is not a Celery
+queue: it receives AWS's own S3/SNS/CloudTrail notifications, in AWS's formats.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from kopter import aws
+from kopter.errors import NotBootstrapped
+from kopter.settings import Settings
+
+WORK_QUEUES = ("ingest", "describer", "aggregator", "pricing", "audit", "backup", "notifications")
+RAW_QUEUES = ("cloudtrail-notifications",)
+ALL_QUEUES = WORK_QUEUES + RAW_QUEUES
+DLQ_SUFFIX = "-dlq"
+
+RETENTION_SECONDS = 4 * 24 * 3600
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time for an operator to look.
+
+
+def sqs_name(settings: Settings, queue: str) -> str:
+    return f"{settings.prefix}{queue}"
+
+
+def dlq_name(settings: Settings, queue: str) -> str:
+    return f"{settings.prefix}{queue}{DLQ_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class Change:
+    """What bootstrap did to one resource: created, updated or unchanged."""
+
+    kind: str
+    name: str
+    action: str
+    detail: str = ""
+
+
+def _queue_url(sqs: Any, name: str) -> str | None:
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except ClientError as e:
+        if e.response["Error"]["Code"] in (
+            "AWS.SimpleQueueService.NonExistentQueue",
+            "QueueDoesNotExist",
+        ):
+            return None
+        raise
+
+
+def _ensure_queue(sqs: Any, name: str, wanted: dict[str, str]) -> tuple[str, Change]:
+    url = _queue_url(sqs, name)
+    if url is None:
+        url = sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"]
+        return url, Change("queue", name, "created")
+    current = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    differ = {k: v for k, v in wanted.items() if _normalized(k, current.get(k)) != v}
+    if not differ:
+        return url, Change("queue", name, "unchanged")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes=differ)
+    return url, Change("queue", name, "updated", ", ".join(sorted(differ)))
+
+
+def _normalized(attribute: str, value: str | None) -> str | None:
+    # SQS returns the redrive policy with its own spacing and maxReceiveCount sometimes as a
+    # string; compare it as data.
+    if attribute == "RedrivePolicy" and value:
+        policy = json.loads(value)
+        return _redrive_policy(policy["deadLetterTargetArn"], int(policy["maxReceiveCount"]))
+    return value
+
+
+def _redrive_policy(dlq_arn: str, max_receive_count: int) -> str:
+    return json.dumps(
+        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}, sort_keys=True
+    )
+
+
+def ensure_queues(settings: Settings) -> list[Change]:
+    """Create every queue and its DLQ, or bring their attributes to what settings say."""
+    sqs = aws.client("sqs", settings)
+    changes = []
+    for queue in ALL_QUEUES:
+        dlq_url, change = _ensure_queue(
+            sqs,
+            dlq_name(settings, queue),
+            {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
+        )
+        changes.append(change)
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        _, change = _ensure_queue(
+            sqs,
+            sqs_name(settings, queue),
+            {
+                "VisibilityTimeout": str(settings.visibility_timeout),
+                "MessageRetentionPeriod": str(RETENTION_SECONDS),
+                "RedrivePolicy": _redrive_policy(dlq_arn, settings.max_receive_count),
+            },
+        )
+        changes.append(change)
+    return changes
+
+
+def verify_queues(settings: Settings, queues: list[str] | tuple[str, ...]) -> None:
+    """Refuse to run against queues that are missing or have no DLQ.
+
+    kombu would otherwise create a missing queue on first use, without a dead-letter queue and
+    with its own visibility timeout, and a poison message would then loop forever.
+    """
+    sqs = aws.client("sqs", settings)
+    for queue in queues:
+        name = sqs_name(settings, queue)
+        url = _queue_url(sqs, name)
+        if url is None:
+            raise NotBootstrapped(f"SQS queue {name} does not exist: run `kopter bootstrap`")
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=url, AttributeNames=["RedrivePolicy", "VisibilityTimeout"]
+        )["Attributes"]
+        if "RedrivePolicy" not in attributes:
+            raise NotBootstrapped(
+                f"SQS queue {name} has no dead-letter queue: run `kopter bootstrap`"
+            )
+        if int(attributes["VisibilityTimeout"]) < settings.visibility_timeout:
+            raise NotBootstrapped(
+                f"SQS queue {name} has a visibility timeout of {attributes['VisibilityTimeout']}s"
+                f", shorter than KOPTER_VISIBILITY_TIMEOUT ({settings.visibility_timeout}s): "
+                "run `kopter bootstrap`"
+            )
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    queue: str
+    name: str
+    visible: int
+    in_flight: int
+    delayed: int
+    dlq_visible: int
+    oldest_age_seconds: float | None
+
+
+_DEPTH_ATTRIBUTES = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+def depths(settings: Settings) -> list[QueueDepth]:
+    """Each queue's depths, and the age of its oldest message where CloudWatch knows it.
+
+    SQS only reports that age as the CloudWatch metric ApproximateAgeOfOldestMessage; reading
+    the message itself would count as a receive and push it toward the DLQ, so kopter never
+    peeks at a work queue.
+    """
+    sqs = aws.client("sqs", settings)
+    ages = _oldest_ages(settings)
+    result = []
+    for queue in ALL_QUEUES:
+        name = sqs_name(settings, queue)
+        url = _queue_url(sqs, name)
+        dlq_url = _queue_url(sqs, dlq_name(settings, queue))
+        if url is None or dlq_url is None:
+            raise NotBootstrapped(f"SQS queue {name} does not exist: run `kopter bootstrap`")
+        a = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=_DEPTH_ATTRIBUTES)["Attributes"]
+        d = sqs.get_queue_attributes(
+            QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )["Attributes"]
+        result.append(
+            QueueDepth(
+                queue=queue,
+                name=name,
+                visible=int(a["ApproximateNumberOfMessages"]),
+                in_flight=int(a["ApproximateNumberOfMessagesNotVisible"]),
+                delayed=int(a["ApproximateNumberOfMessagesDelayed"]),
+                dlq_visible=int(d["ApproximateNumberOfMessages"]),
+                oldest_age_seconds=ages.get(name),
+            )
+        )
+    return result
+
+
+def _oldest_ages(settings: Settings) -> dict[str, float]:
+    """The latest ApproximateAgeOfOldestMessage of every queue, in one GetMetricData call."""
+    cloudwatch = aws.client("cloudwatch", settings)
+    now = datetime.now(UTC)
+    queries = [
+        {
+            "Id": f"q{i}",
+            "Label": sqs_name(settings, queue),
+            "MetricStat": {
+                "Metric": {
+                    "Namespace": "AWS/SQS",
+                    "MetricName": "ApproximateAgeOfOldestMessage",
+                    "Dimensions": [{"Name": "QueueName", "Value": sqs_name(settings, queue)}],
+                },
+                "Period": 60,
+                "Stat": "Maximum",
+            },
+        }
+        for i, queue in enumerate(ALL_QUEUES)
+    ]
+    try:
+        response = cloudwatch.get_metric_data(
+            MetricDataQueries=queries,
+            StartTime=now - timedelta(minutes=15),
+            EndTime=now,
+            ScanBy="TimestampDescending",
+        )
+    except ClientError:
+        return {}
+    ages = {}
+    for series in response["MetricDataResults"]:
+        if series.get("Values"):
+            ages[series["Label"]] = float(series["Values"][0])
+    return ages

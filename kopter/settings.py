@@ -1,0 +1,109 @@
+"""kopter's configuration: every setting, read from the environment in this one place.
+
+Each setting is a ``KOPTER_*`` variable; the README lists them with their defaults. Values are read
+once per process (``get_settings()`` is cached) and validated, so a typo fails at start-up with the
+variable's name instead of somewhere deep inside a task.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from functools import cache
+from urllib.parse import urlsplit
+
+from kopter.errors import ConfigError
+
+AWS_PRICING_URL = "https://pricing.us-east-1.amazonaws.com"
+
+# SQS refuses a visibility timeout above 12 hours and a DelaySeconds above 15 minutes.
+SQS_MAX_VISIBILITY_TIMEOUT = 12 * 3600
+SQS_MAX_DELAY_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Settings:
+    aws_endpoint_url: str | None
+    region: str
+    prefix: str
+    redis_url: str
+    pricing_url: str
+    visibility_timeout: int
+    task_time_limit: int
+    max_receive_count: int
+    worker_max_tasks_per_child: int
+    worker_max_memory_mb: int
+    role_session_name: str
+
+    @property
+    def max_countdown(self) -> int:
+        """The longest countdown a task may be given.
+
+        kombu's SQS transport holds a countdown task unacknowledged inside the worker, so it must
+        be run, and finish, before the message's visibility timeout lets SQS hand it out again.
+        """
+        return min(self.visibility_timeout - self.task_time_limit, SQS_MAX_DELAY_SECONDS)
+
+    def for_display(self) -> dict[str, str]:
+        return {f"KOPTER_{f.name.upper()}": str(getattr(self, f.name) or "") for f in fields(self)}
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[str]) -> str | None:
+    raw = env.get(name) or default
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    if parts.scheme not in schemes or not parts.netloc:
+        wanted = " or ".join(sorted(schemes))
+        raise ConfigError(f"{name}={raw!r} is not a {wanted} URL")
+    return raw.rstrip("/")
+
+
+def load(env: Mapping[str, str]) -> Settings:
+    prefix = env.get("KOPTER_PREFIX", "kopter-dev-")
+    # Queue names allow [A-Za-z0-9_-] and 80 characters; the longest kopter adds is
+    # "cloudtrail-notifications-dlq" (28).
+    if not prefix or len(prefix) > 40 or not all(c.isalnum() or c in "-_" for c in prefix):
+        raise ConfigError(f"KOPTER_PREFIX={prefix!r}: use 1 to 40 of A-Z a-z 0-9 - _")
+    settings = Settings(
+        aws_endpoint_url=_url(env, "KOPTER_AWS_ENDPOINT_URL", None, {"http", "https"}),
+        region=env.get("KOPTER_REGION") or "us-east-1",
+        prefix=prefix,
+        redis_url=_url(env, "KOPTER_REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss"})
+        or "",
+        pricing_url=_url(env, "KOPTER_PRICING_URL", AWS_PRICING_URL, {"http", "https"}) or "",
+        visibility_timeout=_int(
+            env, "KOPTER_VISIBILITY_TIMEOUT", 1800, 2, SQS_MAX_VISIBILITY_TIMEOUT
+        ),
+        task_time_limit=_int(env, "KOPTER_TASK_TIME_LIMIT", 900, 1, SQS_MAX_VISIBILITY_TIMEOUT),
+        max_receive_count=_int(env, "KOPTER_MAX_RECEIVE_COUNT", 5, 1, 1000),
+        worker_max_tasks_per_child=_int(env, "KOPTER_WORKER_MAX_TASKS_PER_CHILD", 1000, 1, 10**7),
+        worker_max_memory_mb=_int(env, "KOPTER_WORKER_MAX_MEMORY_MB", 1024, 64, 1024 * 1024),
+        role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
+    )
+    if settings.task_time_limit >= settings.visibility_timeout:
+        raise ConfigError(
+            f"KOPTER_TASK_TIME_LIMIT ({settings.task_time_limit}s) must be shorter than "
+            f"KOPTER_VISIBILITY_TIMEOUT ({settings.visibility_timeout}s), or SQS hands a "
+            "running task to a second worker"
+        )
+    return settings
+
+
+@cache
+def get_settings() -> Settings:
+    return load(os.environ)

@@ -1,0 +1,354 @@
+"""kopter's DynamoDB tables, as PynamoDB models.
+
+Confinement: every tenant-owned table (and every index on it) has the tenant id as its hash key
+or as the first part of it (``<tenant>#…``), so an IAM policy with a ``dynamodb:LeadingKeys``
+condition (``<tenant>`` or ``<tenant>#*``) can limit a customer's credentials to their own items.
+
+Idempotency: SQS delivers at least once, so each item's key is derived from what it describes
+(an eventID, an instance id, an hour), never from the time it was written: a redelivered message
+writes the same key again instead of a second item.
+
+Table names are ``KOPTER_PREFIX`` + the name below; the endpoint is ``KOPTER_AWS_ENDPOINT_URL``.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pynamodb.attributes import (
+    Attribute,
+    BooleanAttribute,
+    JSONAttribute,
+    ListAttribute,
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
+from pynamodb.constants import NUMBER
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from kopter.settings import get_settings
+
+
+class DecimalAttribute(Attribute[Decimal]):
+    """A DynamoDB number kept as Decimal: PynamoDB's NumberAttribute goes through float."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: Decimal) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> Decimal:
+        return Decimal(value)
+
+
+def _meta(table: str) -> Any:
+    settings = get_settings()
+
+    class Meta:
+        table_name = settings.prefix + table
+        region = settings.region
+        host = settings.aws_endpoint_url
+        billing_mode = "PAY_PER_REQUEST"
+        max_retry_attempts = 8  # throttling: PynamoDB backs off between attempts
+
+    return Meta
+
+
+def _index_meta(name: str, projection: Any) -> Any:
+    class Meta:
+        index_name = name
+        billing_mode = "PAY_PER_REQUEST"
+
+    Meta.projection = projection  # type: ignore[attr-defined]
+    return Meta
+
+
+# --- customers --------------------------------------------------------------------------------
+
+
+class Tenant(Model):
+    """A customer. ``tenant_id`` is the customer's identity id (e.g. their Cognito identity)."""
+
+    Meta = _meta("Tenants")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    created_at = UTCDateTimeAttribute()
+
+
+class AwsAccount(Model):
+    """An AWS account a tenant connected: the role kopter assumes there, and its health."""
+
+    Meta = _meta("AwsAccounts")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    account_id = UnicodeAttribute(range_key=True)
+    role_arn = UnicodeAttribute()
+    external_id = UnicodeAttribute()
+    regions = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
+    cloudtrail_bucket = UnicodeAttribute(null=True)
+    cloudtrail_prefix = UnicodeAttribute(null=True)
+    created_at = UTCDateTimeAttribute()
+    healthy = BooleanAttribute(default=True)
+    health_reason = UnicodeAttribute(null=True)
+    health_checked_at = UTCDateTimeAttribute(null=True)
+    last_success_at = UTCDateTimeAttribute(null=True)
+    consecutive_failures = NumberAttribute(default=0)
+
+
+# --- CloudTrail audit log ---------------------------------------------------------------------
+
+
+class AuditEventsByAccount(GlobalSecondaryIndex["AuditLogEvent"]):
+    """`kopter audit --account A` and the per-account backfill checks: newest first."""
+
+    Meta = _index_meta("by-account", AllProjection())
+    tenant_account = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class AuditEventsByName(GlobalSecondaryIndex["AuditLogEvent"]):
+    """`kopter audit --event-name N` and the daily audit's look-ups of specific calls."""
+
+    Meta = _index_meta("by-event-name", AllProjection())
+    tenant_event_name = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class AuditEventsByPrincipal(GlobalSecondaryIndex["AuditLogEvent"]):
+    """`kopter audit --user ARN`: everything one principal did."""
+
+    Meta = _index_meta("by-principal", AllProjection())
+    tenant_principal = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class AuditLogEvent(Model):
+    """One normalized CloudTrail record. Keyed by ``eventTime#eventID``: a record seen in two
+    files, or a file delivered twice, writes the same item."""
+
+    Meta = _meta("AuditLogEvents")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)  # "<eventTime ISO>#<eventID>"
+    tenant_account = UnicodeAttribute()  # "<tenant>#<account>"
+    tenant_event_name = UnicodeAttribute()  # "<tenant>#<eventName>"
+    tenant_principal = UnicodeAttribute(null=True)  # "<tenant>#<principal ARN>"
+    event_time = UTCDateTimeAttribute()
+    event_id = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    region = UnicodeAttribute()
+    event_source = UnicodeAttribute()
+    event_name = UnicodeAttribute()
+    principal_type = UnicodeAttribute(null=True)
+    principal_arn = UnicodeAttribute(null=True)
+    principal_account = UnicodeAttribute(null=True)
+    session_issuer = UnicodeAttribute(null=True)
+    invoked_by = UnicodeAttribute(null=True)
+    source_ip = UnicodeAttribute(null=True)
+    user_agent = UnicodeAttribute(null=True)
+    read_only = BooleanAttribute(null=True)
+    error_code = UnicodeAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)
+    request = UnicodeAttribute(null=True)  # compact JSON, size-bounded
+    response = UnicodeAttribute(null=True)
+    truncated = BooleanAttribute(default=False)
+    source_object = UnicodeAttribute(null=True)  # s3://bucket/key it came from
+    expires_at = TTLAttribute(null=True)  # audit retention
+
+    by_account = AuditEventsByAccount()
+    by_event_name = AuditEventsByName()
+    by_principal = AuditEventsByPrincipal()
+
+
+# --- EC2 fleet --------------------------------------------------------------------------------
+
+
+class Ec2Instance(Model):
+    """The last described state of one instance. The describer reads one (account, region) at
+    a time: hash ``<tenant>#<account>``, range prefix ``<region>#``."""
+
+    Meta = _meta("Ec2Instances")
+    tenant_account = UnicodeAttribute(hash_key=True)
+    region_instance = UnicodeAttribute(range_key=True)  # "<region>#<instance id>"
+    tenant_id = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    region = UnicodeAttribute()
+    instance_id = UnicodeAttribute()
+    state = UnicodeAttribute()
+    instance_type = UnicodeAttribute()
+    platform = UnicodeAttribute(null=True)  # PlatformDetails, e.g. "Linux/UNIX"
+    tenancy = UnicodeAttribute(null=True)
+    lifecycle = UnicodeAttribute(default="on-demand")
+    availability_zone = UnicodeAttribute(null=True)
+    launch_time = UTCDateTimeAttribute(null=True)
+    tags = MapAttribute[str, Any](default=dict)
+    volume_ids = ListAttribute[str](of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    first_seen_at = UTCDateTimeAttribute()
+    last_seen_at = UTCDateTimeAttribute()
+    state_changed_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)  # set once terminated
+
+
+class Ec2EventsByAccount(GlobalSecondaryIndex["Ec2Event"]):
+    """`kopter events --account A`."""
+
+    Meta = _index_meta("by-account", AllProjection())
+    tenant_account = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class Ec2EventsByInstance(GlobalSecondaryIndex["Ec2Event"]):
+    """An instance's history: who launched or resized it, for the aggregator's cost jumps."""
+
+    Meta = _index_meta("by-instance", KeysOnlyProjection())
+    tenant_instance = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)
+
+
+class Ec2Event(Model):
+    """A change to an instance (launched, started, stopped, terminated, resized, retagged),
+    from a describer diff or a CloudTrail record; one item however many sources saw it."""
+
+    Meta = _meta("Ec2Events")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    event_key = UnicodeAttribute(range_key=True)  # "<time ISO>#<deterministic id>"
+    tenant_account = UnicodeAttribute()
+    tenant_instance = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    region = UnicodeAttribute()
+    instance_id = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    occurred_at = UTCDateTimeAttribute()
+    detail = JSONAttribute(null=True)  # e.g. {"from": "t3.micro", "to": "m5.large"}
+    principal_arn = UnicodeAttribute(null=True)
+    # "describer", "cloudtrail"
+    sources = ListAttribute[str](of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    expires_at = TTLAttribute(null=True)
+
+    by_account = Ec2EventsByAccount()
+    by_instance = Ec2EventsByInstance()
+
+
+# --- prices and costs -------------------------------------------------------------------------
+
+
+class ReservedPrice(MapAttribute[str, Any]):
+    lease_length = UnicodeAttribute()  # "1yr", "3yr"
+    offering_class = UnicodeAttribute()  # "standard", "convertible"
+    purchase_option = UnicodeAttribute()  # "No Upfront", "Partial Upfront", "All Upfront"
+    upfront_usd = DecimalAttribute()
+    hourly_usd = DecimalAttribute()
+
+
+class Ec2Price(Model):
+    """On-demand and reserved prices of one product in one region. Not tenant-owned."""
+
+    Meta = _meta("Ec2Prices")
+    region = UnicodeAttribute(hash_key=True)
+    # "<instanceType>#<operatingSystem>#<tenancy>#<licenseModel>#<preInstalledSw>"
+    price_key = UnicodeAttribute(range_key=True)
+    instance_type = UnicodeAttribute()
+    operating_system = UnicodeAttribute()
+    tenancy = UnicodeAttribute()
+    license_model = UnicodeAttribute()
+    pre_installed_sw = UnicodeAttribute()
+    sku = UnicodeAttribute()
+    on_demand_hourly_usd = DecimalAttribute(null=True)
+    reserved = ListAttribute(of=ReservedPrice, default=list)
+    offer_version = UnicodeAttribute()
+    gone = BooleanAttribute(default=False)  # the product left the price list
+    updated_at = UTCDateTimeAttribute()
+
+
+class PriceGraphPoint(Model):
+    """The cost of one account's hour, with its breakdown. A tenant's series is a range query
+    on ``hour_account``; recomputing an hour overwrites the same items."""
+
+    Meta = _meta("PriceGraphData")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    hour_account = UnicodeAttribute(range_key=True)  # "<YYYY-MM-DDTHH>#<account>"
+    hour = UTCDateTimeAttribute()
+    account_id = UnicodeAttribute()
+    cost_usd = DecimalAttribute()
+    by_region = JSONAttribute(default=dict)  # {"us-east-1": "1.23"}: Decimal as strings
+    by_instance_type = JSONAttribute(default=dict)
+    running_instances = NumberAttribute(default=0)
+    missing_prices = JSONAttribute(null=True)  # [{"region": …, "instance_type": …, "count": …}]
+    computed_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+# --- backups ----------------------------------------------------------------------------------
+
+
+class Ec2Snapshot(Model):
+    """A snapshot kopter took. The range key names the volume and the 12-hour window, so a run
+    repeated after a crash finds its claim instead of snapshotting the volume again. Expiry is
+    kopter's (``expires_on``), not a TTL: the EBS snapshot must be deleted before the item."""
+
+    Meta = _meta("Ec2Snapshots")
+    tenant_account = UnicodeAttribute(hash_key=True)
+    volume_window = UnicodeAttribute(range_key=True)  # "<region>#<volume id>#<window start>"
+    tenant_id = UnicodeAttribute()
+    account_id = UnicodeAttribute()
+    region = UnicodeAttribute()
+    volume_id = UnicodeAttribute()
+    instance_id = UnicodeAttribute()
+    snapshot_id = UnicodeAttribute(null=True)  # null between the claim and CreateSnapshot
+    state = UnicodeAttribute()  # claimed, pending, completed, failed, deleted
+    created_at = UTCDateTimeAttribute()
+    expires_on = UTCDateTimeAttribute()
+    failure = UnicodeAttribute(null=True)
+
+
+# --- notifications ----------------------------------------------------------------------------
+
+
+class FrontendNotification(Model):
+    """What the customer's UI shows. The id is derived from what the notification is about, so
+    the same notice raised twice (redelivery, two sources) is one item."""
+
+    Meta = _meta("FrontendNotifications")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    notification_key = UnicodeAttribute(range_key=True)  # "<time ISO>#<deterministic id>"
+    kind = UnicodeAttribute()
+    severity = UnicodeAttribute()  # info, warning, high, critical
+    title = UnicodeAttribute()
+    body = UnicodeAttribute()
+    links = JSONAttribute(default=dict)
+    created_at = UTCDateTimeAttribute()
+    read = BooleanAttribute(default=False)
+    read_at = UTCDateTimeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+
+# --- system state -----------------------------------------------------------------------------
+
+
+class GlobalItem(Model):
+    """System state that belongs to no tenant: which tenant owns an account id
+    (``account-owner#<id>``), price-list versions and ETags, job watermarks, processed-object
+    markers. One table, keys namespaced by their first segment."""
+
+    Meta = _meta("Global")
+    key = UnicodeAttribute(hash_key=True)
+    value = JSONAttribute(null=True)
+    updated_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    Tenant,
+    AwsAccount,
+    AuditLogEvent,
+    Ec2Instance,
+    Ec2Event,
+    Ec2Price,
+    PriceGraphPoint,
+    Ec2Snapshot,
+    FrontendNotification,
+    GlobalItem,
+)

@@ -1,0 +1,39 @@
+"""The Celery application, configured from ``celeryconfig``."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Celery, signals
+
+from kopter.errors import KopterError
+from kopter.queues import WORK_QUEUES, verify_queues
+from kopter.settings import get_settings
+
+log = logging.getLogger(__name__)
+# botocore says "Found credentials in environment variables" at INFO for every new client.
+logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
+
+TASK_MODULES = [
+    "tasks.describer",
+    "tasks.pricing",
+    "tasks.aggregator",
+    "tasks.backup",
+    "tasks.audit",
+]
+
+app = Celery("kopter", task_cls="tasks.base:KopterTask", include=TASK_MODULES)
+app.config_from_object("celeryconfig")
+
+
+@signals.celeryd_after_setup.connect
+def _refuse_unbootstrapped_queues(sender: str, instance: Any, **_: Any) -> None:
+    """Stop a worker at start-up if its queues are missing or have no DLQ (kombu would create
+    them bare on first use)."""
+    consumed = [q.name for q in instance.app.amqp.queues.consume_from.values()]
+    try:
+        verify_queues(get_settings(), [q for q in consumed if q in WORK_QUEUES])
+    except KopterError as e:
+        log.critical("%s", e)
+        raise SystemExit(f"kopter: error: {e}") from None

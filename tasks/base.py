@@ -1,0 +1,41 @@
+"""The base class of every kopter task."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from celery import Task
+
+from kopter.settings import get_settings
+
+
+class CountdownTooLong(ValueError):
+    pass
+
+
+class KopterTask(Task):  # type: ignore[misc]
+    def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
+        _check_delay(options)
+        return super().apply_async(args, kwargs, **options)
+
+
+def _check_delay(options: dict[str, Any]) -> None:
+    """Refuse a countdown or ETA that outlives the SQS visibility timeout.
+
+    The SQS transport keeps a delayed task unacknowledged inside the worker until it is due; if
+    that takes longer than the visibility timeout, SQS hands the message to another worker and
+    the task runs more than once.
+    """
+    delay = options.get("countdown")
+    eta = options.get("eta")
+    if eta is not None:
+        when = eta if eta.tzinfo else eta.replace(tzinfo=UTC)
+        delay = (when - datetime.now(UTC)).total_seconds()
+    limit = get_settings().max_countdown
+    if delay is not None and delay > limit:
+        raise CountdownTooLong(
+            f"a delay of {delay:.0f}s is longer than the {limit}s this deployment allows "
+            "(KOPTER_VISIBILITY_TIMEOUT - KOPTER_TASK_TIME_LIMIT, at most 900s): "
+            "schedule it with beat or split the wait"
+        )

@@ -1,0 +1,144 @@
+"""The test stack: a moto server and a Redis server of the tests' own, on free ports.
+
+Settings are read from the environment when kopter is first imported, so the environment is
+set here, before any test module imports kopter. Every name carries a random prefix: the tests
+never touch a user's queues, tables or Redis data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from kopter.devstack import LOCAL_AWS_ENV, Child, free_port, spawn, start_moto, start_redis
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
+MOTO_PORT = free_port()
+REDIS_PORT = free_port()
+
+TEST_ENV = {
+    **LOCAL_AWS_ENV,
+    "KOPTER_AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
+    "KOPTER_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+    "KOPTER_PREFIX": f"kt{secrets.token_hex(3)}-",
+    # Short enough that redelivery and redrive happen within a test.
+    "KOPTER_VISIBILITY_TIMEOUT": "6",
+    "KOPTER_TASK_TIME_LIMIT": "4",
+    "KOPTER_MAX_RECEIVE_COUNT": "2",
+    "PYTHONUNBUFFERED": "1",
+}
+os.environ.update(TEST_ENV)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def stack() -> Iterator[None]:
+    logs = OUTPUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    redis = start_redis(REDIS_PORT, OUTPUT / "redis", logs)
+    moto = start_moto(MOTO_PORT, logs)
+    try:
+        from kopter.bootstrap import bootstrap
+        from kopter.settings import get_settings
+
+        bootstrap(get_settings())
+        yield
+    finally:
+        moto.stop()
+        redis.stop()
+
+
+Kopter = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def kopter() -> Kopter:
+    """Run the real `kopter` command line in a process of its own."""
+
+    def run(*args: str, env: dict[str, str] | None = None, ok: bool | None = True):
+        result = subprocess.run(
+            [sys.executable, "-m", "kopter", *args],
+            env={**os.environ, **(env or {})},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+        )
+        if ok is True:
+            assert result.returncode == 0, f"kopter {' '.join(args)}: {result.stderr}"
+        if ok is False:
+            assert result.returncode != 0, f"kopter {' '.join(args)} should fail"
+            assert "Traceback" not in result.stderr, result.stderr
+        return result
+
+    return run
+
+
+class Workers:
+    """Real `celery worker` processes, stopped (with their pool children) after the test."""
+
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+
+    def start(
+        self, name: str, queues: str, app: str = "tasks", env: dict[str, str] | None = None
+    ) -> Child:
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "-Q",
+            queues,
+            "-n",
+            f"{name}@%h",
+            "-c",
+            "2",
+            "-l",
+            "INFO",
+        ]
+        log_dir = OUTPUT / "logs"
+        log = log_dir / f"{name}.log"
+        log.unlink(missing_ok=True)
+        child = spawn(name, argv, {**os.environ, **(env or {})}, log_dir, cwd=ROOT)
+        self.children.append(child)
+        return child
+
+    def wait_ready(self, child: Child, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if " ready." in child.tail(200):
+                return
+            assert child.alive, f"{child.name} exited:\n{child.tail(40)}"
+            time.sleep(0.2)
+        raise AssertionError(f"{child.name} not ready after {timeout}s:\n{child.tail(40)}")
+
+    def stop_all(self) -> None:
+        for child in self.children:
+            child.stop(timeout=10)
+
+
+@pytest.fixture
+def workers() -> Iterator[Workers]:
+    w = Workers()
+    yield w
+    w.stop_all()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.25)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

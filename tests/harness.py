@@ -1,0 +1,33 @@
+"""Tasks that exist only to exercise kopter's Celery-on-SQS settings in tests: redelivery after a
+worker dies mid-task, and redrive of a task that keeps failing. They run on kopter's own app,
+with its configuration, on the `audit` queue; a test worker loads them with `-A tests.harness`.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from kopter.settings import get_settings
+from tasks import app
+
+__all__ = ["app"]
+
+
+def _redis() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url)
+
+
+@app.task(name="tests.harness.slow", queue="audit", bind=True)
+def slow(self, key: str, seconds: float) -> str:
+    _redis().rpush(key, self.request.hostname)
+    time.sleep(seconds)
+    _redis().rpush(f"{key}:done", self.request.hostname)
+    return str(self.request.hostname)
+
+
+@app.task(name="tests.harness.always_fails", queue="audit")
+def always_fails(key: str) -> None:
+    _redis().incr(key)
+    raise RuntimeError("this task always fails")

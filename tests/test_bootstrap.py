@@ -1,0 +1,92 @@
+"""`kopter bootstrap` and `kopter status` against moto's server."""
+
+import json
+import os
+from datetime import UTC, datetime
+
+import pytest
+
+from kopter import aws, queues
+from kopter.bootstrap import bootstrap
+from kopter.errors import NotBootstrapped
+from kopter.settings import get_settings, load
+from kopter.tables import ALL_MODELS
+
+
+def test_bootstrap_made_every_queue_with_a_dlq_and_every_table():
+    settings = get_settings()
+    sqs = aws.client("sqs")
+    for queue in queues.ALL_QUEUES:
+        url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, queue))["QueueUrl"]
+        attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+        policy = json.loads(attributes["RedrivePolicy"])
+        assert policy["deadLetterTargetArn"].endswith(":" + queues.dlq_name(settings, queue))
+        assert int(policy["maxReceiveCount"]) == settings.max_receive_count
+        assert int(attributes["VisibilityTimeout"]) == settings.visibility_timeout
+    for model in ALL_MODELS:
+        assert model.exists(), model.Meta.table_name
+
+
+def test_every_tenant_owned_table_leads_with_the_tenant():
+    for model in ALL_MODELS:
+        if model.Meta.table_name.endswith(("Ec2Prices", "Global")):
+            continue  # not tenant-owned
+        schema = model._get_schema()
+        key_schemas = [schema["key_schema"]] + [
+            index["key_schema"] for index in schema["global_secondary_indexes"]
+        ]
+        hash_keys = [k["AttributeName"] for ks in key_schemas for k in ks if k["KeyType"] == "HASH"]
+        assert all(k.startswith("tenant") for k in hash_keys), (model, hash_keys)
+
+
+def test_second_run_changes_nothing_and_drift_is_repaired(kopter):
+    second = kopter("bootstrap")
+    assert "nothing to change" in second.stdout
+    settings = get_settings()
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "pricing"))["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+    changes = {(c.name, c.action, c.detail) for c in bootstrap(settings)}
+    assert (queues.sqs_name(settings, "pricing"), "updated", "VisibilityTimeout") in changes
+    assert "nothing to change" in kopter("bootstrap").stdout
+
+
+def test_queues_of_another_prefix_are_refused_until_bootstrapped():
+    other = load({**os.environ, "KOPTER_PREFIX": "never-bootstrapped-"})
+    with pytest.raises(NotBootstrapped, match="kopter bootstrap"):
+        queues.verify_queues(other, ["ingest"])
+
+
+def test_status_reports_depths_and_cloudwatch_age(kopter):
+    settings = get_settings()
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "backup"))["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "backup"))["QueueUrl"]
+    # No other test uses the backup queue, so the depths are this test's alone.
+    for i in range(3):
+        sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
+    sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=600)
+    sqs.send_message(QueueUrl=dlq, MessageBody="parked")
+    # AWS publishes this metric itself; here the test plays AWS's part.
+    aws.client("cloudwatch").put_metric_data(
+        Namespace="AWS/SQS",
+        MetricData=[
+            {
+                "MetricName": "ApproximateAgeOfOldestMessage",
+                "Dimensions": [{"Name": "QueueName", "Value": queues.sqs_name(settings, "backup")}],
+                "Timestamp": datetime.now(UTC),
+                "Value": 42.0,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+    rows = [json.loads(line) for line in kopter("status", "--json").stdout.splitlines()]
+    backup = next(r for r in rows if r["queue"] == "backup")
+    assert backup["visible"] == 3
+    assert backup["delayed"] == 1
+    assert backup["in_flight"] == 0
+    assert backup["dlq_visible"] == 1
+    assert backup["oldest_age_seconds"] == 42.0
+    assert {r["queue"] for r in rows} == set(queues.ALL_QUEUES)
+    table = kopter("status").stdout
+    assert "42s" in table and "cloudtrail-notifications" in table
