@@ -4,8 +4,9 @@ The SQS-specific choices, and why:
 - ``task_acks_late``: a message is deleted only after its task finished, so a worker that dies
   mid-task leaves the message to come back after the visibility timeout;
 - ``task_reject_on_worker_lost``: otherwise a pool child killed mid-task counts as done;
-- ``task_acks_on_failure_or_timeout = False``: a failed task's message stays in SQS and is
-  received again until the queue's redrive policy moves it to its DLQ, instead of vanishing;
+- ``task_acks_on_failure`` and ``task_acks_on_timeout`` off: a failed or timed-out task's message
+  stays in SQS and is received again until the queue's redrive policy moves it to its DLQ,
+  instead of vanishing;
 - the visibility timeout is longer than the hard time limit, so SQS never hands a running task to
   a second worker; countdowns are capped below what is left (see ``tasks.base``);
 - prefetch of one message per process, so a long task never sits on messages others could run;
@@ -63,7 +64,8 @@ accept_content = ["json"]
 
 task_acks_late = True
 task_reject_on_worker_lost = True
-task_acks_on_failure_or_timeout = False
+task_acks_on_failure = False
+task_acks_on_timeout = False
 task_time_limit = _settings.task_time_limit
 task_soft_time_limit = max(1, _settings.task_time_limit - max(1, _settings.task_time_limit // 10))
 task_track_started = True

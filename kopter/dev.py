@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import boto3
 
+from kopter.crossaccount import Target, assume_role
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
@@ -33,6 +34,7 @@ from kopter.devstack import (
 )
 from kopter.errors import KopterError
 from kopter.queues import WORK_QUEUES
+from kopter.settings import load
 
 DEMO_TENANT = "demo"
 DEMO_ACCOUNT = "111111111111"
@@ -191,18 +193,11 @@ def _seed_demo(env: dict) -> None:
 
 def _demo_session(env: dict, external_id: str) -> boto3.session.Session:
     """The demo customer's own credentials in moto (as if they were working in their account)."""
-    sts = boto3.session.Session(
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-        region_name="us-east-1",
-    ).client("sts", endpoint_url=env["KOPTER_AWS_ENDPOINT_URL"])
-    credentials = sts.assume_role(
-        RoleArn=DEMO_ROLE, RoleSessionName="demo-customer", ExternalId=external_id
-    )["Credentials"]
+    credentials = assume_role(Target(DEMO_ACCOUNT, DEMO_ROLE, external_id), load(env))
     return boto3.session.Session(
-        aws_access_key_id=credentials["AccessKeyId"],
-        aws_secret_access_key=credentials["SecretAccessKey"],
-        aws_session_token=credentials["SessionToken"],
+        aws_access_key_id=credentials["access_key"],
+        aws_secret_access_key=credentials["secret_key"],
+        aws_session_token=credentials["token"],
     )
 
 

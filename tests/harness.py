@@ -1,6 +1,7 @@
 """Tasks that exist only to exercise kopter's Celery-on-SQS settings in tests: redelivery after a
 worker dies mid-task, and redrive of a task that keeps failing. They run on kopter's own app,
-with its configuration, on the `audit` queue; a test worker loads them with `-A tests.harness`.
+with its configuration; tests send them to the `audit` queue, where a worker started with
+`-A tests.harness` runs them.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url)
 
 
-@app.task(name="tests.harness.slow", queue="audit", bind=True)
+@app.task(name="tests.harness.slow", bind=True)
 def slow(self, key: str, seconds: float) -> str:
     _redis().rpush(key, self.request.hostname)
     time.sleep(seconds)
@@ -27,7 +28,7 @@ def slow(self, key: str, seconds: float) -> str:
     return str(self.request.hostname)
 
 
-@app.task(name="tests.harness.always_fails", queue="audit")
+@app.task(name="tests.harness.always_fails")
 def always_fails(key: str) -> None:
     _redis().incr(key)
     raise RuntimeError("this task always fails")

@@ -1,0 +1,127 @@
+"""kopter reaches customer accounts only through AssumeRole with the account's ExternalId."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qs
+
+import pytest
+
+from kopter import aws
+from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target, assume_role
+from tests.conftest import MOTO_PORT, ROOT
+from tests.proxy import RecordingProxy
+
+
+def _account() -> str:
+    return "4" + "".join(secrets.choice("0123456789") for _ in range(11))
+
+
+def test_every_assume_role_kopter_sends_carries_the_accounts_external_id(kopter):
+    tenant = kopter("tenants", "add", f"x-{secrets.token_hex(4)}").stdout.strip()
+    account = _account()
+    external_id = kopter(
+        "accounts",
+        "add",
+        "--tenant",
+        tenant,
+        "--account-id",
+        account,
+        "--role-arn",
+        f"arn:aws:iam::{account}:role/kopter",
+        "--regions",
+        "us-east-1,us-west-2",
+    ).stdout.splitlines()[1]
+    with RecordingProxy(MOTO_PORT) as proxy:
+        kopter(
+            "accounts",
+            "check",
+            "--tenant",
+            tenant,
+            "--account-id",
+            account,
+            env={"KOPTER_AWS_ENDPOINT_URL": proxy.url},
+        )
+    sts_calls = [
+        parse_qs(r.body.decode()) for r in proxy.requests if b"Action=AssumeRole" in r.body
+    ]
+    assert len(sts_calls) == 1  # cached: one AssumeRole for every client in the account
+    assert sts_calls[0]["ExternalId"] == [external_id]
+    assert sts_calls[0]["RoleArn"] == [f"arn:aws:iam::{account}:role/kopter"]
+    # And the account's own calls were signed with the assumed role's keys, not kopter's.
+    ec2_calls = [r for r in proxy.requests if b"Action=DescribeInstances" in r.body]
+    assert len(ec2_calls) == 2
+    assert all("Credential=testing/" not in r.headers["Authorization"] for r in ec2_calls)
+
+
+def test_assume_role_without_external_id_is_refused_before_any_call():
+    target = Target("123456789012", "arn:aws:iam::123456789012:role/r", "")
+    with pytest.raises(AssumeRoleFailed, match="no ExternalId"):
+        assume_role(target)
+
+
+def test_only_crossaccount_calls_assume_role():
+    callers = [
+        path.relative_to(ROOT).as_posix()
+        for folder in ("kopter", "tasks")
+        for path in (ROOT / folder).rglob("*.py")
+        if re.search(r"\.assume_role\(", path.read_text())
+    ]
+    assert callers == ["kopter/crossaccount.py"]
+
+
+def test_threads_share_one_assume_role_per_account():
+    calls: list[str] = []
+    sts = aws.client("sts")
+
+    def count(params, **_):
+        calls.append(params["ExternalId"])
+
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", count)
+    try:
+        sessions = CrossAccountSessions()
+        account = _account()
+        target = Target(account, f"arn:aws:iam::{account}:role/r", "kopter-test-external-id")
+        barrier = threading.Barrier(8)
+        identities: list[str] = []
+
+        def work(region: str) -> None:
+            barrier.wait()
+            client = sessions.client(target, "sts", region)
+            identities.append(client.get_caller_identity()["Account"])
+
+        threads = [threading.Thread(target=work, args=(r,)) for r in ["us-east-1", "eu-west-1"] * 4]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sts.meta.events.unregister("provide-client-params.sts.AssumeRole", count)
+    assert calls == ["kopter-test-external-id"]
+    assert identities == [account] * 8
+
+
+def test_credentials_are_refreshed_before_they_expire():
+    calls: list[str] = []
+    sts = aws.client("sts")
+
+    def count(params, **_):
+        calls.append(params["RoleArn"])
+
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", count)
+    try:
+        sessions = CrossAccountSessions()
+        account = _account()
+        target = Target(account, f"arn:aws:iam::{account}:role/r", "kopter-x")
+        credentials = sessions.session(target).get_credentials()
+        first = credentials.get_frozen_credentials().access_key
+        assert len(calls) == 1
+        # Five minutes from expiry is inside botocore's mandatory refresh window (10 minutes).
+        credentials._expiry_time = datetime.now(UTC) + timedelta(minutes=5)
+        assert credentials.get_frozen_credentials().access_key != first
+        assert len(calls) == 2
+    finally:
+        sts.meta.events.unregister("provide-client-params.sts.AssumeRole", count)

@@ -1,0 +1,107 @@
+"""Real `celery worker` processes on SQS (moto's server) with Redis results: the settings that
+make SQS safe, shown working rather than configured."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+
+import pytest
+import redis
+
+from kopter import aws, queues
+from kopter.settings import get_settings
+from tasks.base import CountdownTooLong
+from tests.conftest import wait_for
+
+
+@pytest.fixture
+def r() -> redis.Redis:
+    return redis.Redis.from_url(get_settings().redis_url)
+
+
+def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
+    tenant = kopter("tenants", "add", f"w-{secrets.token_hex(4)}").stdout.strip()
+    account = "3" + "".join(secrets.choice("0123456789") for _ in range(11))
+    kopter(
+        "accounts",
+        "add",
+        "--tenant",
+        tenant,
+        "--account-id",
+        account,
+        "--role-arn",
+        f"arn:aws:iam::{account}:role/kopter",
+    )
+    worker = workers.start("describer", "describer")
+    workers.wait_ready(worker)
+    out = kopter(
+        "accounts", "check", "--tenant", tenant, "--account-id", account, "--on-worker", "--json"
+    ).stdout
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [row["name"] for row in rows] == ["assume-role", "ec2:us-east-1"]
+    assert all(row["ok"] for row in rows)
+    assert "tasks.describer.check_account" in worker.tail(50)
+
+
+def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
+    from tests.harness import slow
+
+    key = f"slow:{secrets.token_hex(4)}"
+    first = workers.start("first", "audit", app="tests.harness")
+    workers.wait_ready(first)
+    result = slow.apply_async((key, 2.5), queue="audit")
+    wait_for(lambda: r.llen(key) == 1, 30, "the first worker to start the task")
+    first.kill()  # SIGKILL, the worker and its pool children: nothing gets acknowledged
+    second = workers.start("second", "audit", app="tests.harness")
+    # The message comes back once its visibility timeout runs out, and the second worker runs it.
+    assert result.get(timeout=60).startswith("second@")
+    started = [h.decode() for h in r.lrange(key, 0, -1)]
+    finished = [h.decode() for h in r.lrange(f"{key}:done", 0, -1)]
+    assert [h.split("@")[0] for h in started] == ["first", "second"]
+    assert [h.split("@")[0] for h in finished] == ["second"]
+    assert second.alive
+
+
+def test_task_that_keeps_failing_ends_in_its_dlq(workers, r):
+    from tests.harness import always_fails
+
+    settings = get_settings()
+    key = f"fails:{secrets.token_hex(4)}"
+    worker = workers.start("failing", "audit", app="tests.harness")
+    workers.wait_ready(worker)
+    result = always_fails.apply_async((key,), queue="audit")
+    sqs = aws.client("sqs")
+    dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "audit"))["QueueUrl"]
+
+    def parked() -> list[dict]:
+        found = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        return [m for m in found.get("Messages", []) if result.id in _task_id(m)]
+
+    [message] = wait_for(parked, 60, "the failing task to reach the DLQ")
+    # Run once per receive, KOPTER_MAX_RECEIVE_COUNT times, then parked: not lost, not looping.
+    assert int(r.get(key)) == settings.max_receive_count
+    assert result.state == "FAILURE"
+    sqs.delete_message(QueueUrl=dlq, ReceiptHandle=message["ReceiptHandle"])
+
+
+def test_worker_refuses_queues_that_were_never_bootstrapped(workers):
+    worker = workers.start("unbootstrapped", "ingest", env={"KOPTER_PREFIX": "nowhere-"})
+    worker.process.wait(timeout=60)
+    assert worker.process.returncode != 0
+    assert "SQS queue nowhere-ingest does not exist: run `kopter bootstrap`" in worker.tail(50)
+
+
+def test_countdown_beyond_the_visibility_timeout_is_refused():
+    from tests.harness import slow
+
+    limit = get_settings().max_countdown
+    with pytest.raises(CountdownTooLong, match="longer than"):
+        slow.apply_async(("k", 0), countdown=limit + 1)
+
+
+def _task_id(message: dict) -> str:
+    """The Celery task id inside an SQS message body as kombu writes it (base64 JSON)."""
+    body = json.loads(base64.b64decode(message["Body"]))
+    return str(body["headers"]["id"])
