@@ -216,7 +216,7 @@ def _oldest_ages(settings: Settings) -> dict[str, float]:
         response = cloudwatch.get_metric_data(
             MetricDataQueries=queries,
             StartTime=now - timedelta(minutes=15),
-            EndTime=now,
+            EndTime=now + timedelta(minutes=1),  # the current, still open, period too
             ScanBy="TimestampDescending",
         )
     except ClientError:

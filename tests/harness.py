@@ -32,3 +32,16 @@ def slow(self, key: str, seconds: float) -> str:
 def always_fails(key: str) -> None:
     _redis().incr(key)
     raise RuntimeError("this task always fails")
+
+
+TICKS = "harness:ticks"
+
+# Beat started on this app fires only this entry, every second, so a double fire shows at once.
+app.conf.beat_schedule = {
+    "tick": {"task": "tests.harness.tick", "schedule": 1.0, "options": {"queue": "audit"}}
+}
+
+
+@app.task(name="tests.harness.tick")
+def tick() -> None:
+    _redis().rpush(TICKS, time.time())

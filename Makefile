@@ -1,0 +1,30 @@
+# kopter: `make run` brings the whole stack up locally; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test lint clean
+
+$(INSTALLED): setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(INSTALLED)
+	@scripts/ensure-redis-server --unless-reachable "$${KOPTER_REDIS_URL:-redis://127.0.0.1:6379/0}"
+	$(BIN)/kopter dev
+
+lint: $(INSTALLED)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: $(INSTALLED) lint
+	@scripts/ensure-redis-server
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) .kopter-dev test-output *.egg-info

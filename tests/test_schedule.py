@@ -1,0 +1,38 @@
+"""The beat schedule and the routing of every task to its queue."""
+
+from celery.schedules import crontab
+
+from beat_schedule import beat_schedule
+from kopter.queues import WORK_QUEUES
+from tasks import app
+
+
+def test_every_entry_of_the_spec_is_scheduled_with_expires():
+    schedule = beat_schedule()
+    assert set(schedule) == {"ec2-pricing", "ec2-describer", "aggregator", "backup-job", "audit"}
+    app.loader.import_default_modules()
+    for name, entry in schedule.items():
+        assert entry["task"] in app.tasks, name
+        assert entry["options"]["expires"] > 0, name
+    assert schedule["backup-job"]["schedule"] == crontab(minute=0, hour="*/12")
+    assert schedule["audit"]["schedule"] == crontab(minute=0, hour=23)
+    for hourly in ("ec2-pricing", "ec2-describer", "aggregator"):
+        entry = schedule[hourly]
+        assert entry["schedule"].hour == set(range(24)), hourly
+        assert entry["options"]["expires"] < 3600, hourly
+
+
+def test_each_task_runs_on_the_queue_its_module_names():
+    app.loader.import_default_modules()
+    kopter_tasks = [name for name in app.tasks if name.startswith("tasks.")]
+    assert kopter_tasks
+    for name in kopter_tasks:
+        queue = name.split(".")[1]
+        assert queue in WORK_QUEUES, name
+        assert app.amqp.router.route({}, name)["queue"].name == queue, name
+
+
+def test_beat_runs_on_redbeat_with_its_own_redis_url():
+    assert app.conf.beat_scheduler == "redbeat.RedBeatScheduler"
+    assert app.conf.redbeat_redis_url == app.conf.result_backend
+    assert app.conf.redbeat_redis_url.startswith("redis://")
