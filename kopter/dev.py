@@ -30,6 +30,7 @@ from kopter.devstack import (
     spawn,
     start_moto,
     start_redis,
+    stop_all,
     wait_for_port,
 )
 from kopter.errors import KopterError
@@ -88,8 +89,10 @@ def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool
     finally:
         for s, handler in previous.items():
             signal.signal(s, handler)
-        for child in reversed(children):
-            child.stop()
+        # Workers, beat and Flower first, while AWS and Redis still answer their last calls.
+        services = [c for c in children if c.name in ("moto", "redis")]
+        stop_all([c for c in children if c not in services])
+        stop_all(services)
         if children:
             _say(f"stopped {', '.join(c.name for c in reversed(children))}")
 
@@ -112,9 +115,10 @@ def _start_services(moto_port: int, state_dir: Path, logs: Path, children: list[
         port = parts.port or 6379
         children.append(start_redis(port, state_dir / "redis", logs))
         _say(f"redis      {redis_url}  (started here)")
+    # This process seeds the demo through the local endpoint too, with the same dummy keys.
+    os.environ.update(LOCAL_AWS_ENV)
     return {
         **os.environ,
-        **LOCAL_AWS_ENV,
         "KOPTER_AWS_ENDPOINT_URL": endpoint,
         "KOPTER_REDIS_URL": redis_url,
         "PYTHONUNBUFFERED": "1",

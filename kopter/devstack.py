@@ -69,18 +69,14 @@ class Child:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15) -> None:
-        """Signal the child's whole process group; kill what is left after ``timeout``."""
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM the child's whole process group; SIGKILL what is left after ``timeout``."""
         if self.alive:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, sig)
-            try:
+            _killpg_quietly(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        else:
-            # The leader may be gone while children it forked are still running.
-            _killpg_quietly(self.process.pid, signal.SIGKILL)
+        # Whatever the leader left in its group (pool children, say) goes too.
+        self.kill()
         if self._log:
             self._log.close()
 
@@ -92,6 +88,16 @@ class Child:
         if not self.log_path or not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def stop_all(children: list[Child], timeout: float = 15) -> None:
+    """Stop children together (a worker's warm shutdown waits out its long polls, so one at a
+    time adds up), killing what is left after ``timeout``."""
+    for child in children:
+        if child.alive:
+            _killpg_quietly(child.process.pid, signal.SIGTERM)
+    for child in children:
+        child.stop(timeout=timeout)
 
 
 def _killpg_quietly(pgid: int, sig: int) -> None:
@@ -107,7 +113,7 @@ def spawn(
     cwd: Path | None = None,
 ) -> Child:
     log_path = log_dir / f"{name}.log" if log_dir else None
-    log = open(log_path, "ab") if log_path else None  # noqa: SIM115 (closed by Child.stop)
+    log = open(log_path, "wb") if log_path else None  # noqa: SIM115 (closed by Child.stop)
     process = subprocess.Popen(
         argv,
         env=dict(env),

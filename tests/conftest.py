@@ -7,13 +7,16 @@ never touch a user's queues, tables or Redis data.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,14 +58,23 @@ def stack() -> Iterator[None]:
         redis.stop()
 
 
-Kopter = Callable[..., subprocess.CompletedProcess[str]]
+@dataclass(frozen=True)
+class Connected:
+    tenant: str
+    account: str
+    external_id: str
 
 
-@pytest.fixture
-def kopter() -> Kopter:
-    """Run the real `kopter` command line in a process of its own."""
+def new_account_id() -> str:
+    return "".join(secrets.choice("0123456789") for _ in range(12))
 
-    def run(*args: str, env: dict[str, str] | None = None, ok: bool | None = True):
+
+class Kopter:
+    """The real `kopter` command line, each call in a process of its own."""
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, ok: bool | None = True
+    ) -> subprocess.CompletedProcess[str]:
         result = subprocess.run(
             [sys.executable, "-m", "kopter", *args],
             env={**os.environ, **(env or {})},
@@ -78,7 +90,34 @@ def kopter() -> Kopter:
             assert "Traceback" not in result.stderr, result.stderr
         return result
 
-    return run
+    def rows(self, *args: str, **kw: Any) -> list[dict[str, Any]]:
+        """A listing's `--json` lines, parsed."""
+        return [json.loads(line) for line in self(*args, "--json", **kw).stdout.splitlines()]
+
+    def new_tenant(self) -> str:
+        return self("tenants", "add", f"acme-{secrets.token_hex(4)}").stdout.strip()
+
+    def connect(self, *options: str, tenant: str | None = None) -> Connected:
+        """A new account, with role `kopter`, connected to ``tenant`` (a new one by default)."""
+        tenant = tenant or self.new_tenant()
+        account = new_account_id()
+        [row] = self.rows(
+            "accounts",
+            "add",
+            "--tenant",
+            tenant,
+            "--account-id",
+            account,
+            "--role-arn",
+            f"arn:aws:iam::{account}:role/kopter",
+            *options,
+        )
+        return Connected(tenant, account, row["external_id"])
+
+
+@pytest.fixture
+def kopter() -> Kopter:
+    return Kopter()
 
 
 class Workers:
@@ -107,8 +146,6 @@ class Workers:
             "INFO",
         ]
         log_dir = OUTPUT / "logs"
-        log = log_dir / f"{name}.log"
-        log.unlink(missing_ok=True)
         child = spawn(name, argv, {**os.environ, **(env or {})}, log_dir, cwd=ROOT)
         self.children.append(child)
         return child

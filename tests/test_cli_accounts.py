@@ -1,50 +1,38 @@
 """Tenants and accounts, end to end through the `kopter` command line and moto's server."""
 
-import json
 import secrets
 
 import pytest
 
-
-def _name() -> str:
-    return f"acme-{secrets.token_hex(4)}"
-
-
-def _account_id() -> str:
-    return "".join(secrets.choice("0123456789") for _ in range(12))
-
-
-def _add_tenant(kopter) -> str:
-    return kopter("tenants", "add", _name()).stdout.strip()
+from tests.conftest import new_account_id
 
 
 def test_tenant_add_prints_its_id_and_lists(kopter):
-    name = _name()
+    name = f"acme-{secrets.token_hex(4)}"
     tenant_id = kopter("tenants", "add", name).stdout.strip()
-    rows = [json.loads(line) for line in kopter("tenants", "list", "--json").stdout.splitlines()]
-    assert {"tenant_id": tenant_id, "name": name} in [
-        {"tenant_id": r["tenant_id"], "name": r["name"]} for r in rows
-    ]
+    rows = kopter.rows("tenants", "list")
+    assert (tenant_id, name) in [(r["tenant_id"], r["name"]) for r in rows]
     assert name in kopter("tenants", "list").stdout
 
 
 def test_tenant_can_carry_the_customers_identity_id(kopter):
     identity = f"us-east-1:{secrets.token_hex(8)}"
-    assert kopter("tenants", "add", _name(), "--tenant-id", identity).stdout.strip() == identity
-    again = kopter("tenants", "add", _name(), "--tenant-id", identity, ok=False)
+    name = f"acme-{secrets.token_hex(4)}"
+    assert kopter("tenants", "add", name, "--tenant-id", identity).stdout.strip() == identity
+    again = kopter("tenants", "add", f"{name}-2", "--tenant-id", identity, ok=False)
     assert "already exists" in again.stderr
 
 
 def test_duplicate_tenant_name_is_refused(kopter):
-    name = _name()
+    name = f"acme-{secrets.token_hex(4)}"
     kopter("tenants", "add", name)
     result = kopter("tenants", "add", name, ok=False)
     assert result.stderr.strip() == f"kopter: error: a tenant named {name!r} already exists"
 
 
 def test_account_add_prints_external_id_and_lists_it(kopter):
-    tenant = _add_tenant(kopter)
-    account = _account_id()
+    tenant = kopter.new_tenant()
+    account = new_account_id()
     out = kopter(
         "accounts",
         "add",
@@ -63,10 +51,7 @@ def test_account_add_prints_external_id_and_lists_it(kopter):
     ).stdout
     external_id = out.splitlines()[1]
     assert external_id.startswith("kopter-") and len(external_id) == len("kopter-") + 32
-    [row] = [
-        json.loads(x)
-        for x in kopter("accounts", "list", "--tenant", tenant, "--json").stdout.splitlines()
-    ]
+    [row] = kopter.rows("accounts", "list", "--tenant", tenant)
     assert row["account_id"] == account
     assert row["external_id"] == external_id
     assert row["regions"] == ["us-east-1", "eu-west-1"]
@@ -76,38 +61,20 @@ def test_account_add_prints_external_id_and_lists_it(kopter):
 
 
 def test_external_ids_are_never_reused(kopter):
-    seen = set()
-    for _ in range(3):
-        tenant = _add_tenant(kopter)
-        account = _account_id()
-        result = kopter(
-            "accounts",
-            "add",
-            "--tenant",
-            tenant,
-            "--account-id",
-            account,
-            "--role-arn",
-            f"arn:aws:iam::{account}:role/r",
-            "--json",
-        )
-        seen.add(json.loads(result.stdout)["external_id"])
-    assert len(seen) == 3
+    assert len({kopter.connect().external_id for _ in range(3)}) == 3
 
 
 def test_account_of_another_tenant_is_refused(kopter):
-    first, second = _add_tenant(kopter), _add_tenant(kopter)
-    account = _account_id()
-    args = ["--account-id", account, "--role-arn", f"arn:aws:iam::{account}:role/r"]
-    kopter("accounts", "add", "--tenant", first, *args)
-    refused = kopter("accounts", "add", "--tenant", second, *args, ok=False)
+    first = kopter.connect()
+    second = kopter.new_tenant()
+    role = ["--account-id", first.account, "--role-arn", f"arn:aws:iam::{first.account}:role/r"]
+    refused = kopter("accounts", "add", "--tenant", second, *role, ok=False)
     assert refused.stderr.strip() == (
-        f"kopter: error: account {account} is already registered by another tenant"
+        f"kopter: error: account {first.account} is already registered by another tenant"
     )
-    again = kopter("accounts", "add", "--tenant", first, *args, ok=False)
+    again = kopter("accounts", "add", "--tenant", first.tenant, *role, ok=False)
     assert "already connected to this tenant" in again.stderr
-    listed = kopter("accounts", "list", "--tenant", second, "--json").stdout
-    assert listed == ""
+    assert kopter.rows("accounts", "list", "--tenant", second) == []
 
 
 @pytest.mark.parametrize(
@@ -138,7 +105,7 @@ def test_account_of_another_tenant_is_refused(kopter):
     ],
 )
 def test_malformed_accounts_are_refused_in_one_line(kopter, account, role, extra, message):
-    tenant = _add_tenant(kopter)
+    tenant = kopter.new_tenant()
     result = kopter(
         "accounts",
         "add",
@@ -158,7 +125,7 @@ def test_malformed_accounts_are_refused_in_one_line(kopter, account, role, extra
 def test_unknown_tenant_and_account_are_clear_errors(kopter):
     result = kopter("accounts", "list", "--tenant", "no-such-tenant", ok=False)
     assert "no tenant with id or name 'no-such-tenant'" in result.stderr
-    tenant = _add_tenant(kopter)
+    tenant = kopter.new_tenant()
     result = kopter(
         "accounts", "check", "--tenant", tenant, "--account-id", "999999999999", ok=False
     )
@@ -166,57 +133,20 @@ def test_unknown_tenant_and_account_are_clear_errors(kopter):
 
 
 def test_check_assumes_the_role_and_records_health(kopter):
-    tenant = _add_tenant(kopter)
-    account = _account_id()
-    kopter(
-        "accounts",
-        "add",
-        "--tenant",
-        tenant,
-        "--account-id",
-        account,
-        "--role-arn",
-        f"arn:aws:iam::{account}:role/kopter",
-        "--regions",
-        "eu-west-1",
-    )
-    rows = [
-        json.loads(x)
-        for x in kopter(
-            "accounts", "check", "--tenant", tenant, "--account-id", account, "--json"
-        ).stdout.splitlines()
-    ]
+    c = kopter.connect("--regions", "eu-west-1")
+    rows = kopter.rows("accounts", "check", "--tenant", c.tenant, "--account-id", c.account)
     assert [r["name"] for r in rows] == ["assume-role", "ec2:eu-west-1"]
     assert all(r["ok"] for r in rows)
-    assert f"arn:aws:sts::{account}:assumed-role/kopter/" in rows[0]["detail"]
-    [listed] = [
-        json.loads(x)
-        for x in kopter("accounts", "list", "--tenant", tenant, "--json").stdout.splitlines()
-    ]
+    assert f"arn:aws:sts::{c.account}:assumed-role/kopter/" in rows[0]["detail"]
+    [listed] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert listed["healthy"] is True and listed["last_success_at"]
 
 
 def test_check_of_a_missing_bucket_marks_the_account_unhealthy(kopter):
-    tenant = _add_tenant(kopter)
-    account = _account_id()
-    kopter(
-        "accounts",
-        "add",
-        "--tenant",
-        tenant,
-        "--account-id",
-        account,
-        "--role-arn",
-        f"arn:aws:iam::{account}:role/kopter",
-        "--cloudtrail-bucket",
-        "no-such-bucket-here",
-    )
-    result = kopter("accounts", "check", "--tenant", tenant, "--account-id", account, ok=False)
+    c = kopter.connect("--cloudtrail-bucket", "no-such-bucket-here")
+    result = kopter("accounts", "check", "--tenant", c.tenant, "--account-id", c.account, ok=False)
     assert "NoSuchBucket" in result.stdout
-    [listed] = [
-        json.loads(x)
-        for x in kopter("accounts", "list", "--tenant", tenant, "--json").stdout.splitlines()
-    ]
+    [listed] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert listed["healthy"] is False
     assert listed["health_reason"].startswith("cloudtrail-bucket: NoSuchBucket")
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
@@ -21,26 +23,14 @@ def _account() -> str:
 
 
 def test_every_assume_role_kopter_sends_carries_the_accounts_external_id(kopter):
-    tenant = kopter("tenants", "add", f"x-{secrets.token_hex(4)}").stdout.strip()
-    account = _account()
-    external_id = kopter(
-        "accounts",
-        "add",
-        "--tenant",
-        tenant,
-        "--account-id",
-        account,
-        "--role-arn",
-        f"arn:aws:iam::{account}:role/kopter",
-        "--regions",
-        "us-east-1,us-west-2",
-    ).stdout.splitlines()[1]
+    c = kopter.connect("--regions", "us-east-1,us-west-2")
+    account, external_id = c.account, c.external_id
     with RecordingProxy(MOTO_PORT) as proxy:
         kopter(
             "accounts",
             "check",
             "--tenant",
-            tenant,
+            c.tenant,
             "--account-id",
             account,
             env={"KOPTER_AWS_ENDPOINT_URL": proxy.url},
@@ -73,55 +63,55 @@ def test_only_crossaccount_calls_assume_role():
     assert callers == ["kopter/crossaccount.py"]
 
 
-def test_threads_share_one_assume_role_per_account():
-    calls: list[str] = []
+@contextmanager
+def assume_role_calls() -> Iterator[list[dict]]:
+    """The parameters of every AssumeRole this process's STS client sends, as they are sent."""
+    calls: list[dict] = []
     sts = aws.client("sts")
 
-    def count(params, **_):
-        calls.append(params["ExternalId"])
+    def record(params: dict, **_: object) -> None:
+        calls.append(dict(params))
 
-    sts.meta.events.register("provide-client-params.sts.AssumeRole", count)
+    sts.meta.events.register("provide-client-params.sts.AssumeRole", record)
     try:
-        sessions = CrossAccountSessions()
-        account = _account()
-        target = Target(account, f"arn:aws:iam::{account}:role/r", "kopter-test-external-id")
-        barrier = threading.Barrier(8)
-        identities: list[str] = []
+        yield calls
+    finally:
+        sts.meta.events.unregister("provide-client-params.sts.AssumeRole", record)
 
-        def work(region: str) -> None:
-            barrier.wait()
-            client = sessions.client(target, "sts", region)
-            identities.append(client.get_caller_identity()["Account"])
 
+def _target() -> Target:
+    account = _account()
+    return Target(account, f"arn:aws:iam::{account}:role/r", f"kopter-test-{account}")
+
+
+def test_threads_share_one_assume_role_per_account():
+    sessions = CrossAccountSessions()
+    target = _target()
+    barrier = threading.Barrier(8)
+    identities: list[str] = []
+
+    def work(region: str) -> None:
+        barrier.wait()
+        client = sessions.client(target, "sts", region)
+        identities.append(client.get_caller_identity()["Account"])
+
+    with assume_role_calls() as calls:
         threads = [threading.Thread(target=work, args=(r,)) for r in ["us-east-1", "eu-west-1"] * 4]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-    finally:
-        sts.meta.events.unregister("provide-client-params.sts.AssumeRole", count)
-    assert calls == ["kopter-test-external-id"]
-    assert identities == [account] * 8
+    assert [c["ExternalId"] for c in calls] == [target.external_id]
+    assert identities == [target.account_id] * 8
 
 
 def test_credentials_are_refreshed_before_they_expire():
-    calls: list[str] = []
-    sts = aws.client("sts")
-
-    def count(params, **_):
-        calls.append(params["RoleArn"])
-
-    sts.meta.events.register("provide-client-params.sts.AssumeRole", count)
-    try:
-        sessions = CrossAccountSessions()
-        account = _account()
-        target = Target(account, f"arn:aws:iam::{account}:role/r", "kopter-x")
-        credentials = sessions.session(target).get_credentials()
+    sessions = CrossAccountSessions()
+    with assume_role_calls() as calls:
+        credentials = sessions.session(_target()).get_credentials()
         first = credentials.get_frozen_credentials().access_key
         assert len(calls) == 1
         # Five minutes from expiry is inside botocore's mandatory refresh window (10 minutes).
         credentials._expiry_time = datetime.now(UTC) + timedelta(minutes=5)
         assert credentials.get_frozen_credentials().access_key != first
         assert len(calls) == 2
-    finally:
-        sts.meta.events.unregister("provide-client-params.sts.AssumeRole", count)

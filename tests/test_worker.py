@@ -22,27 +22,25 @@ def r() -> redis.Redis:
 
 
 def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
-    tenant = kopter("tenants", "add", f"w-{secrets.token_hex(4)}").stdout.strip()
-    account = "3" + "".join(secrets.choice("0123456789") for _ in range(11))
-    kopter(
-        "accounts",
-        "add",
-        "--tenant",
-        tenant,
-        "--account-id",
-        account,
-        "--role-arn",
-        f"arn:aws:iam::{account}:role/kopter",
-    )
+    c = kopter.connect()
     worker = workers.start("describer", "describer")
     workers.wait_ready(worker)
-    out = kopter(
-        "accounts", "check", "--tenant", tenant, "--account-id", account, "--on-worker", "--json"
-    ).stdout
-    rows = [json.loads(line) for line in out.splitlines()]
+    rows = kopter.rows(
+        "accounts", "check", "--tenant", c.tenant, "--account-id", c.account, "--on-worker"
+    )
     assert [row["name"] for row in rows] == ["assume-role", "ec2:us-east-1"]
     assert all(row["ok"] for row in rows)
     assert "tasks.describer.check_account" in worker.tail(50)
+
+
+def test_unbuilt_job_fails_loudly_instead_of_pretending(kopter, workers):
+    worker = workers.start("pricing", "pricing")
+    workers.wait_ready(worker)
+    result = kopter("run", "pricing", "--wait", "--timeout", "60", ok=False)
+    assert result.stdout.startswith("enqueued tasks.pricing.refresh_price_list as ")
+    assert result.stderr.strip().endswith(
+        "the EC2 price-list import is not built yet (issue #5); this run did nothing"
+    )
 
 
 def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
