@@ -7,8 +7,9 @@ The SQS-specific choices, and why:
 - ``task_acks_on_failure`` and ``task_acks_on_timeout`` off: a failed or timed-out task's message
   stays in SQS and is received again until the queue's redrive policy moves it to its DLQ,
   instead of vanishing;
-- the visibility timeout is longer than the hard time limit, so SQS never hands a running task to
-  a second worker; countdowns are capped below what is left (see ``tasks.base``);
+- a worker renews the visibility of every message it holds (``tasks.visibility``), so SQS never
+  hands a running task to a second worker, however long it runs; the visibility timeout only
+  decides how soon a dead worker's messages come back. Countdowns are capped at SQS's 900 s;
 - prefetch of one message per process, so a long task never sits on messages others could run;
 - children are recycled after N tasks or M MB, a guard against slow leaks.
 """

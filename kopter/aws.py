@@ -24,8 +24,17 @@ RETRY_CONFIG = Config(
 
 _lock = threading.Lock()
 _clients: dict[tuple[str, str, str | None], Any] = {}
-# A client's connection pool must not be shared with a forked pool child.
-os.register_at_fork(after_in_child=_clients.clear)
+
+
+def _after_fork_in_child() -> None:
+    # A client's connection pool must not be shared with a forked pool child, and a lock
+    # another thread held at the fork would never be released in the child.
+    global _lock
+    _lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def client(service: str, settings: Settings | None = None, region: str | None = None) -> Any:

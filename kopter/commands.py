@@ -254,6 +254,138 @@ def accounts_check(
         sys.exit(1)
 
 
+# --- audit log --------------------------------------------------------------------------------
+
+
+@cli.command()
+@tenant_option
+@click.option("--since", help="From this ISO date or time (UTC), inclusive.")
+@click.option("--until", help="Up to this ISO date or time (UTC), exclusive.")
+@click.option("--account", help="Only this account id.")
+@click.option("--event-name", help="Only this API call, e.g. RunInstances.")
+@click.option("--event-source", help="Only this service, e.g. ec2.amazonaws.com.")
+@click.option("--user", help="Only this principal ARN.")
+@click.option("--errors", is_flag=True, help="Only calls that failed or were denied.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@json_option
+def audit(
+    tenant: str,
+    since: str | None,
+    until: str | None,
+    account: str | None,
+    event_name: str | None,
+    event_source: str | None,
+    user: str | None,
+    errors: bool,
+    limit: int,
+    as_json: bool,
+) -> None:
+    """A tenant's audit log (CloudTrail), newest first."""
+    from kopter.cloudtrail.query import AuditQuery, as_row, cloudtrail_time, search
+
+    query = AuditQuery(
+        tenant_id=accounts.resolve_tenant(tenant).tenant_id,
+        since=cloudtrail_time(since) if since else None,
+        until=cloudtrail_time(until) if until else None,
+        account=account,
+        event_name=event_name,
+        event_source=event_source,
+        user=user,
+        errors_only=errors,
+        limit=limit,
+    )
+    rows = (as_row(event) for event in search(query))
+    columns = ["event_time", "account_id", "event_name", "principal_arn", "source_ip", "error_code"]
+    if as_json:
+        for row in rows:  # streamed: a long listing starts at once
+            emit([row], True, columns)
+    else:
+        emit(rows, False, columns)
+
+
+@cli.command()
+@click.argument("location")
+@tenant_option
+@json_option
+def ingest(location: str, tenant: str, as_json: bool) -> None:
+    """Ingest one CloudTrail log file now: a local file (gzipped or not) or s3://bucket/key.
+
+    Same idempotency as the workers: ingesting a file twice changes nothing."""
+    from kopter.cloudtrail.ingest import REFUSED, ingest_document, ingest_object
+    from kopter.cloudtrail.objects import log_object
+    from kopter.crossaccount import shared_sessions
+
+    settings = get_settings()
+    owner = accounts.resolve_tenant(tenant)
+    if location.startswith("s3://"):
+        bucket, _, key = location[5:].partition("/")
+        obj = log_object(bucket, key)
+        if obj is None:
+            raise KopterError(f"{location} is not a CloudTrail log file key")
+        if accounts.account_owner(obj.account_id) != owner.tenant_id:
+            raise KopterError(f"account {obj.account_id} is not connected to tenant {owner.name}")
+        result = ingest_object(bucket, key, shared_sessions(), settings)
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise KopterError(f"{location}: no such file")
+        account_ids = [a.account_id for a in accounts.list_accounts(owner)]
+        result = ingest_document(
+            path.read_bytes(), owner.tenant_id, account_ids, path.resolve().as_uri(), settings
+        )
+    if as_json:
+        emit([result.as_dict()], True, [])
+    else:
+        click.echo(
+            f"{result.source}: {result.status}, {result.records} records, "
+            f"{result.written} written, {len(result.rejected)} rejected"
+            + (f" ({result.reason})" if result.reason else "")
+        )
+        for reason in result.rejected[:10]:
+            click.echo(f"  rejected {reason}")
+    if result.status == REFUSED:
+        sys.exit(1)
+
+
+@cli.command()
+@tenant_option
+@click.option("--account", required=True, help="The account id whose logs to ingest.")
+@click.option("--since", required=True, help="First day (ISO date, UTC).")
+@click.option("--until", help="Last day, inclusive (default: today).")
+def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
+    """Enqueue every log object of the account's CloudTrail bucket since a day, for the
+    `ingest` workers. Objects already ingested are skipped by the workers."""
+    from datetime import UTC, date, datetime
+
+    from kopter.cloudtrail.backfill import days, log_roots, objects_of_day
+    from kopter.crossaccount import shared_sessions
+    from tasks.ingest import ingest_object
+
+    queues.verify_queues(get_settings(), ["ingest"])
+    connected = accounts.get_account(accounts.resolve_tenant(tenant), account)
+    try:
+        first = date.fromisoformat(since)
+        last = date.fromisoformat(until) if until else datetime.now(UTC).date()
+    except ValueError as e:
+        raise KopterError(f"--since/--until: {e}") from None
+    s3 = shared_sessions().client(accounts.target(connected), "s3", get_settings().region)
+    roots = log_roots(s3, connected)
+    if not roots:
+        raise KopterError(
+            f"no CloudTrail logs of account {account} under s3://{connected.cloudtrail_bucket}/"
+            f"{connected.cloudtrail_prefix or ''}"
+        )
+    total = 0
+    for day in days(first, last):
+        for root in roots:
+            for region in connected.regions:
+                for obj in objects_of_day(s3, connected, root, region, day):
+                    ingest_object.delay(obj.bucket, obj.key)
+                    total += 1
+        click.echo(f"backfill: {day} done, {total} objects enqueued so far", err=True)
+    click.echo(f"enqueued {total} log objects of account {account} since {first}")
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 JOBS = {

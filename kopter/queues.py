@@ -226,3 +226,23 @@ def _oldest_ages(settings: Settings) -> dict[str, float]:
         if series.get("Values"):
             ages[series["Label"]] = float(series["Values"][0])
     return ages
+
+
+def extend_visibility(settings: Settings, held: list[tuple[str, str]]) -> int:
+    """Hide again, for a whole visibility timeout, messages a worker still holds, given as
+    (queue URL, receipt handle); return how many SQS accepted. A message acknowledged in the
+    meantime is refused by SQS, which is fine: it is gone."""
+    sqs = aws.client("sqs", settings)
+    by_queue: dict[str, list[str]] = {}
+    for url, handle in held:
+        by_queue.setdefault(url, []).append(handle)
+    extended = 0
+    for url, handles in by_queue.items():
+        for start in range(0, len(handles), 10):  # SQS's batch limit
+            entries = [
+                {"Id": str(i), "ReceiptHandle": h, "VisibilityTimeout": settings.visibility_timeout}
+                for i, h in enumerate(handles[start : start + 10])
+            ]
+            response = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
+            extended += len(response.get("Successful", []))
+    return extended

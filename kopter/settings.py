@@ -35,15 +35,19 @@ class Settings:
     worker_max_tasks_per_child: int
     worker_max_memory_mb: int
     role_session_name: str
+    audit_retention_days: int
+    ingest_max_mb: int
+
+    @property
+    def ingest_max_bytes(self) -> int:
+        return self.ingest_max_mb * 1024 * 1024
 
     @property
     def max_countdown(self) -> int:
-        """The longest countdown a task may be given.
-
-        kombu's SQS transport holds a countdown task unacknowledged inside the worker, so it must
-        be run, and finish, before the message's visibility timeout lets SQS hand it out again.
-        """
-        return min(self.visibility_timeout - self.task_time_limit, SQS_MAX_DELAY_SECONDS)
+        """The longest countdown a task may be given: SQS's own DelaySeconds maximum. Longer
+        waits belong to beat. (A worker renews the visibility of a delayed message it holds,
+        see ``tasks.visibility``, so the wait may outlast the visibility timeout.)"""
+        return SQS_MAX_DELAY_SECONDS
 
     def for_display(self) -> dict[str, str]:
         return {f"KOPTER_{f.name.upper()}": str(getattr(self, f.name) or "") for f in fields(self)}
@@ -79,7 +83,7 @@ def load(env: Mapping[str, str]) -> Settings:
     # "cloudtrail-notifications-dlq" (28).
     if not prefix or len(prefix) > 40 or not all(c.isalnum() or c in "-_" for c in prefix):
         raise ConfigError(f"KOPTER_PREFIX={prefix!r}: use 1 to 40 of A-Z a-z 0-9 - _")
-    settings = Settings(
+    return Settings(
         aws_endpoint_url=_url(env, "KOPTER_AWS_ENDPOINT_URL", None, {"http", "https"}),
         region=env.get("KOPTER_REGION") or "us-east-1",
         prefix=prefix,
@@ -94,14 +98,9 @@ def load(env: Mapping[str, str]) -> Settings:
         worker_max_tasks_per_child=_int(env, "KOPTER_WORKER_MAX_TASKS_PER_CHILD", 1000, 1, 10**7),
         worker_max_memory_mb=_int(env, "KOPTER_WORKER_MAX_MEMORY_MB", 1024, 64, 1024 * 1024),
         role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
+        audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
+        ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),
     )
-    if settings.task_time_limit >= settings.visibility_timeout:
-        raise ConfigError(
-            f"KOPTER_TASK_TIME_LIMIT ({settings.task_time_limit}s) must be shorter than "
-            f"KOPTER_VISIBILITY_TIMEOUT ({settings.visibility_timeout}s), or SQS hands a "
-            "running task to a second worker"
-        )
-    return settings
 
 
 @cache

@@ -136,7 +136,7 @@ class AuditLogEvent(Model):
     tenant_account = UnicodeAttribute()  # "<tenant>#<account>"
     tenant_event_name = UnicodeAttribute()  # "<tenant>#<eventName>"
     tenant_principal = UnicodeAttribute(null=True)  # "<tenant>#<principal ARN>"
-    event_time = UTCDateTimeAttribute()
+    event_time = UnicodeAttribute()  # CloudTrail's own "2025-03-06T02:25:06Z": sortable
     event_id = UnicodeAttribute()
     account_id = UnicodeAttribute()
     region = UnicodeAttribute()

@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 
 TASK_MODULES = [
+    "tasks.ingest",
     "tasks.describer",
     "tasks.pricing",
     "tasks.aggregator",
@@ -25,15 +26,23 @@ TASK_MODULES = [
 
 app = Celery("kopter", task_cls="tasks.base:KopterTask", include=TASK_MODULES)
 app.config_from_object("celeryconfig")
+app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
+
+
+def consumed_queues(celery_app: Celery) -> list[str]:
+    """The queues this worker consumes (`-Q`), by their short names."""
+    return [q.name for q in celery_app.amqp.queues.consume_from.values()]
 
 
 @signals.celeryd_after_setup.connect
 def _refuse_unbootstrapped_queues(sender: str, instance: Any, **_: Any) -> None:
     """Stop a worker at start-up if its queues are missing or have no DLQ (kombu would create
     them bare on first use)."""
-    consumed = [q.name for q in instance.app.amqp.queues.consume_from.values()]
+    consumed = [q for q in consumed_queues(instance.app) if q in WORK_QUEUES]
+    if "ingest" in consumed:
+        consumed.append("cloudtrail-notifications")  # drained by the ingest worker's bridge
     try:
-        verify_queues(get_settings(), [q for q in consumed if q in WORK_QUEUES])
+        verify_queues(get_settings(), consumed)
     except KopterError as e:
         log.critical("%s", e)
         raise SystemExit(f"kopter: error: {e}") from None

@@ -21,11 +21,10 @@ class KopterTask(Task):  # type: ignore[misc]
 
 
 def _check_delay(options: dict[str, Any]) -> None:
-    """Refuse a countdown or ETA that outlives the SQS visibility timeout.
+    """Refuse a countdown or ETA longer than SQS's 15-minute maximum delay.
 
-    The SQS transport keeps a delayed task unacknowledged inside the worker until it is due; if
-    that takes longer than the visibility timeout, SQS hands the message to another worker and
-    the task runs more than once.
+    The SQS transport keeps a delayed task as an unacknowledged message inside the worker until
+    it is due; longer waits belong to beat, not to a message held for hours.
     """
     delay = options.get("countdown")
     eta = options.get("eta")
@@ -35,7 +34,5 @@ def _check_delay(options: dict[str, Any]) -> None:
     limit = get_settings().max_countdown
     if delay is not None and delay > limit:
         raise CountdownTooLong(
-            f"a delay of {delay:.0f}s is longer than the {limit}s this deployment allows "
-            "(KOPTER_VISIBILITY_TIMEOUT - KOPTER_TASK_TIME_LIMIT, at most 900s): "
-            "schedule it with beat or split the wait"
+            f"a delay of {delay:.0f}s is longer than SQS's {limit}s: schedule it with beat"
         )

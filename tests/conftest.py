@@ -24,6 +24,10 @@ from kopter.devstack import LOCAL_AWS_ENV, Child, free_port, spawn, start_moto, 
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
+SHARED = ROOT.parent / "shared"
+FIXTURES = SHARED / "fixtures" / "real"
+CLOUD_SNITCH_FILE = next((FIXTURES / "cloudtrail" / "AWSLogs").rglob("*.json.gz"))
+STRATUS_FILE = FIXTURES / "cloudtrail" / "stratus-red-team_ec2-get-password-data.json"
 MOTO_PORT = free_port()
 REDIS_PORT = free_port()
 
@@ -115,6 +119,24 @@ class Kopter:
         return Connected(tenant, account, row["external_id"])
 
 
+def customer_client(c: Connected, service: str, region: str = "us-east-1") -> Any:
+    """A client acting inside the customer's own account (in moto), as the customer would."""
+    import boto3
+
+    from kopter.crossaccount import Target, assume_role
+
+    role = f"arn:aws:iam::{c.account}:role/kopter"
+    credentials = assume_role(Target(c.account, role, c.external_id))
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=os.environ["KOPTER_AWS_ENDPOINT_URL"],
+        aws_access_key_id=credentials["access_key"],
+        aws_secret_access_key=credentials["secret_key"],
+        aws_session_token=credentials["token"],
+    )
+
+
 @pytest.fixture
 def kopter() -> Kopter:
     return Kopter()
@@ -171,11 +193,13 @@ def workers() -> Iterator[Workers]:
     w.stop_all()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float, what: str) -> object:
+def wait_for(
+    predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.25
+) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.25)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -62,6 +62,20 @@ def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
     assert second.alive
 
 
+def test_task_longer_than_the_visibility_timeout_runs_once(workers, r):
+    from tests.harness import slow
+
+    key = f"long:{secrets.token_hex(4)}"
+    # Two pool processes: without the keeper, the second would receive the message again.
+    worker = workers.start("long", "audit", app="tests.harness")
+    workers.wait_ready(worker)
+    seconds = 2.5 * get_settings().visibility_timeout
+    # The sender's limits travel with the message; this test's default is 4 s.
+    result = slow.apply_async((key, seconds), queue="audit", time_limit=60, soft_time_limit=55)
+    assert result.get(timeout=60).startswith("long@")
+    assert r.llen(key) == 1, "the task was started twice"
+
+
 def test_task_that_keeps_failing_ends_in_its_dlq(workers, r):
     from tests.harness import always_fails
 

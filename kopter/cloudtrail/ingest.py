@@ -1,0 +1,196 @@
+"""One CloudTrail log object into its tenant's audit log, exactly once.
+
+Exactly once without coordination: every item's key is ``eventTime#eventID`` under the tenant, so
+a file delivered twice, a record in two files, or a worker killed half-way through a file and the
+file run again all write the same items. A marker in the Global table
+(``ingested#s3://bucket/key`` with the object's ETag) lets a redelivered notification skip a file
+already done instead of writing it again.
+
+Refusals are final and recorded (``refused#s3://bucket/key``, with the reason): an account nobody
+registered, a bucket not registered for the account, corrupt gzip, a file that is not CloudTrail's.
+Retrying them would never help, so the task ends normally and the message is deleted. Transient
+failures (throttling, a network error) raise, and SQS delivers the message again.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+from pynamodb.exceptions import DoesNotExist
+
+from kopter import accounts, dynamo
+from kopter.cloudtrail import records
+from kopter.cloudtrail.objects import LogObject, log_object
+from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions
+from kopter.errors import Refused
+from kopter.settings import Settings
+from kopter.tables import AuditLogEvent, AwsAccount, GlobalItem
+
+log = logging.getLogger(__name__)
+
+MARKER_DAYS = 30  # markers outlive any redelivery or backfill overlap
+GZIP_MAGIC = b"\x1f\x8b"
+# What became of an object (IngestResult.status).
+INGESTED, DUPLICATE, REFUSED, SKIPPED = "ingested", "duplicate", "refused", "skipped"
+
+
+@dataclass
+class IngestResult:
+    source: str
+    status: str
+    records: int = 0
+    written: int = 0
+    rejected: list[str] = field(default_factory=list)
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ingest_object(
+    bucket: str, key: str, sessions: CrossAccountSessions, settings: Settings
+) -> IngestResult:
+    """Read one log object with its account's role and write its records."""
+    source = f"s3://{bucket}/{key}"
+    obj = log_object(bucket, key)
+    if obj is None:
+        log.debug("skipping %s: not a CloudTrail log file", source)
+        return IngestResult(source, SKIPPED, reason="not a CloudTrail log file")
+    try:
+        account = _registered_account(obj)
+        s3 = sessions.client(accounts.target(account), "s3", settings.region)
+        etag, document = _download(s3, obj, settings.ingest_max_bytes)
+        if _already_ingested(source, etag):
+            log.info("%s was already ingested (ETag %s): skipped", source, etag)
+            return IngestResult(source, DUPLICATE)
+        decoded = records.decode(_decompress(document, settings.ingest_max_bytes))
+    except (Refused, AssumeRoleFailed) as e:
+        return refuse(source, str(e))
+    except records.NotALogFile as e:
+        return refuse(source, str(e))
+    result = write(decoded, account.tenant_id, source, settings)
+    _mark(f"ingested#{source}", {"etag": etag, "records": result.records})
+    return result
+
+
+def ingest_document(
+    document: bytes,
+    tenant_id: str,
+    allowed_accounts: Iterable[str],
+    source: str,
+    settings: Settings,
+) -> IngestResult:
+    """Write a log file already in hand (``kopter ingest FILE``). Every record must belong to
+    one of the tenant's accounts: a file is never a way into another tenant's log."""
+    decoded = records.decode(_decompress(document, settings.ingest_max_bytes))
+    allowed = set(allowed_accounts)
+    foreign = sorted({r.recipientAccountId or "?" for r in decoded.records} - allowed)
+    if foreign:
+        raise Refused(
+            f"{source} has records of account(s) {', '.join(foreign)}, not connected to this "
+            "tenant: connect them first (`kopter accounts add`)"
+        )
+    return write(decoded, tenant_id, source, settings)
+
+
+def write(
+    decoded: records.Decoded, tenant_id: str, source: str, settings: Settings
+) -> IngestResult:
+    expires = int((datetime.now(UTC) + timedelta(days=settings.audit_retention_days)).timestamp())
+    # A file may hold the same record twice; one BatchWriteItem may not name a key twice.
+    unique = {
+        item["event_key"]["S"]: item
+        for _, item in records.items(decoded.records, tenant_id, source, expires)
+    }
+    written = dynamo.batch_put(AuditLogEvent.Meta.table_name, unique.values(), settings)
+    for reason in decoded.rejected[:10]:
+        log.warning("%s: rejected %s", source, reason)
+    log.info(
+        "%s: %d records, %d written, %d rejected",
+        source,
+        len(decoded.records),
+        written,
+        len(decoded.rejected),
+    )
+    return IngestResult(source, INGESTED, len(decoded.records), written, decoded.rejected)
+
+
+def refuse(source: str, reason: str) -> IngestResult:
+    """Record a final refusal and say so; the message that brought it is done with."""
+    log.warning("refused %s: %s", source, reason)
+    _mark(f"refused#{source}", {"reason": reason})
+    return IngestResult(source, REFUSED, reason=reason)
+
+
+def _registered_account(obj: LogObject) -> AwsAccount:
+    tenant_id = accounts.account_owner(obj.account_id)
+    if tenant_id is None:
+        raise Refused(f"account {obj.account_id} is not registered with kopter")
+    try:
+        account = AwsAccount.get(tenant_id, obj.account_id, consistent_read=True)
+    except DoesNotExist:
+        raise Refused(f"account {obj.account_id} is not registered with kopter") from None
+    if account.cloudtrail_bucket != obj.bucket:
+        raise Refused(
+            f"bucket {obj.bucket} is not the CloudTrail bucket registered for account "
+            f"{obj.account_id}"
+        )
+    if (account.cloudtrail_prefix or None) != obj.prefix:
+        raise Refused(
+            f"prefix {obj.prefix!r} is not the CloudTrail prefix registered for account "
+            f"{obj.account_id} ({account.cloudtrail_prefix!r})"
+        )
+    return account
+
+
+def _download(s3: Any, obj: LogObject, limit: int) -> tuple[str, bytes]:
+    try:
+        response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
+    except ClientError as e:
+        code = e.response["Error"]["Code"]
+        if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"):
+            raise Refused(f"cannot read the object: {code}") from None
+        raise
+    size = int(response["ContentLength"])
+    if size > limit:
+        response["Body"].close()
+        raise Refused(f"object of {size:,} bytes is over the {limit:,}-byte limit")
+    return str(response["ETag"]).strip('"'), response["Body"].read()
+
+
+def _decompress(document: bytes, limit: int) -> bytes:
+    """Gunzip ``document`` (plain JSON passes through), refusing more than ``limit`` bytes of
+    output: a small object must not be able to expand into all of a worker's memory."""
+    if not document.startswith(GZIP_MAGIC):
+        return document
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(document, limit + 1)
+    except zlib.error as e:
+        raise Refused(f"corrupt gzip: {e}") from None
+    if len(out) > limit:
+        raise Refused(f"decompresses to more than the {limit:,}-byte limit")
+    if not inflater.eof:
+        raise Refused("corrupt gzip: truncated")
+    return out
+
+
+def _already_ingested(source: str, etag: str) -> bool:
+    try:
+        marker = GlobalItem.get(f"ingested#{source}", consistent_read=True)
+    except DoesNotExist:
+        return False
+    return bool(marker.value and marker.value.get("etag") == etag)
+
+
+def _mark(key: str, value: dict[str, Any]) -> None:
+    now = datetime.now(UTC)
+    GlobalItem(
+        key, value=value, updated_at=now, expires_at=now + timedelta(days=MARKER_DAYS)
+    ).save()

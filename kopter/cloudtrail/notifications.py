@@ -1,0 +1,101 @@
+"""The messages AWS sends when CloudTrail delivers a log file, in AWS's own formats.
+
+Understood:
+- an S3 event notification: ``{"Records": [{"s3": {"bucket": {"name"}, "object": {"key"}}}]}``,
+  the key URL-encoded (``unquote_plus``);
+- the same inside an SNS envelope: ``{"Type": "Notification", "Message": "<JSON string>"}``;
+- CloudTrail's own SNS message: ``{"s3Bucket": "…", "s3ObjectKey": ["…", …]}``;
+- noise, to be deleted without error: S3's ``s3:TestEvent``, CloudTrail's
+  ``"CloudTrail validation message."``, SNS's ``SubscriptionConfirmation`` and
+  ``UnsubscribeConfirmation``.
+
+Anything else raises ``Unparseable`` with the reason, for the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote_plus
+
+CLOUDTRAIL_VALIDATION = "CloudTrail validation message."
+SNS_NOISE = ("SubscriptionConfirmation", "UnsubscribeConfirmation")
+
+
+class Unparseable(ValueError):
+    """A message of no shape kopter knows; the text says what was wrong."""
+
+
+@dataclass(frozen=True)
+class Notification:
+    objects: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key)
+    noise: str | None = None  # why the message carries nothing to ingest
+
+
+def parse(body: str) -> Notification:
+    try:
+        document = json.loads(body)
+    except (ValueError, TypeError) as e:
+        raise Unparseable(f"not JSON: {e}") from None
+    return _parse(document, wrapped=False)
+
+
+def _parse(document: Any, wrapped: bool) -> Notification:
+    if document == CLOUDTRAIL_VALIDATION:
+        return Notification(noise="CloudTrail validation message")
+    if not isinstance(document, dict):
+        raise Unparseable(f"a JSON {type(document).__name__}, not an object")
+    if document.get("Event") == "s3:TestEvent":
+        return Notification(noise="S3 test event")
+    if not wrapped and "Type" in document:
+        return _sns(document)
+    if "Records" in document:
+        return _s3_event(document["Records"])
+    if "s3Bucket" in document:
+        return _cloudtrail_sns(document)
+    raise Unparseable(f"unknown shape: keys {sorted(document)[:8]}")
+
+
+def _sns(envelope: dict[str, Any]) -> Notification:
+    kind = envelope["Type"]
+    if kind in SNS_NOISE:
+        return Notification(noise=f"SNS {kind}")
+    if kind != "Notification":
+        raise Unparseable(f"SNS message of type {kind!r}")
+    message = envelope.get("Message")
+    if not isinstance(message, str):
+        raise Unparseable("SNS notification without a Message string")
+    if message == CLOUDTRAIL_VALIDATION:
+        return Notification(noise="CloudTrail validation message")
+    try:
+        inner = json.loads(message)
+    except ValueError:
+        raise Unparseable(f"SNS Message is not JSON: {message[:80]!r}") from None
+    return _parse(inner, wrapped=True)
+
+
+def _s3_event(records: Any) -> Notification:
+    if not isinstance(records, list):
+        raise Unparseable("Records is not a list")
+    objects = []
+    for record in records:
+        try:
+            if not str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
+                continue
+            s3 = record["s3"]
+            objects.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+        except (KeyError, TypeError, AttributeError):
+            raise Unparseable("an S3 event record without s3.bucket.name/object.key") from None
+    if not objects:
+        return Notification(noise="S3 event with no object created")
+    return Notification(objects=objects)
+
+
+def _cloudtrail_sns(document: dict[str, Any]) -> Notification:
+    bucket, keys = document.get("s3Bucket"), document.get("s3ObjectKey")
+    if not isinstance(bucket, str) or not isinstance(keys, list):
+        raise Unparseable("CloudTrail message without s3Bucket and a s3ObjectKey list")
+    if not all(isinstance(k, str) for k in keys):
+        raise Unparseable("CloudTrail message with a non-string s3ObjectKey")
+    return Notification(objects=[(bucket, key) for key in keys])

@@ -1,0 +1,172 @@
+"""CloudTrail records: decoded from a log file and normalized into audit-log items.
+
+A log file is ``{"Records": [...]}``. Each record is decoded on its own, so one record of an
+unknown shape is rejected (and counted) without losing the rest of the file. Decoding is typed
+(msgspec): only the fields kopter keeps are materialized; ``requestParameters`` and
+``responseElements`` stay raw bytes until they are re-encoded as compact JSON.
+
+An item must fit DynamoDB's 400 KB limit: request and response share a budget, and a record over
+it is stored with both cut to fit and ``truncated`` set, never dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+# What is left of DynamoDB's 400 KB for request + response once the other attributes (and the
+# three index copies of the keys) are in.
+PAYLOAD_BUDGET = 360_000
+_NULL = msgspec.Raw(b"null")
+
+
+class SessionIssuer(msgspec.Struct):
+    arn: str | None = None
+
+
+class SessionContext(msgspec.Struct):
+    sessionIssuer: SessionIssuer | None = None
+
+
+class UserIdentity(msgspec.Struct):
+    type: str | None = None
+    arn: str | None = None
+    accountId: str | None = None
+    invokedBy: str | None = None
+    sessionContext: SessionContext | None = None
+
+
+class Record(msgspec.Struct):
+    eventTime: str
+    eventID: str
+    eventSource: str
+    eventName: str
+    awsRegion: str
+    recipientAccountId: str | None = None
+    userIdentity: UserIdentity | None = None
+    sourceIPAddress: str | None = None
+    userAgent: str | None = None
+    readOnly: bool | str | None = None
+    errorCode: str | None = None
+    errorMessage: str | None = None
+    requestParameters: msgspec.Raw = _NULL
+    responseElements: msgspec.Raw = _NULL
+
+
+class _LogFile(msgspec.Struct):
+    Records: list[msgspec.Raw]
+
+
+_file_decoder = msgspec.json.Decoder(_LogFile)
+_record_decoder = msgspec.json.Decoder(Record)
+
+
+class NotALogFile(ValueError):
+    """The bytes are not a CloudTrail log file: not JSON, or no ``Records`` list."""
+
+
+@dataclass
+class Decoded:
+    records: list[Record] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # why each bad record was refused
+
+
+def decode(document: bytes) -> Decoded:
+    try:
+        raw_records = _file_decoder.decode(document).Records
+    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        raise NotALogFile(f"not a CloudTrail log file: {e}") from None
+    out = Decoded()
+    for i, raw in enumerate(raw_records):
+        try:
+            out.records.append(_record_decoder.decode(raw))
+        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+            out.rejected.append(f"record {i}: {e}")
+    return out
+
+
+def _compact(raw: msgspec.Raw) -> bytes:
+    if raw == _NULL:
+        return b""
+    return bytes(msgspec.json.format(raw, indent=-1))
+
+
+def _read_only(value: bool | str | None) -> bool | None:
+    if isinstance(value, str):
+        return value.lower() == "true"
+    return value
+
+
+def items(
+    records: list[Record], tenant_id: str, source: str, expires_at: int | None
+) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(eventID, DynamoDB item) for each record, in the AuditLogEvents table's attribute names
+    (see ``kopter.tables.AuditLogEvent``), ready for BatchWriteItem."""
+    tenant_prefix = tenant_id + "#"
+    for r in records:
+        account = r.recipientAccountId or (r.userIdentity.accountId if r.userIdentity else None)
+        account = account or "unknown"
+        item: dict[str, Any] = {
+            "tenant_id": {"S": tenant_id},
+            "event_key": {"S": f"{r.eventTime}#{r.eventID}"},
+            "tenant_account": {"S": tenant_prefix + account},
+            "tenant_event_name": {"S": tenant_prefix + r.eventName},
+            "event_time": {"S": r.eventTime},
+            "event_id": {"S": r.eventID},
+            "account_id": {"S": account},
+            "region": {"S": r.awsRegion},
+            "event_source": {"S": r.eventSource},
+            "event_name": {"S": r.eventName},
+            "source_object": {"S": source},
+            "truncated": {"BOOL": False},
+        }
+        identity = r.userIdentity
+        if identity is not None:
+            if identity.arn:
+                item["principal_arn"] = {"S": identity.arn}
+                item["tenant_principal"] = {"S": tenant_prefix + identity.arn}
+            if identity.type:
+                item["principal_type"] = {"S": identity.type}
+            if identity.accountId:
+                item["principal_account"] = {"S": identity.accountId}
+            if identity.invokedBy:
+                item["invoked_by"] = {"S": identity.invokedBy}
+            context = identity.sessionContext
+            if context is not None and context.sessionIssuer and context.sessionIssuer.arn:
+                item["session_issuer"] = {"S": context.sessionIssuer.arn}
+        if r.sourceIPAddress:
+            item["source_ip"] = {"S": r.sourceIPAddress}
+        if r.userAgent:
+            item["user_agent"] = {"S": r.userAgent}
+        read_only = _read_only(r.readOnly)
+        if read_only is not None:
+            item["read_only"] = {"BOOL": read_only}
+        if r.errorCode:
+            item["error_code"] = {"S": r.errorCode}
+        if r.errorMessage:
+            item["error_message"] = {"S": r.errorMessage}
+        request, response = _compact(r.requestParameters), _compact(r.responseElements)
+        if len(request) + len(response) > PAYLOAD_BUDGET:
+            request, response = _fit(request, response)
+            item["truncated"] = {"BOOL": True}
+        if request:
+            item["request"] = {"S": request.decode(errors="ignore")}
+        if response:
+            item["response"] = {"S": response.decode(errors="ignore")}
+        if expires_at is not None:
+            item["expires_at"] = {"N": str(expires_at)}
+        yield r.eventID, item
+
+
+def _fit(request: bytes, response: bytes) -> tuple[bytes, bytes]:
+    """Cut request and response (in bytes, as DynamoDB counts) to share the budget, the smaller
+    keeping all it can. A cut through a UTF-8 sequence is dropped when decoded."""
+    half = PAYLOAD_BUDGET // 2
+    if len(request) <= half:
+        return request, response[: PAYLOAD_BUDGET - len(request)]
+    if len(response) <= half:
+        return request[: PAYLOAD_BUDGET - len(response)], response
+    return request[:half], response[:half]

@@ -1,0 +1,59 @@
+"""The `ingest` queue: CloudTrail log objects into the audit log.
+
+A worker that consumes `ingest` also runs the notification bridge (``CloudTrailBridge``): a thread
+that drains the raw `cloudtrail-notifications` queue and enqueues one ``ingest_object`` per log
+file, so one command (`celery -A tasks worker -Q ingest`) serves the whole path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from celery import bootsteps
+
+from kopter.cloudtrail.bridge import NotificationBridge
+from kopter.cloudtrail.ingest import ingest_object as ingest_log_object
+from kopter.crossaccount import shared_sessions
+from kopter.settings import get_settings
+from tasks.app import app, consumed_queues
+
+log = logging.getLogger(__name__)
+
+
+@app.task
+def ingest_object(bucket: str, key: str) -> dict[str, Any]:
+    """Ingest one CloudTrail log object; refusals are final and returned, not raised."""
+    return ingest_log_object(bucket, key, shared_sessions(), get_settings()).as_dict()
+
+
+class CloudTrailBridge(bootsteps.StartStopStep):
+    """Runs the notification bridge beside a worker that consumes `ingest`."""
+
+    label = "CloudTrail notification bridge"
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def include_if(self, worker: Any) -> bool:
+        return "ingest" in consumed_queues(worker.app)
+
+    def start(self, worker: Any) -> None:
+        bridge = NotificationBridge(
+            get_settings(), submit=lambda bucket, key: ingest_object.delay(bucket, key)
+        )
+        self._thread = threading.Thread(
+            target=bridge.run, args=(self._stop,), name="cloudtrail-bridge", daemon=True
+        )
+        self._thread.start()
+        log.info("CloudTrail notification bridge: draining cloudtrail-notifications")
+
+    def stop(self, worker: Any) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+
+
+app.steps["worker"].add(CloudTrailBridge)

@@ -1,0 +1,331 @@
+"""CloudTrail ingest end to end: notifications on the raw queue, a real `-Q ingest` worker, the
+customers' buckets in moto, and the audit log read back through `kopter audit`."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import pytest
+
+from kopter import aws, queues
+from kopter.settings import get_settings
+from kopter.tables import AuditLogEvent, GlobalItem
+from tests.conftest import (
+    CLOUD_SNITCH_FILE,
+    STRATUS_FILE,
+    Connected,
+    Kopter,
+    customer_client,
+    wait_for,
+)
+from tests.factories import log_file, log_key, log_records
+
+SNITCH_KEY = "my trail/AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/" + (
+    CLOUD_SNITCH_FILE.name
+)
+STRATUS_KEY = (
+    "AWSLogs/457448411975/CloudTrail/us-east-1/2024/07/30/"
+    "457448411975_CloudTrail_us-east-1_20240730T2130Z_Str4tusRedTeam00.json.gz"
+)
+
+
+@dataclass
+class Trail:
+    tenant: str
+    snitch: Connected
+    stratus: Connected
+
+
+@pytest.fixture(scope="module")
+def trail() -> Iterator[Trail]:
+    """One tenant with the two real samples' accounts, their buckets and log files in moto."""
+    kopter = Kopter()
+    tenant = kopter.new_tenant()
+    snitch = _connect(kopter, tenant, "222222222222", "snitch-trail", "my trail")
+    stratus = _connect(kopter, tenant, "457448411975", "stratus-trail", None)
+    s3 = customer_client(snitch, "s3")
+    s3.create_bucket(Bucket="snitch-trail")
+    s3.put_object(Bucket="snitch-trail", Key=SNITCH_KEY, Body=CLOUD_SNITCH_FILE.read_bytes())
+    s3 = customer_client(stratus, "s3")
+    s3.create_bucket(Bucket="stratus-trail")
+    # The sample is a bare array of records: wrapped and gzipped as CloudTrail delivers it.
+    wrapped = {"Records": json.loads(STRATUS_FILE.read_text())}
+    s3.put_object(
+        Bucket="stratus-trail", Key=STRATUS_KEY, Body=gzip.compress(json.dumps(wrapped).encode())
+    )
+    yield Trail(tenant, snitch, stratus)
+
+
+def _connect(kopter: Kopter, tenant: str, account: str, bucket: str, prefix: str | None):
+    options = ["--cloudtrail-bucket", bucket] + (["--cloudtrail-prefix", prefix] if prefix else [])
+    [row] = kopter.rows(
+        "accounts",
+        "add",
+        "--tenant",
+        tenant,
+        "--account-id",
+        account,
+        "--role-arn",
+        f"arn:aws:iam::{account}:role/kopter",
+        *options,
+    )
+    return Connected(tenant, account, row["external_id"])
+
+
+def _raw_queue(dlq: bool = False) -> str:
+    name = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), "cloudtrail-notifications")
+    return aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _notify(*bodies: str) -> None:
+    for body in bodies:
+        aws.client("sqs").send_message(QueueUrl=_raw_queue(), MessageBody=body)
+
+
+def _s3_event(bucket: str, key: str) -> str:
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": bucket}, "object": {"key": key.replace(" ", "+")}},
+                }
+            ]
+        }
+    )
+
+
+def _sns(message: str, kind: str = "Notification") -> str:
+    return json.dumps({"Type": kind, "MessageId": "x", "Message": message})
+
+
+def _cloudtrail_sns(bucket: str, *keys: str) -> str:
+    return _sns(json.dumps({"s3Bucket": bucket, "s3ObjectKey": list(keys)}))
+
+
+def _audit(kopter: Kopter, tenant: str, *filters: str) -> list[dict]:
+    return kopter.rows("audit", "--tenant", tenant, "--limit", "100000", *filters)
+
+
+def _marker(kind: str, bucket: str, key: str) -> dict | None:
+    try:
+        return GlobalItem.get(f"{kind}#s3://{bucket}/{key}", consistent_read=True).value
+    except GlobalItem.DoesNotExist:
+        return None
+
+
+def test_real_logs_through_every_notification_shape(kopter, workers, trail):
+    worker = workers.start("ingest", "ingest")
+    workers.wait_ready(worker)
+    _notify(
+        _s3_event("snitch-trail", SNITCH_KEY),  # S3 straight to SQS, key URL-encoded
+        _sns(_s3_event("stratus-trail", STRATUS_KEY)),  # S3 through SNS
+        _cloudtrail_sns("snitch-trail", SNITCH_KEY),  # CloudTrail's own SNS, a duplicate
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
+        _sns("CloudTrail validation message."),
+        _sns("", kind="SubscriptionConfirmation"),
+        "garbage that is no notification",
+    )
+    wait_for(
+        lambda: (
+            len(_audit(kopter, trail.tenant)) == 54
+            and _marker("ingested", "stratus-trail", STRATUS_KEY)
+            and _marker("ingested", "snitch-trail", SNITCH_KEY)
+        ),
+        60,
+        "both real files in the audit log",
+    )
+
+    rows = _audit(kopter, trail.tenant)
+    expected = json.loads(gzip.decompress(CLOUD_SNITCH_FILE.read_bytes()))["Records"]
+    expected += json.loads(STRATUS_FILE.read_text())
+    assert sorted(r["event_id"] for r in rows) == sorted(r["eventID"] for r in expected)
+    assert [r["event_time"] for r in rows] == sorted((r["event_time"] for r in rows), reverse=True)
+    by_id = {r["event_id"]: r for r in rows}
+    for record in expected:
+        row = by_id[record["eventID"]]
+        identity = record.get("userIdentity", {})
+        assert row["event_time"] == record["eventTime"]
+        assert row["event_name"] == record["eventName"]
+        assert row["event_source"] == record["eventSource"]
+        assert row["account_id"] == record["recipientAccountId"]
+        assert row["region"] == record["awsRegion"]
+        assert row["principal_arn"] == identity.get("arn")
+        assert row["principal_type"] == identity.get("type")
+        assert row["source_ip"] == record.get("sourceIPAddress")
+        assert row["error_code"] == record.get("errorCode")
+        assert row["read_only"] == record.get("readOnly")
+        request = record.get("requestParameters")
+        assert (json.loads(row["request"]) if row["request"] else None) == request
+    assert row["source_object"].startswith("s3://")
+
+    # The filters of `kopter audit`.
+    assert len(_audit(kopter, trail.tenant, "--event-name", "GetPasswordData")) == 30
+    assert len(_audit(kopter, trail.tenant, "--account", "222222222222")) == 20
+    errors = [r for r in expected if r.get("errorCode")]
+    assert len(_audit(kopter, trail.tenant, "--errors")) == len(errors)
+    arn = expected[0]["userIdentity"]["arn"]
+    by_user = _audit(kopter, trail.tenant, "--user", arn)
+    assert {r["principal_arn"] for r in by_user} == {arn}
+    assert len(by_user) == sum(r.get("userIdentity", {}).get("arn") == arn for r in expected)
+    window = _audit(
+        kopter,
+        trail.tenant,
+        "--since",
+        "2025-03-06T02:25:00Z",
+        "--until",
+        "2025-03-06T02:26:00Z",
+        "--event-source",
+        "ssm.amazonaws.com",
+    )
+    assert window and all(r["event_time"].startswith("2025-03-06T02:25") for r in window)
+    assert len(_audit(kopter, trail.tenant, "--limit", "5")) == 5
+    assert "GetPasswordData" in kopter("audit", "--tenant", trail.tenant).stdout
+
+    # The garbage message is parked with its reason; the noise is gone; nothing is left behind.
+    sqs = aws.client("sqs")
+    parked = wait_for(
+        lambda: sqs.receive_message(
+            QueueUrl=_raw_queue(dlq=True), MessageAttributeNames=["All"], VisibilityTimeout=0
+        ).get("Messages"),
+        30,
+        "the garbage message in the DLQ",
+    )
+    assert parked[0]["Body"] == "garbage that is no notification"
+    assert parked[0]["MessageAttributes"]["kopter-reason"]["StringValue"].startswith("not JSON")
+    sqs.delete_message(QueueUrl=_raw_queue(dlq=True), ReceiptHandle=parked[0]["ReceiptHandle"])
+    assert "parked in the DLQ: not JSON" in worker.tail(200)
+    assert "deleting S3 test event" in worker.tail(200)
+
+
+def test_bad_objects_are_refused_and_good_ones_beside_them_go_through(kopter, workers, trail):
+    s3 = customer_client(trail.snitch, "s3")
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    good_key = log_key("222222222222", "us-east-1", now, prefix="my trail")
+    good = log_records(40, "222222222222", now, seed=1)
+    huge = dict(good[0], eventID="huge-record", requestParameters={"blob": "y" * 1_000_000})
+    s3.put_object(Bucket="snitch-trail", Key=good_key, Body=log_file([*good, huge]))
+    corrupt_key = log_key("222222222222", "us-east-1", now, prefix="my trail")
+    s3.put_object(Bucket="snitch-trail", Key=corrupt_key, Body=log_file(good)[:-40])
+    not_json_key = log_key("222222222222", "us-east-1", now, prefix="my trail")
+    s3.put_object(Bucket="snitch-trail", Key=not_json_key, Body=gzip.compress(b"<html>no</html>"))
+    stranger_key = log_key("999999999999", "us-east-1", now)
+    s3.put_object(Bucket="snitch-trail", Key=stranger_key, Body=log_file(good))
+    unprefixed_key = log_key("222222222222", "us-east-1", now)  # not under "my trail/"
+    s3.put_object(Bucket="snitch-trail", Key=unprefixed_key, Body=log_file(good))
+    worker = workers.start("ingest-bad", "ingest")
+    workers.wait_ready(worker)
+    _notify(
+        _cloudtrail_sns(
+            "snitch-trail", corrupt_key, not_json_key, stranger_key, unprefixed_key, good_key
+        )
+    )
+
+    wait_for(lambda: _marker("ingested", "snitch-trail", good_key), 60, "the good file")
+    reasons = {
+        k: (_marker("refused", "snitch-trail", k) or {}).get("reason")
+        for k in (corrupt_key, not_json_key, stranger_key, unprefixed_key)
+    }
+    assert reasons[corrupt_key].startswith("corrupt gzip")
+    assert reasons[not_json_key].startswith("not a CloudTrail log file")
+    assert reasons[stranger_key] == "account 999999999999 is not registered with kopter"
+    assert reasons[unprefixed_key].startswith("prefix None is not the CloudTrail prefix")
+    since = ["--since", "2026-01-02", "--until", "2026-01-03"]
+    assert len(_audit(kopter, trail.tenant, *since)) == 41
+    [big] = [r for r in _audit(kopter, trail.tenant, *since) if r["event_id"] == "huge-record"]
+    assert big["truncated"] is True and big["request"].startswith('{"blob":"yyy')
+    assert f"refused s3://snitch-trail/{stranger_key}" in worker.tail(300)
+
+
+def test_local_ingest_is_idempotent_and_confined_to_the_tenant(kopter, trail, tmp_path):
+    wrapped = tmp_path / "stratus.json"
+    wrapped.write_text(json.dumps({"Records": json.loads(STRATUS_FILE.read_text())}))
+    stratus_ids = {r["eventID"] for r in json.loads(STRATUS_FILE.read_text())}
+    counts = []
+    for _ in range(2):
+        out = kopter("ingest", str(wrapped), "--tenant", trail.tenant).stdout
+        assert "ingested, 34 records, 34 written, 0 rejected" in out
+        rows = _audit(kopter, trail.tenant)
+        assert stratus_ids <= {r["event_id"] for r in rows}
+        counts.append(len(rows))
+    assert counts[0] == counts[1]
+    other = kopter.new_tenant()
+    refused = kopter("ingest", str(wrapped), "--tenant", other, ok=False)
+    assert "account(s) 457448411975, not connected to this tenant" in refused.stderr
+    assert _audit(kopter, other) == []
+
+
+def test_50000_records_with_a_worker_killed_mid_file(kopter, workers, trail):
+    """Backfilled, ingested by a worker SIGKILLed half-way, finished by another: every record
+    once. moto writes about 2,000 items a second, so the file takes longer than the visibility
+    timeout: the worker keeps its message hidden while it works."""
+    account = kopter.connect("--cloudtrail-bucket", "bulk-trail")
+    day = datetime(2026, 2, 3, tzinfo=UTC)
+    records = log_records(50_000, account.account, day, seed=7)
+    s3 = customer_client(account, "s3")
+    s3.create_bucket(Bucket="bulk-trail")
+    key = log_key(account.account, "us-east-1", day)
+    s3.put_object(Bucket="bulk-trail", Key=key, Body=log_file(records))
+
+    first = workers.start("bulk-first", "ingest")
+    workers.wait_ready(first)
+    # The time limit travels with the message: this one gives the file all the time it needs.
+    long_tasks = {"KOPTER_TASK_TIME_LIMIT": "600"}
+    out = kopter(
+        "backfill",
+        "--tenant",
+        account.tenant,
+        "--account",
+        account.account,
+        "--since",
+        "2026-02-02",
+        "--until",
+        "2026-02-04",
+        env=long_tasks,
+    )
+    assert "enqueued 1 log objects" in out.stdout
+    assert "backfill: 2026-02-03 done, 1 objects enqueued so far" in out.stderr
+    table = AuditLogEvent.Meta.table_name
+    # Items are written in file order: once the 5,000th is in, the first worker is under way.
+    # (Counting the table instead would make moto scan it each time.)
+    probe = records[5_000]
+    wait_for(lambda: _has(account.tenant, probe), 120, "the first worker under way", 0.5)
+    first.kill()
+    assert not _has(account.tenant, records[-1])
+    second = workers.start("bulk-second", "ingest")
+    wait_for(lambda: _marker("ingested", "bulk-trail", key), 300, "the second worker", 2)
+    assert _missing(table, account.tenant, records) == []
+    marker = _marker("ingested", "bulk-trail", key)
+    assert marker["records"] == 50_000
+    assert "ingest_object" in second.tail(100)
+
+
+def _has(tenant: str, record: dict) -> bool:
+    """One GetItem: cheap in moto, where a query of the partition is not."""
+    try:
+        AuditLogEvent.get(tenant, f"{record['eventTime']}#{record['eventID']}")
+    except AuditLogEvent.DoesNotExist:
+        return False
+    return True
+
+
+def _missing(table: str, tenant: str, records: list[dict]) -> list[str]:
+    """The records not in the table, by BatchGetItem (moto pages a large query slowly)."""
+    dynamodb = aws.client("dynamodb")
+    keys = [
+        {"tenant_id": {"S": tenant}, "event_key": {"S": f"{r['eventTime']}#{r['eventID']}"}}
+        for r in records
+    ]
+    found: set[str] = set()
+    for start in range(0, len(keys), 100):
+        pending = {table: {"Keys": keys[start : start + 100], "ProjectionExpression": "event_id"}}
+        while pending:
+            response = dynamodb.batch_get_item(RequestItems=pending)
+            found.update(i["event_id"]["S"] for i in response["Responses"].get(table, []))
+            pending = response.get("UnprocessedKeys") or {}
+    return [r["eventID"] for r in records if r["eventID"] not in found]
