@@ -1,10 +1,11 @@
-# kopter: `make run` brings the whole stack up locally; `make test` runs every test.
+# kopter: `make run` brings the whole stack up locally; `make test` runs every test;
+# `make bench` measures.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint clean
+.PHONY: run test lint bench clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
@@ -25,6 +26,11 @@ lint: $(INSTALLED)
 test: $(INSTALLED) lint
 	@scripts/ensure-redis-server
 	$(BIN)/pytest
+
+# Figures on this machine, beside the limits they must meet (not a test: nothing flakes).
+bench: $(INSTALLED)
+	@scripts/ensure-redis-server
+	$(BIN)/python -m benchmarks.ingest
 
 clean:
 	rm -rf $(VENV) .kopter-dev test-output *.egg-info

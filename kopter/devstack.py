@@ -137,6 +137,18 @@ def wait_for_port(child: Child, port: int, timeout: float = 30) -> None:
     raise KopterError(f"{child.name} did not listen on 127.0.0.1:{port} within {timeout:.0f}s")
 
 
+def wait_for_line(child: Child, text: str, timeout: float = 60) -> None:
+    """Wait until ``text`` shows in the child's log (a worker's " ready.", say)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in child.tail(200):
+            return
+        if not child.alive:
+            raise KopterError(f"{child.name} exited:\n{child.tail(40)}")
+        time.sleep(0.2)
+    raise KopterError(f"{child.name} did not log {text!r} within {timeout:.0f}s:\n{child.tail(40)}")
+
+
 def start_moto(port: int, log_dir: Path | None) -> Child:
     """moto's server on 127.0.0.1:port: every AWS service kopter calls, over real HTTP."""
     if port_open("127.0.0.1", port):

@@ -20,7 +20,15 @@ from typing import Any
 
 import pytest
 
-from kopter.devstack import LOCAL_AWS_ENV, Child, free_port, spawn, start_moto, start_redis
+from kopter.devstack import (
+    LOCAL_AWS_ENV,
+    Child,
+    free_port,
+    spawn,
+    start_moto,
+    start_redis,
+    wait_for_line,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
@@ -173,13 +181,7 @@ class Workers:
         return child
 
     def wait_ready(self, child: Child, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if " ready." in child.tail(200):
-                return
-            assert child.alive, f"{child.name} exited:\n{child.tail(40)}"
-            time.sleep(0.2)
-        raise AssertionError(f"{child.name} not ready after {timeout}s:\n{child.tail(40)}")
+        wait_for_line(child, " ready.", timeout)
 
     def stop_all(self) -> None:
         for child in self.children:

@@ -12,7 +12,8 @@ from tests.conftest import CLOUD_SNITCH_FILE, STRATUS_FILE
 def _items(document: bytes) -> dict[str, dict]:
     decoded = records.decode(document)
     assert decoded.rejected == []
-    return dict(records.items(decoded.records, "tenant-1", "s3://b/k", 1_900_000_000))
+    items = records.items(decoded.records, "tenant-1", "s3://b/k", 1_900_000_000)
+    return {item["event_id"]["S"]: item for item in items}
 
 
 def test_real_log_file_normalizes_every_field():
@@ -92,7 +93,7 @@ def test_sparse_records_are_normal_and_bad_ones_are_rejected_alone():
     decoded = records.decode(document)
     assert [r.eventID for r in decoded.records] == ["a"]
     assert len(decoded.rejected) == 2 and "record 1" in decoded.rejected[0]
-    [(_, item)] = records.items(decoded.records, "t", "src", None)
+    [item] = records.items(decoded.records, "t", "src", None)
     assert "request" not in item and "principal_type" not in item and "expires_at" not in item
     assert item["account_id"] == {"S": "1"}
 
@@ -115,7 +116,7 @@ def test_record_over_the_item_limit_is_kept_truncated():
             ]
         }
     ).encode()
-    [(_, item)] = records.items(records.decode(document).records, "t", "src", None)
+    [item] = records.items(records.decode(document).records, "t", "src", None)
     assert item["truncated"] == {"BOOL": True}
     assert item["response"] == {"S": '{"ok":true}'}
     size = sum(len(k) + len(json.dumps(v)) for k, v in item.items())

@@ -15,13 +15,14 @@ failures (throttling, a network error) raise, and SQS delivers the message again
 from __future__ import annotations
 
 import logging
-import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
+from isal import isal_zlib
+from isal.igzip_lib import IsalError
 from pynamodb.exceptions import DoesNotExist
 
 from kopter import accounts, dynamo
@@ -69,7 +70,7 @@ def ingest_object(
         if _already_ingested(source, etag):
             log.info("%s was already ingested (ETag %s): skipped", source, etag)
             return IngestResult(source, DUPLICATE)
-        decoded = records.decode(_decompress(document, settings.ingest_max_bytes))
+        decoded = records.decode(decompress(document, settings.ingest_max_bytes))
     except (Refused, AssumeRoleFailed) as e:
         return refuse(source, str(e))
     except records.NotALogFile as e:
@@ -88,7 +89,7 @@ def ingest_document(
 ) -> IngestResult:
     """Write a log file already in hand (``kopter ingest FILE``). Every record must belong to
     one of the tenant's accounts: a file is never a way into another tenant's log."""
-    decoded = records.decode(_decompress(document, settings.ingest_max_bytes))
+    decoded = records.decode(decompress(document, settings.ingest_max_bytes))
     allowed = set(allowed_accounts)
     foreign = sorted({r.recipientAccountId or "?" for r in decoded.records} - allowed)
     if foreign:
@@ -103,12 +104,8 @@ def write(
     decoded: records.Decoded, tenant_id: str, source: str, settings: Settings
 ) -> IngestResult:
     expires = int((datetime.now(UTC) + timedelta(days=settings.audit_retention_days)).timestamp())
-    # A file may hold the same record twice; one BatchWriteItem may not name a key twice.
-    unique = {
-        item["event_key"]["S"]: item
-        for _, item in records.items(decoded.records, tenant_id, source, expires)
-    }
-    written = dynamo.batch_put(AuditLogEvent.Meta.table_name, unique.values(), settings)
+    items = unique_items(records.items(decoded.records, tenant_id, source, expires))
+    written = dynamo.batch_put(AuditLogEvent.Meta.table_name, items, settings)
     for reason in decoded.rejected[:10]:
         log.warning("%s: rejected %s", source, reason)
     log.info(
@@ -119,6 +116,17 @@ def write(
         len(decoded.rejected),
     )
     return IngestResult(source, INGESTED, len(decoded.records), written, decoded.rejected)
+
+
+def unique_items(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    """Each event key once: a file may hold a record twice, and one BatchWriteItem call may
+    not name a key twice."""
+    seen: set[str] = set()
+    for item in items:
+        key = item["event_key"]["S"]
+        if key not in seen:
+            seen.add(key)
+            yield item
 
 
 def refuse(source: str, reason: str) -> IngestResult:
@@ -164,15 +172,15 @@ def _download(s3: Any, obj: LogObject, limit: int) -> tuple[str, bytes]:
     return str(response["ETag"]).strip('"'), response["Body"].read()
 
 
-def _decompress(document: bytes, limit: int) -> bytes:
+def decompress(document: bytes, limit: int) -> bytes:
     """Gunzip ``document`` (plain JSON passes through), refusing more than ``limit`` bytes of
     output: a small object must not be able to expand into all of a worker's memory."""
     if not document.startswith(GZIP_MAGIC):
         return document
-    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)  # zlib's API, 2-3x faster
     try:
         out = inflater.decompress(document, limit + 1)
-    except zlib.error as e:
+    except IsalError as e:  # type: ignore[misc]  # the stub calls it an instance
         raise Refused(f"corrupt gzip: {e}") from None
     if len(out) > limit:
         raise Refused(f"decompresses to more than the {limit:,}-byte limit")

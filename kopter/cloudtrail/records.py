@@ -5,6 +5,10 @@ unknown shape is rejected (and counted) without losing the rest of the file. Dec
 (msgspec): only the fields kopter keeps are materialized; ``requestParameters`` and
 ``responseElements`` stay raw bytes until they are re-encoded as compact JSON.
 
+Speed: decoded structs are not tracked by the garbage collector (they hold no cycles), and items
+are yielded one at a time for the writer to batch, so a large file never holds all its items at
+once; the constant attribute values are shared between items (botocore only reads them).
+
 An item must fit DynamoDB's 400 KB limit: request and response share a budget, and a record over
 it is stored with both cut to fit and ``truncated`` set, never dropped.
 """
@@ -23,15 +27,15 @@ PAYLOAD_BUDGET = 360_000
 _NULL = msgspec.Raw(b"null")
 
 
-class SessionIssuer(msgspec.Struct):
+class SessionIssuer(msgspec.Struct, gc=False):
     arn: str | None = None
 
 
-class SessionContext(msgspec.Struct):
+class SessionContext(msgspec.Struct, gc=False):
     sessionIssuer: SessionIssuer | None = None
 
 
-class UserIdentity(msgspec.Struct):
+class UserIdentity(msgspec.Struct, gc=False):
     type: str | None = None
     arn: str | None = None
     accountId: str | None = None
@@ -39,7 +43,7 @@ class UserIdentity(msgspec.Struct):
     sessionContext: SessionContext | None = None
 
 
-class Record(msgspec.Struct):
+class Record(msgspec.Struct, gc=False):
     eventTime: str
     eventID: str
     eventSource: str
@@ -56,11 +60,16 @@ class Record(msgspec.Struct):
     responseElements: msgspec.Raw = _NULL
 
 
-class _LogFile(msgspec.Struct):
+class _LogFile(msgspec.Struct, gc=False):
+    Records: list[Record]
+
+
+class _RawLogFile(msgspec.Struct, gc=False):
     Records: list[msgspec.Raw]
 
 
 _file_decoder = msgspec.json.Decoder(_LogFile)
+_raw_file_decoder = msgspec.json.Decoder(_RawLogFile)
 _record_decoder = msgspec.json.Decoder(Record)
 
 
@@ -76,7 +85,13 @@ class Decoded:
 
 def decode(document: bytes) -> Decoded:
     try:
-        raw_records = _file_decoder.decode(document).Records
+        return Decoded(_file_decoder.decode(document).Records)
+    except msgspec.ValidationError:
+        pass  # a record of an unknown shape: decode them one at a time, to keep the others
+    except msgspec.DecodeError as e:
+        raise NotALogFile(f"not a CloudTrail log file: {e}") from None
+    try:
+        raw_records = _raw_file_decoder.decode(document).Records
     except (msgspec.DecodeError, msgspec.ValidationError) as e:
         raise NotALogFile(f"not a CloudTrail log file: {e}") from None
     out = Decoded()
@@ -94,23 +109,21 @@ def _compact(raw: msgspec.Raw) -> bytes:
     return bytes(msgspec.json.format(raw, indent=-1))
 
 
-def _read_only(value: bool | str | None) -> bool | None:
-    if isinstance(value, str):
-        return value.lower() == "true"
-    return value
-
-
 def items(
     records: list[Record], tenant_id: str, source: str, expires_at: int | None
-) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(eventID, DynamoDB item) for each record, in the AuditLogEvents table's attribute names
-    (see ``kopter.tables.AuditLogEvent``), ready for BatchWriteItem."""
+) -> Iterator[dict[str, Any]]:
+    """A DynamoDB item for each record, in the AuditLogEvents table's attribute names (see
+    ``kopter.tables.AuditLogEvent``), ready for BatchWriteItem."""
     tenant_prefix = tenant_id + "#"
+    tenant, origin = {"S": tenant_id}, {"S": source}
+    whole, truncated = {"BOOL": False}, {"BOOL": True}
+    read_only, read_write = {"BOOL": True}, {"BOOL": False}
+    expires = {"N": str(expires_at)} if expires_at is not None else None
     for r in records:
-        account = r.recipientAccountId or (r.userIdentity.accountId if r.userIdentity else None)
-        account = account or "unknown"
+        identity = r.userIdentity
+        account = r.recipientAccountId or (identity and identity.accountId) or "unknown"
         item: dict[str, Any] = {
-            "tenant_id": {"S": tenant_id},
+            "tenant_id": tenant,
             "event_key": {"S": f"{r.eventTime}#{r.eventID}"},
             "tenant_account": {"S": tenant_prefix + account},
             "tenant_event_name": {"S": tenant_prefix + r.eventName},
@@ -120,10 +133,9 @@ def items(
             "region": {"S": r.awsRegion},
             "event_source": {"S": r.eventSource},
             "event_name": {"S": r.eventName},
-            "source_object": {"S": source},
-            "truncated": {"BOOL": False},
+            "source_object": origin,
+            "truncated": whole,
         }
-        identity = r.userIdentity
         if identity is not None:
             if identity.arn:
                 item["principal_arn"] = {"S": identity.arn}
@@ -141,9 +153,11 @@ def items(
             item["source_ip"] = {"S": r.sourceIPAddress}
         if r.userAgent:
             item["user_agent"] = {"S": r.userAgent}
-        read_only = _read_only(r.readOnly)
-        if read_only is not None:
-            item["read_only"] = {"BOOL": read_only}
+        flag = r.readOnly
+        if flag is not None:
+            if isinstance(flag, str):
+                flag = flag.lower() == "true"
+            item["read_only"] = read_only if flag else read_write
         if r.errorCode:
             item["error_code"] = {"S": r.errorCode}
         if r.errorMessage:
@@ -151,14 +165,14 @@ def items(
         request, response = _compact(r.requestParameters), _compact(r.responseElements)
         if len(request) + len(response) > PAYLOAD_BUDGET:
             request, response = _fit(request, response)
-            item["truncated"] = {"BOOL": True}
+            item["truncated"] = truncated
         if request:
             item["request"] = {"S": request.decode(errors="ignore")}
         if response:
             item["response"] = {"S": response.decode(errors="ignore")}
-        if expires_at is not None:
-            item["expires_at"] = {"N": str(expires_at)}
-        yield r.eventID, item
+        if expires is not None:
+            item["expires_at"] = expires
+        yield item
 
 
 def _fit(request: bytes, response: bytes) -> tuple[bytes, bytes]:
