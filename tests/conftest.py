@@ -29,13 +29,9 @@ from kopter.devstack import (
     start_redis,
     wait_for_line,
 )
+from tests.samples import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
-SHARED = ROOT.parent / "shared"
-FIXTURES = SHARED / "fixtures" / "real"
-CLOUD_SNITCH_FILE = next((FIXTURES / "cloudtrail" / "AWSLogs").rglob("*.json.gz"))
-STRATUS_FILE = FIXTURES / "cloudtrail" / "stratus-red-team_ec2-get-password-data.json"
 MOTO_PORT = free_port()
 REDIS_PORT = free_port()
 

@@ -15,14 +15,13 @@ from kopter import aws, queues
 from kopter.settings import get_settings
 from kopter.tables import AuditLogEvent, GlobalItem
 from tests.conftest import (
-    CLOUD_SNITCH_FILE,
-    STRATUS_FILE,
     Connected,
     Kopter,
     customer_client,
     wait_for,
 )
 from tests.factories import log_file, log_key, log_records
+from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 
 SNITCH_KEY = "my trail/AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/" + (
     CLOUD_SNITCH_FILE.name
