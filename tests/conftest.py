@@ -105,10 +105,13 @@ class Kopter:
     def new_tenant(self) -> str:
         return self("tenants", "add", f"acme-{secrets.token_hex(4)}").stdout.strip()
 
-    def connect(self, *options: str, tenant: str | None = None) -> Connected:
-        """A new account, with role `kopter`, connected to ``tenant`` (a new one by default)."""
+    def connect(
+        self, *options: str, tenant: str | None = None, account: str | None = None
+    ) -> Connected:
+        """An account (a new id by default), with role `kopter`, connected to ``tenant`` (a new
+        one by default)."""
         tenant = tenant or self.new_tenant()
-        account = new_account_id()
+        account = account or new_account_id()
         [row] = self.rows(
             "accounts",
             "add",

@@ -44,8 +44,17 @@ def trail() -> Iterator[Trail]:
     """One tenant with the two real samples' accounts, their buckets and log files in moto."""
     kopter = Kopter()
     tenant = kopter.new_tenant()
-    snitch = _connect(kopter, tenant, "222222222222", "snitch-trail", "my trail")
-    stratus = _connect(kopter, tenant, "457448411975", "stratus-trail", None)
+    snitch = kopter.connect(
+        "--cloudtrail-bucket",
+        "snitch-trail",
+        "--cloudtrail-prefix",
+        "my trail",
+        tenant=tenant,
+        account="222222222222",
+    )
+    stratus = kopter.connect(
+        "--cloudtrail-bucket", "stratus-trail", tenant=tenant, account="457448411975"
+    )
     s3 = customer_client(snitch, "s3")
     s3.create_bucket(Bucket="snitch-trail")
     s3.put_object(Bucket="snitch-trail", Key=SNITCH_KEY, Body=CLOUD_SNITCH_FILE.read_bytes())
@@ -57,22 +66,6 @@ def trail() -> Iterator[Trail]:
         Bucket="stratus-trail", Key=STRATUS_KEY, Body=gzip.compress(json.dumps(wrapped).encode())
     )
     yield Trail(tenant, snitch, stratus)
-
-
-def _connect(kopter: Kopter, tenant: str, account: str, bucket: str, prefix: str | None):
-    options = ["--cloudtrail-bucket", bucket] + (["--cloudtrail-prefix", prefix] if prefix else [])
-    [row] = kopter.rows(
-        "accounts",
-        "add",
-        "--tenant",
-        tenant,
-        "--account-id",
-        account,
-        "--role-arn",
-        f"arn:aws:iam::{account}:role/kopter",
-        *options,
-    )
-    return Connected(tenant, account, row["external_id"])
 
 
 def _raw_queue(dlq: bool = False) -> str:
@@ -162,6 +155,11 @@ def test_real_logs_through_every_notification_shape(kopter, workers, trail):
         request = record.get("requestParameters")
         assert (json.loads(row["request"]) if row["request"] else None) == request
     assert row["source_object"].startswith("s3://")
+
+    # The same object again, inline: S3 answers If-None-Match with 304 and nothing is read.
+    again = kopter("ingest", f"s3://snitch-trail/{SNITCH_KEY}", "--tenant", trail.tenant)
+    assert again.stdout.startswith(f"s3://snitch-trail/{SNITCH_KEY}: duplicate, 0 records")
+    assert len(_audit(kopter, trail.tenant)) == 54
 
     # The filters of `kopter audit`.
     assert len(_audit(kopter, trail.tenant, "--event-name", "GetPasswordData")) == 30

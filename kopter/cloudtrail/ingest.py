@@ -66,14 +66,13 @@ def ingest_object(
     try:
         account = _registered_account(obj)
         s3 = sessions.client(accounts.target(account), "s3", settings.region)
-        etag, document = _download(s3, obj, settings.ingest_max_bytes)
-        if _already_ingested(source, etag):
-            log.info("%s was already ingested (ETag %s): skipped", source, etag)
+        downloaded = _download(s3, obj, _ingested_etag(source), settings.ingest_max_bytes)
+        if downloaded is None:
+            log.info("%s was already ingested: skipped", source)
             return IngestResult(source, DUPLICATE)
+        etag, document = downloaded
         decoded = records.decode(decompress(document, settings.ingest_max_bytes))
     except (Refused, AssumeRoleFailed) as e:
-        return refuse(source, str(e))
-    except records.NotALogFile as e:
         return refuse(source, str(e))
     result = write(decoded, account.tenant_id, source, settings)
     _mark(f"ingested#{source}", {"etag": etag, "records": result.records})
@@ -157,11 +156,18 @@ def _registered_account(obj: LogObject) -> AwsAccount:
     return account
 
 
-def _download(s3: Any, obj: LogObject, limit: int) -> tuple[str, bytes]:
+def _download(
+    s3: Any, obj: LogObject, ingested_etag: str | None, limit: int
+) -> tuple[str, bytes] | None:
+    """The object's ETag and bytes, or None when it is still the version already ingested
+    (S3 answers 304 to If-None-Match without sending the body again)."""
+    conditional = {"IfNoneMatch": f'"{ingested_etag}"'} if ingested_etag else {}
     try:
-        response = s3.get_object(Bucket=obj.bucket, Key=obj.key)
+        response = s3.get_object(Bucket=obj.bucket, Key=obj.key, **conditional)
     except ClientError as e:
         code = e.response["Error"]["Code"]
+        if code in ("304", "NotModified"):
+            return None
         if code in ("NoSuchKey", "NoSuchBucket", "AccessDenied", "403", "404"):
             raise Refused(f"cannot read the object: {code}") from None
         raise
@@ -189,12 +195,12 @@ def decompress(document: bytes, limit: int) -> bytes:
     return out
 
 
-def _already_ingested(source: str, etag: str) -> bool:
+def _ingested_etag(source: str) -> str | None:
     try:
         marker = GlobalItem.get(f"ingested#{source}", consistent_read=True)
     except DoesNotExist:
-        return False
-    return bool(marker.value and marker.value.get("etag") == etag)
+        return None
+    return str(marker.value["etag"]) if marker.value else None
 
 
 def _mark(key: str, value: dict[str, Any]) -> None:

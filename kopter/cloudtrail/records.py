@@ -21,6 +21,8 @@ from typing import Any
 
 import msgspec
 
+from kopter.errors import Refused
+
 # What is left of DynamoDB's 400 KB for request + response once the other attributes (and the
 # three index copies of the keys) are in.
 PAYLOAD_BUDGET = 360_000
@@ -73,7 +75,7 @@ _raw_file_decoder = msgspec.json.Decoder(_RawLogFile)
 _record_decoder = msgspec.json.Decoder(Record)
 
 
-class NotALogFile(ValueError):
+class NotALogFile(Refused):
     """The bytes are not a CloudTrail log file: not JSON, or no ``Records`` list."""
 
 
