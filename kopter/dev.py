@@ -18,9 +18,7 @@ from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
-import boto3
-
-from kopter.crossaccount import Target, assume_role
+from kopter import demo
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
@@ -36,16 +34,6 @@ from kopter.devstack import (
 from kopter.errors import KopterError
 from kopter.queues import WORK_QUEUES
 from kopter.settings import load
-
-DEMO_TENANT = "demo"
-DEMO_ACCOUNT = "111111111111"
-DEMO_ROLE = f"arn:aws:iam::{DEMO_ACCOUNT}:role/kopter-demo"
-DEMO_REGIONS = ("us-east-1", "eu-west-1")
-DEMO_BUCKET = "kopter-demo-cloudtrail"
-DEMO_FLEET = {
-    "us-east-1": [("t3.micro", "web"), ("t3.micro", "web"), ("m5.large", "api")],
-    "eu-west-1": [("c5.xlarge", "batch")],
-}
 
 
 class _Stop(Exception):
@@ -65,14 +53,15 @@ def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool
     try:
         env = _start_services(moto_port, state_dir, logs, children)
         _kopter(env, "bootstrap")
-        _seed_demo(env)
+        trail = _seed_demo(env)
         _start_processes(env, flower_port, logs, children)
-        _show_pipeline(env)
+        _show_pipeline(env, trail)
         _say(f"flower     http://127.0.0.1:{flower_port}  (Celery events over SQS: issue #8)")
         _say(f"logs       {logs}/")
         _say(
-            "try        KOPTER_AWS_ENDPOINT_URL=" + env["KOPTER_AWS_ENDPOINT_URL"] + " "
-            "KOPTER_REDIS_URL=" + env["KOPTER_REDIS_URL"] + " kopter status"
+            "try        export KOPTER_AWS_ENDPOINT_URL=" + env["KOPTER_AWS_ENDPOINT_URL"] + " "
+            "KOPTER_REDIS_URL=" + env["KOPTER_REDIS_URL"] + " AWS_ACCESS_KEY_ID=testing "
+            "AWS_SECRET_ACCESS_KEY=testing; kopter status; kopter audit --tenant demo"
         )
         if smoke:
             _say("smoke run: the stack came up and worked; stopping")
@@ -136,75 +125,6 @@ def _kopter(env: dict, *args: str, quiet: bool = False) -> str:
     return result.stdout
 
 
-def _seed_demo(env: dict) -> None:
-    """A demo tenant whose account has a small fleet and a CloudTrail bucket, in moto."""
-    tenants = [
-        json.loads(line)
-        for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
-    ]
-    if not any(t["name"] == DEMO_TENANT for t in tenants):
-        _kopter(env, "tenants", "add", DEMO_TENANT, quiet=True)
-        _kopter(
-            env,
-            "accounts",
-            "add",
-            "--tenant",
-            DEMO_TENANT,
-            "--account-id",
-            DEMO_ACCOUNT,
-            "--role-arn",
-            DEMO_ROLE,
-            "--regions",
-            ",".join(DEMO_REGIONS),
-            "--cloudtrail-bucket",
-            DEMO_BUCKET,
-            quiet=True,
-        )
-    account = json.loads(
-        _kopter(env, "accounts", "list", "--tenant", DEMO_TENANT, "--json", quiet=True)
-    )
-    session = _demo_session(env, account["external_id"])
-    endpoint = env["KOPTER_AWS_ENDPOINT_URL"]
-    launched = 0
-    for region, fleet in DEMO_FLEET.items():
-        ec2 = session.client("ec2", region_name=region, endpoint_url=endpoint)
-        if ec2.describe_instances()["Reservations"]:
-            continue
-        for instance_type, role in fleet:
-            ec2.run_instances(
-                ImageId="ami-0123456789abcdef0",
-                InstanceType=instance_type,
-                MinCount=1,
-                MaxCount=1,
-                TagSpecifications=[
-                    {
-                        "ResourceType": "instance",
-                        "Tags": [
-                            {"Key": "role", "Value": role},
-                            {"Key": "kopter:backup", "Value": "7d"},
-                        ],
-                    }
-                ],
-            )
-            launched += 1
-    s3 = session.client("s3", region_name="us-east-1", endpoint_url=endpoint)
-    s3.create_bucket(Bucket=DEMO_BUCKET)
-    _say(
-        f"demo       tenant {DEMO_TENANT!r}, account {DEMO_ACCOUNT} ({', '.join(DEMO_REGIONS)}), "
-        f"{launched} instances launched, bucket s3://{DEMO_BUCKET}"
-    )
-
-
-def _demo_session(env: dict, external_id: str) -> boto3.session.Session:
-    """The demo customer's own credentials in moto (as if they were working in their account)."""
-    credentials = assume_role(Target(DEMO_ACCOUNT, DEMO_ROLE, external_id), load(env))
-    return boto3.session.Session(
-        aws_access_key_id=credentials["access_key"],
-        aws_secret_access_key=credentials["secret_key"],
-        aws_session_token=credentials["token"],
-    )
-
-
 def _start_processes(env: dict, flower_port: int, logs: Path, children: list[Child]) -> None:
     if port_open("127.0.0.1", flower_port):
         raise KopterError(f"port {flower_port} is taken: set KOPTER_DEV_FLOWER_PORT")
@@ -220,22 +140,73 @@ def _start_processes(env: dict, flower_port: int, logs: Path, children: list[Chi
     _say("beat       celery-redbeat, schedule in beat_schedule.py")
 
 
-def _show_pipeline(env: dict) -> None:
-    """Prove the path end to end: the CLI enqueues on SQS, the worker assumes the demo
-    account's role and describes it, the result comes back through Redis."""
+def _seed_demo(env: dict) -> demo.DemoTrail:
+    tenants = [
+        json.loads(line)
+        for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
+    ]
+    if not any(t["name"] == demo.TENANT for t in tenants):
+        _kopter(env, "tenants", "add", demo.TENANT, quiet=True)
+        _kopter(
+            env,
+            "accounts",
+            "add",
+            "--tenant",
+            demo.TENANT,
+            "--account-id",
+            demo.ACCOUNT,
+            "--role-arn",
+            demo.ROLE,
+            "--regions",
+            ",".join(demo.REGIONS),
+            "--cloudtrail-bucket",
+            demo.BUCKET,
+            quiet=True,
+        )
+    [account] = [
+        json.loads(line)
+        for line in _kopter(
+            env, "accounts", "list", "--tenant", demo.TENANT, "--json", quiet=True
+        ).splitlines()
+    ]
+    trail = demo.seed(load(env), account["external_id"])
+    _say(
+        f"demo       tenant {demo.TENANT!r}, account {demo.ACCOUNT} ({', '.join(demo.REGIONS)}), "
+        f"{len(trail.instances)} instances, CloudTrail log s3://{demo.BUCKET}/{trail.key}"
+    )
+    return trail
+
+
+def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
+    """Prove the paths end to end. The CLI enqueues an account check on SQS, the worker assumes
+    the demo account's role and describes it, the result comes back through Redis. Then S3's
+    notification of the demo's CloudTrail log (moto does not send it across accounts, so this
+    plays S3's part) goes to the raw queue, the worker's bridge and ingest task take it, and the
+    records come back through `kopter audit`."""
     _say("pipeline   checking the demo account on the worker, through SQS:")
     _kopter(
         env,
         "accounts",
         "check",
         "--tenant",
-        DEMO_TENANT,
+        demo.TENANT,
         "--account-id",
-        DEMO_ACCOUNT,
+        demo.ACCOUNT,
         "--on-worker",
         "--timeout",
         "60",
     )
+    demo.notify(load(env), trail)
+    _say(f"pipeline   S3 notified cloudtrail-notifications of {trail.key}; the audit log:")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = _kopter(env, "audit", "--tenant", demo.TENANT, "--json", quiet=True).splitlines()
+        if len(rows) >= trail.records:
+            break
+        time.sleep(0.5)
+    else:
+        raise KopterError("the demo's CloudTrail records did not reach the audit log in 60s")
+    _kopter(env, "audit", "--tenant", demo.TENANT)
 
 
 def _watch(children: list[Child]) -> None:

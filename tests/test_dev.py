@@ -75,6 +75,8 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
             "assume-role        yes",
             "ec2:us-east-1      yes  DescribeInstances ok (3 seen)",
             "cloudtrail-bucket  yes",
+            "RunInstances  arn:aws:iam::111111111111:user/alice",
+            "DeleteTrail   arn:aws:iam::111111111111:user/bob    203.0.113.10  AccessDenied",
         ):
             assert expected in output, output
         processes = _descendants(dev.pid)
