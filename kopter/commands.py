@@ -26,12 +26,13 @@ def _jsonable(value: Any) -> Any:
 
 
 def emit(rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
-    """Rows as aligned columns, or as JSON lines with ``--json``."""
-    rows = list(rows)
+    """Rows as aligned columns, or as JSON lines with ``--json`` (streamed: a long listing
+    starts at once)."""
     if as_json:
         for row in rows:
             click.echo(json.dumps(row, default=_jsonable, sort_keys=True))
         return
+    rows = list(rows)
     if not rows:
         click.echo("(none)")
         return
@@ -294,13 +295,8 @@ def audit(
         errors_only=errors,
         limit=limit,
     )
-    rows = (as_row(event) for event in search(query))
     columns = ["event_time", "account_id", "event_name", "principal_arn", "source_ip", "error_code"]
-    if as_json:
-        for row in rows:  # streamed: a long listing starts at once
-            emit([row], True, columns)
-    else:
-        emit(rows, False, columns)
+    emit((as_row(event) for event in search(query)), as_json, columns)
 
 
 @cli.command()
