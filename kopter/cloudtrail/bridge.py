@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +35,6 @@ class NotificationBridge:
             "QueueUrl"
         ]
         self._submit = submit
-        self.counts: Counter[str] = Counter()
 
     def poll_once(self, wait_seconds: int = 5) -> int:
         """Receive up to ten messages and handle each; return how many arrived."""
@@ -56,14 +54,11 @@ class NotificationBridge:
             return
         if notification.noise:
             log.info("cloudtrail-notifications: deleting %s", notification.noise)
-            self.counts["noise"] += 1
         for bucket, key in notification.objects:
             if log_object(bucket, key) is None:
                 log.debug("skipping s3://%s/%s: not a CloudTrail log file", bucket, key)
-                self.counts["skipped"] += 1
                 continue
             self._submit(bucket, key)
-            self.counts["submitted"] += 1
         self._delete(message)
 
     def run(self, stop: threading.Event, wait_seconds: int = 5) -> None:
@@ -93,7 +88,6 @@ class NotificationBridge:
             },
         )
         self._delete(message)
-        self.counts["parked"] += 1
 
     def _delete(self, message: dict[str, Any]) -> None:
         self._sqs.delete_message(QueueUrl=self._url, ReceiptHandle=message["ReceiptHandle"])
