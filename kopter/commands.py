@@ -382,6 +382,35 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
     click.echo(f"enqueued {total} log objects of account {account} since {first}")
 
 
+# --- notifications ----------------------------------------------------------------------------
+
+
+@cli.command("notifications")
+@tenant_option
+@click.option("--unread", is_flag=True, help="Only those not read yet.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@json_option
+def notifications_list(tenant: str, unread: bool, limit: int, as_json: bool) -> None:
+    """What a tenant's UI shows, newest first."""
+    from kopter.notifications import listing
+
+    rows = (
+        {
+            "notification_key": n.notification_key,
+            "created_at": n.created_at,
+            "kind": n.kind,
+            "subject": n.subject,
+            "severity": n.severity,
+            "title": n.title,
+            "body": n.body,
+            "links": n.links,
+            "read": n.read,
+        }
+        for n in listing(accounts.resolve_tenant(tenant).tenant_id, unread, limit)
+    )
+    emit(rows, as_json, ["created_at", "severity", "kind", "title", "read"])
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 JOBS = {

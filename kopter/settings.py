@@ -8,6 +8,7 @@ variable's name instead of somewhere deep inside a task.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import cache
@@ -20,6 +21,7 @@ AWS_PRICING_URL = "https://pricing.us-east-1.amazonaws.com"
 # SQS refuses a visibility timeout above 12 hours and a DelaySeconds above 15 minutes.
 SQS_MAX_VISIBILITY_TIMEOUT = 12 * 3600
 SQS_MAX_DELAY_SECONDS = 900
+SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class Settings:
     role_session_name: str
     audit_retention_days: int
     ingest_max_mb: int
+    notifications_topic_arn: str | None
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -77,6 +80,15 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[st
     return raw.rstrip("/")
 
 
+def _topic(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not re.match(
+        r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$", raw
+    ):
+        raise ConfigError(f"{name}={raw!r} is not an SNS topic ARN")
+    return raw
+
+
 def load(env: Mapping[str, str]) -> Settings:
     prefix = env.get("KOPTER_PREFIX", "kopter-dev-")
     # Queue names allow [A-Za-z0-9_-] and 80 characters; the longest kopter adds is
@@ -100,6 +112,7 @@ def load(env: Mapping[str, str]) -> Settings:
         role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
         audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
         ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),
+        notifications_topic_arn=_topic(env, "KOPTER_NOTIFICATIONS_TOPIC_ARN"),
     )
 
 

@@ -315,6 +315,7 @@ class FrontendNotification(Model):
     tenant_id = UnicodeAttribute(hash_key=True)
     notification_key = UnicodeAttribute(range_key=True)  # "<time ISO>#<deterministic id>"
     kind = UnicodeAttribute()
+    subject = UnicodeAttribute()
     severity = UnicodeAttribute()  # info, warning, high, critical
     title = UnicodeAttribute()
     body = UnicodeAttribute()
@@ -322,6 +323,7 @@ class FrontendNotification(Model):
     created_at = UTCDateTimeAttribute()
     read = BooleanAttribute(default=False)
     read_at = UTCDateTimeAttribute(null=True)
+    published = BooleanAttribute(default=False)  # sent to the SNS topic, when one is set
     expires_at = TTLAttribute(null=True)
 
 

@@ -22,6 +22,7 @@ TASK_MODULES = [
     "tasks.aggregator",
     "tasks.backup",
     "tasks.audit",
+    "tasks.notifications",
 ]
 
 app = Celery("kopter", task_cls="tasks.base:KopterTask", include=TASK_MODULES)
