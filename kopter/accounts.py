@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -283,6 +283,15 @@ def record_health(account: AwsAccount, checks: Iterable[Check]) -> None:
             AwsAccount.consecutive_failures.set(0),
         ]
     account.update(actions=actions)
+
+
+def due_for_describe(account: AwsAccount, now: datetime) -> bool:
+    """A healthy account always; an unhealthy one after a backoff that doubles with each
+    failure (1, 2, 4 … hours, at most a day), so a broken role is retried, not hammered."""
+    if account.healthy or account.health_checked_at is None:
+        return True
+    hours = min(2 ** max(int(account.consecutive_failures) - 1, 0), 24)
+    return now - account.health_checked_at >= timedelta(hours=hours) - timedelta(minutes=5)
 
 
 def _is_conditional_failure(error: Exception) -> bool:

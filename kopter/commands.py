@@ -382,6 +382,46 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
     click.echo(f"enqueued {total} log objects of account {account} since {first}")
 
 
+# --- EC2 ------------------------------------------------------------------------------------------
+
+
+@cli.command()
+@tenant_option
+@click.option("--since", help="From this ISO date or time (UTC).")
+@click.option("--account", help="Only this account id.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@json_option
+def events(tenant: str, since: str | None, account: str | None, limit: int, as_json: bool) -> None:
+    """What changed in a tenant's EC2 fleets (launched, started, stopped, terminated, resized,
+    retagged), newest first."""
+    from kopter.cloudtrail.query import cloudtrail_time
+    from kopter.tables import Ec2Event
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    key = Ec2Event.event_key >= cloudtrail_time(since) if since else None
+    source: Any = Ec2Event.by_account if account else Ec2Event
+    found = source.query(
+        f"{tenant_id}#{account}" if account else tenant_id,
+        range_key_condition=key,
+        scan_index_forward=False,
+        limit=limit,
+    )
+    rows = (
+        {
+            "occurred_at": e.occurred_at,
+            "account_id": e.account_id,
+            "region": e.region,
+            "instance_id": e.instance_id,
+            "kind": e.kind,
+            "detail": e.detail,
+            "principal_arn": e.principal_arn,
+            "sources": list(e.sources),
+        }
+        for e in found
+    )
+    emit(rows, as_json, ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"])
+
+
 # --- notifications ----------------------------------------------------------------------------
 
 

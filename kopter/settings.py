@@ -40,6 +40,7 @@ class Settings:
     audit_retention_days: int
     ingest_max_mb: int
     notifications_topic_arn: str | None
+    describe_spread_seconds: int
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -113,6 +114,9 @@ def load(env: Mapping[str, str]) -> Settings:
         audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
         ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),
         notifications_topic_arn=_topic(env, "KOPTER_NOTIFICATIONS_TOPIC_ARN"),
+        describe_spread_seconds=_int(
+            env, "KOPTER_DESCRIBE_SPREAD_SECONDS", 300, 0, SQS_MAX_DELAY_SECONDS
+        ),
     )
 
 

@@ -184,7 +184,7 @@ class Ec2Instance(Model):
     lifecycle = UnicodeAttribute(default="on-demand")
     availability_zone = UnicodeAttribute(null=True)
     launch_time = UTCDateTimeAttribute(null=True)
-    tags = MapAttribute[str, Any](default=dict)
+    tags = JSONAttribute(default=dict)
     volume_ids = ListAttribute[str](of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
     first_seen_at = UTCDateTimeAttribute()
     last_seen_at = UTCDateTimeAttribute()

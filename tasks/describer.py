@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict
+from datetime import UTC, datetime
 from typing import Any
 
 from kopter import accounts
-from kopter.crossaccount import shared_sessions
-from kopter.errors import NotBuilt
+from kopter.crossaccount import AssumeRoleFailed, shared_sessions
+from kopter.ec2 import describer, instances
+from kopter.settings import get_settings
 from tasks.app import app
 
 
@@ -19,5 +22,52 @@ def check_account(tenant_id: str, account_id: str) -> list[dict[str, Any]]:
 
 
 @app.task
-def describe_all_accounts() -> None:
-    raise NotBuilt("the EC2 describer", issue=4)
+def describe_all_accounts(run_at: str | None = None) -> dict[str, int]:
+    """Fan out one describe task per (account due, region), read from the accounts table now.
+
+    The tasks are spread over a few minutes, by a stable hash of account and region, so a run
+    over many accounts never stampedes one region's API."""
+    run_at = run_at or datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
+    spread = get_settings().describe_spread_seconds
+    enqueued = skipped = 0
+    for account in accounts.all_accounts():
+        if not accounts.due_for_describe(account, datetime.now(UTC)):
+            skipped += 1
+            continue
+        for region in account.regions:
+            offset = int(hashlib.sha256(f"{account.account_id}/{region}".encode()).hexdigest(), 16)
+            describe_account_region.apply_async(
+                (account.tenant_id, account.account_id, region, run_at),
+                countdown=offset % spread if spread else 0,
+            )
+            enqueued += 1
+    return {"enqueued": enqueued, "skipped_unhealthy": skipped}
+
+
+@app.task
+def describe_account_region(
+    tenant_id: str, account_id: str, region: str, run_at: str
+) -> dict[str, Any]:
+    """Describe one region of one account and record what changed."""
+    account = accounts.get_account(accounts.resolve_tenant(tenant_id), account_id)
+    target = accounts.target(account)
+    try:
+        ec2 = shared_sessions().client(target, "ec2", region)
+        current = instances.describe(ec2, region)
+    except AssumeRoleFailed as e:
+        accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
+        shared_sessions().forget(target)
+        return {"status": "unhealthy", "reason": str(e)}
+    result = describer.record(
+        tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()
+    )
+    accounts.record_health(account, [accounts.Check(f"ec2:{region}", True, "described")])
+    kinds: dict[str, int] = {}
+    for change in result.changes:
+        kinds[change.kind] = kinds.get(change.kind, 0) + 1
+    return {
+        "status": "described",
+        "instances": result.instances,
+        "written": result.written,
+        "events": kinds,
+    }

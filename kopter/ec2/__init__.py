@@ -1,0 +1,1 @@
+"""Customers' EC2 fleets: what runs where (``instances``), and what changed (``describer``)."""

@@ -1,0 +1,232 @@
+"""The hourly describer: one (account, region) described, compared with what kopter last saw,
+and the difference written as Ec2Events.
+
+Idempotent: a run carries the time it was scheduled for (``run_at``), and every event's key is
+derived from the instance, the kind and the time of the change, so a redelivered run writes the
+same events again rather than new ones. Instances that did not change cost no write; the
+(account, region)'s last description time is kept once in the Global table instead.
+Changes EC2 dates (a launch, a start, a stop or termination with its reason's time) carry that
+time; the others (resized, retagged, an instance gone from the listing) carry ``run_at``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from kopter import dynamo
+from kopter.ec2.instances import InstanceState
+from kopter.settings import Settings
+from kopter.tables import Ec2Event, Ec2Instance, GlobalItem
+
+EVENT_DAYS = 400
+TERMINATED_ROW_DAYS = 30
+# A new state and the event it means; passing states (pending, stopping, …) mean none yet.
+STATE_EVENTS = {"running": "started", "stopped": "stopped", "terminated": "terminated"}
+
+
+@dataclass(frozen=True)
+class Change:
+    instance_id: str
+    region: str
+    kind: str  # launched, started, stopped, terminated, resized, retagged
+    occurred_at: datetime
+    detail: dict[str, Any] | None = None
+
+
+def diff(
+    previous: dict[str, InstanceState], current: list[InstanceState], run_at: datetime
+) -> list[Change]:
+    changes = []
+    for now in current:
+        before = previous.get(now.instance_id)
+        if before is None:
+            if now.state != "terminated":  # one that came and went unseen is not news
+                changes.append(
+                    Change(
+                        now.instance_id,
+                        now.region,
+                        "launched",
+                        now.launch_time or run_at,
+                        {"instance_type": now.instance_type},
+                    )
+                )
+            continue
+        if before.state != now.state and now.state in STATE_EVENTS:
+            kind = STATE_EVENTS[now.state]
+            when = now.launch_time if kind == "started" else now.transition_time
+            changes.append(
+                Change(now.instance_id, now.region, kind, when or run_at, {"from": before.state})
+            )
+        if before.instance_type != now.instance_type:
+            changes.append(
+                Change(
+                    now.instance_id,
+                    now.region,
+                    "resized",
+                    run_at,
+                    {"from": before.instance_type, "to": now.instance_type},
+                )
+            )
+        if before.tags != now.tags:
+            changes.append(
+                Change(
+                    now.instance_id,
+                    now.region,
+                    "retagged",
+                    run_at,
+                    _tag_changes(before.tags, now.tags),
+                )
+            )
+    listed = {i.instance_id for i in current}
+    for gone in previous.values():
+        if gone.instance_id not in listed and gone.state != "terminated":
+            changes.append(
+                Change(
+                    gone.instance_id,
+                    gone.region,
+                    "terminated",
+                    run_at,
+                    {"from": gone.state, "disappeared": True},
+                )
+            )
+    return changes
+
+
+def _tag_changes(before: dict[str, str], after: dict[str, str]) -> dict[str, Any]:
+    return {
+        "added": {k: v for k, v in after.items() if k not in before},
+        "removed": sorted(k for k in before if k not in after),
+        "changed": {k: [before[k], v] for k, v in after.items() if k in before and before[k] != v},
+    }
+
+
+@dataclass(frozen=True)
+class Described:
+    instances: int
+    written: int
+    changes: list[Change]
+
+
+def record(
+    tenant_id: str,
+    account_id: str,
+    region: str,
+    current: list[InstanceState],
+    run_at: datetime,
+    settings: Settings,
+) -> Described:
+    """Compare ``current`` with the stored rows, write the changed rows and the events."""
+    tenant_account = f"{tenant_id}#{account_id}"
+    rows = {
+        row.instance_id: row
+        for row in Ec2Instance.query(
+            tenant_account, Ec2Instance.region_instance.startswith(f"{region}#")
+        )
+    }
+    previous = {instance_id: _state(row) for instance_id, row in rows.items()}
+    changes = diff(previous, current, run_at)
+    events = [_event(tenant_id, account_id, c).serialize() for c in changes]
+    dynamo.batch_put(Ec2Event.Meta.table_name, events, settings)
+
+    changed_ids = {c.instance_id for c in changes}
+    updates = []
+    for instance in current:
+        if instance.instance_id in changed_ids or instance.instance_id not in rows:
+            first_seen = (
+                rows[instance.instance_id].first_seen_at if instance.instance_id in rows else run_at
+            )
+            updates.append(_row(tenant_id, account_id, instance, first_seen, run_at).serialize())
+    listed = {i.instance_id for i in current}
+    for instance_id, row in rows.items():
+        if instance_id not in listed and row.state != "terminated":
+            row.state = "terminated"
+            row.state_changed_at = run_at
+            row.expires_at = run_at + timedelta(days=TERMINATED_ROW_DAYS)
+            updates.append(row.serialize())
+    written = dynamo.batch_put(Ec2Instance.Meta.table_name, updates, settings)
+    GlobalItem(
+        f"described#{tenant_account}#{region}",
+        value={"run_at": run_at.isoformat(), "instances": len(current)},
+        updated_at=datetime.now(UTC),
+    ).save()
+    return Described(len(current), written, changes)
+
+
+def _state(row: Ec2Instance) -> InstanceState:
+    return InstanceState(
+        instance_id=row.instance_id,
+        region=row.region,
+        state=row.state,
+        instance_type=row.instance_type,
+        platform=row.platform,
+        tenancy=row.tenancy,
+        lifecycle=row.lifecycle,
+        availability_zone=row.availability_zone,
+        launch_time=row.launch_time,
+        transition_time=row.state_changed_at,
+        tags=dict(row.tags or {}),
+        volume_ids=tuple(row.volume_ids),
+    )
+
+
+def _row(
+    tenant_id: str, account_id: str, i: InstanceState, first_seen: datetime, run_at: datetime
+) -> Ec2Instance:
+    return Ec2Instance(
+        f"{tenant_id}#{account_id}",
+        f"{i.region}#{i.instance_id}",
+        tenant_id=tenant_id,
+        account_id=account_id,
+        region=i.region,
+        instance_id=i.instance_id,
+        state=i.state,
+        instance_type=i.instance_type,
+        platform=i.platform,
+        tenancy=i.tenancy,
+        lifecycle=i.lifecycle,
+        availability_zone=i.availability_zone,
+        launch_time=i.launch_time,
+        tags=i.tags,
+        volume_ids=list(i.volume_ids),
+        first_seen_at=first_seen,
+        last_seen_at=run_at,
+        state_changed_at=i.transition_time,
+        expires_at=(run_at + timedelta(days=TERMINATED_ROW_DAYS))
+        if i.state == "terminated"
+        else None,
+    )
+
+
+def event_id(tenant_id: str, account_id: str, change: Change) -> str:
+    identity = "\0".join(
+        (
+            tenant_id,
+            account_id,
+            change.region,
+            change.instance_id,
+            change.kind,
+            change.occurred_at.isoformat(),
+        )
+    )
+    return hashlib.sha256(identity.encode()).hexdigest()[:20]
+
+
+def _event(tenant_id: str, account_id: str, change: Change) -> Ec2Event:
+    when = change.occurred_at.astimezone(UTC)
+    return Ec2Event(
+        tenant_id,
+        f"{when:%Y-%m-%dT%H:%M:%SZ}#{event_id(tenant_id, account_id, change)}",
+        tenant_account=f"{tenant_id}#{account_id}",
+        tenant_instance=f"{tenant_id}#{change.instance_id}",
+        account_id=account_id,
+        region=change.region,
+        instance_id=change.instance_id,
+        kind=change.kind,
+        occurred_at=when,
+        detail=change.detail,
+        sources=["describer"],
+        expires_at=when + timedelta(days=EVENT_DAYS),
+    )

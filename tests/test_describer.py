@@ -1,0 +1,122 @@
+"""The EC2 describer on real workers and moto's EC2: exactly the events that happened."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+from kopter.ec2.instances import InstanceState
+from kopter.tables import Ec2Instance, GlobalItem
+from tasks.describer import describe_account_region
+from tests.conftest import customer_client, wait_for
+from tests.samples import FIXTURES
+
+DESCRIBE_INSTANCES = (
+    FIXTURES / "ec2" / "cloud-custodian_test_ec2_metric_extended_stats_ec2.DescribeInstances_1.json"
+)
+
+
+def _placebo(value):
+    """cloud-custodian's recordings write datetimes as {"__class__": "datetime", ...}."""
+    if isinstance(value, dict):
+        if value.get("__class__") == "datetime":
+            fields = {k: v for k, v in value.items() if k != "__class__"}
+            return datetime(**fields, tzinfo=UTC)
+        return {k: _placebo(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_placebo(v) for v in value]
+    return value
+
+
+def test_real_describe_instances_response_parses():
+    response = _placebo(json.loads(DESCRIBE_INSTANCES.read_text())["data"])
+    states = [
+        InstanceState.from_api(i, "us-east-2")
+        for r in response["Reservations"]
+        for i in r["Instances"]
+    ]
+    assert len(states) == 3
+    first = states[0]
+    assert first.state == "stopped"
+    assert first.platform == "Linux/UNIX" and first.tenancy == "default"
+    assert first.availability_zone == "us-east-2b" and first.lifecycle == "on-demand"
+    assert first.launch_time == datetime(2025, 3, 5, 15, 39, 17, tzinfo=UTC)
+    assert first.transition_time == datetime(2025, 3, 6, 14, 33, 58, tzinfo=UTC)
+    assert first.tags["Name"] == "samltesting"
+    assert first.volume_ids == ("vol-07561130d3a555dc7", "vol-011c7805addba4274")
+
+
+def _describe(c, run_at: str) -> dict:
+    return describe_account_region.delay(c.tenant, c.account, "us-east-1", run_at).get(timeout=60)
+
+
+def _events(kopter, tenant: str) -> list[tuple[str, str]]:
+    return sorted((e["instance_id"], e["kind"]) for e in kopter.rows("events", "--tenant", tenant))
+
+
+def test_changes_between_runs_become_exactly_the_right_events(kopter, workers):
+    c = kopter.connect()
+    worker = workers.start("describer", "describer")
+    workers.wait_ready(worker)
+    ec2 = customer_client(c, "ec2")
+    launched = ec2.run_instances(
+        ImageId="ami-0123456789abcdef0",
+        InstanceType="t3.micro",
+        MinCount=4,
+        MaxCount=4,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "role", "Value": "web"}]}],
+    )["Instances"]
+    a, b, cc, d = (i["InstanceId"] for i in launched)
+
+    first = _describe(c, "2026-11-27T10:00:00+00:00")
+    assert first["events"] == {"launched": 4} and first["written"] == 4
+    assert _events(kopter, c.tenant) == sorted((i, "launched") for i in (a, b, cc, d))
+
+    ec2.stop_instances(InstanceIds=[a, cc])
+    ec2.modify_instance_attribute(InstanceId=cc, InstanceType={"Value": "m5.large"})
+    ec2.create_tags(Resources=[b], Tags=[{"Key": "env", "Value": "prod"}])
+    ec2.delete_tags(Resources=[b], Tags=[{"Key": "role"}])
+    ec2.terminate_instances(InstanceIds=[d])
+
+    second = _describe(c, "2026-11-27T11:00:00+00:00")
+    assert second["events"] == {"stopped": 2, "resized": 1, "retagged": 1, "terminated": 1}
+    expected = sorted(
+        [(i, "launched") for i in (a, b, cc, d)]
+        + [(a, "stopped"), (cc, "stopped"), (cc, "resized"), (b, "retagged"), (d, "terminated")]
+    )
+    assert _events(kopter, c.tenant) == expected
+    rows = kopter.rows("events", "--tenant", c.tenant)
+    [resized] = [e for e in rows if e["kind"] == "resized"]
+    assert resized["detail"] == {"from": "t3.micro", "to": "m5.large"}
+    [retagged] = [e for e in rows if e["kind"] == "retagged"]
+    assert retagged["detail"] == {"added": {"env": "prod"}, "removed": ["role"], "changed": {}}
+
+    # The same run delivered again, then an hour where nothing changed: nothing new.
+    assert _describe(c, "2026-11-27T11:00:00+00:00")["events"] == {}
+    quiet = _describe(c, "2026-11-27T12:00:00+00:00")
+    assert quiet["events"] == {} and quiet["written"] == 0
+    assert _events(kopter, c.tenant) == expected
+    row = Ec2Instance.get(f"{c.tenant}#{c.account}", f"us-east-1#{cc}")
+    assert (row.state, row.instance_type) == ("stopped", "m5.large")
+    assert len(kopter.rows("events", "--tenant", c.tenant, "--account", c.account)) == 9
+
+
+def test_the_hourly_run_describes_an_account_added_after_the_worker_started(kopter, workers):
+    worker = workers.start("describer-fanout", "describer")
+    workers.wait_ready(worker)
+    c = kopter.connect("--regions", "eu-west-1")
+    customer_client(c, "ec2", "eu-west-1").run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=1, MaxCount=1
+    )
+    out = kopter("run", "describer", "--wait", "--timeout", "60").stdout
+    assert '"enqueued"' in out
+
+    def described():
+        try:
+            return GlobalItem.get(f"described#{c.tenant}#{c.account}#eu-west-1").value
+        except GlobalItem.DoesNotExist:
+            return None
+
+    assert wait_for(described, 120, "the new account described")["instances"] == 1
+    [event] = kopter.rows("events", "--tenant", c.tenant)
+    assert event["kind"] == "launched" and event["region"] == "eu-west-1"
