@@ -24,6 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
 from kopter.errors import NotFound, Refused
+from kopter.notifications import Notice
 from kopter.settings import Settings, get_settings
 from kopter.tables import AwsAccount, GlobalItem, Tenant
 
@@ -275,14 +276,36 @@ def record_health(account: AwsAccount, checks: Iterable[Check]) -> None:
         actions += [
             AwsAccount.health_reason.set(f"{failed[0].name}: {failed[0].detail}"),
             AwsAccount.consecutive_failures.add(1),
+            AwsAccount.unhealthy_since.set(AwsAccount.unhealthy_since | now),  # if not set
         ]
     else:
         actions += [
             AwsAccount.health_reason.remove(),
             AwsAccount.last_success_at.set(now),
             AwsAccount.consecutive_failures.set(0),
+            AwsAccount.unhealthy_since.remove(),
         ]
     account.update(actions=actions)
+
+
+def unhealthy_notice(account: AwsAccount) -> Notice:
+    """The one notice of an account kopter cannot reach: identified by when it started to
+    fail, so the hourly retries raise the same notice again, stored once."""
+    since = account.unhealthy_since or _now()
+    return Notice(
+        tenant_id=account.tenant_id,
+        kind="account-unhealthy",
+        subject=f"account:{account.account_id}",
+        occurred_at=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        severity="high",
+        title=f"kopter cannot reach AWS account {account.account_id}",
+        body=(
+            f"{account.health_reason}. Check that the role {account.role_arn} exists and that "
+            "its trust policy allows kopter with the account's ExternalId; kopter retries with "
+            "a growing delay and resumes by itself once it works."
+        ),
+        links={"account": account.account_id},
+    )
 
 
 def due_for_describe(account: AwsAccount, now: datetime) -> bool:

@@ -97,6 +97,7 @@ class AwsAccount(Model):
     health_checked_at = UTCDateTimeAttribute(null=True)
     last_success_at = UTCDateTimeAttribute(null=True)
     consecutive_failures = NumberAttribute(default=0)
+    unhealthy_since = UTCDateTimeAttribute(null=True)  # first failure since the last success
 
 
 # --- CloudTrail audit log ---------------------------------------------------------------------

@@ -12,6 +12,7 @@ from kopter.crossaccount import AssumeRoleFailed, shared_sessions
 from kopter.ec2 import describer, instances
 from kopter.settings import get_settings
 from tasks.app import app
+from tasks.notifications import raise_notification
 
 
 @app.task
@@ -57,6 +58,7 @@ def describe_account_region(
     except AssumeRoleFailed as e:
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
         shared_sessions().forget(target)
+        raise_notification(accounts.unhealthy_notice(account))
         return {"status": "unhealthy", "reason": str(e)}
     result = describer.record(
         tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()

@@ -1,10 +1,13 @@
 """An HTTP proxy on 127.0.0.1 that forwards to moto's server and records every request, so a
-test can see what kopter really sent to AWS (moto itself does not check ExternalId)."""
+test can see what kopter really sent to AWS (moto itself does not check ExternalId); given a
+``fault``, it answers the requests that function picks itself, as AWS would when it refuses or
+throttles (moto never does)."""
 
 from __future__ import annotations
 
 import http.client
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -17,8 +20,11 @@ class Recorded:
     body: bytes
 
 
+Fault = Callable[["Recorded"], tuple[int, bytes] | None]
+
+
 class RecordingProxy:
-    def __init__(self, target_port: int) -> None:
+    def __init__(self, target_port: int, fault: Fault | None = None) -> None:
         self.requests: list[Recorded] = []
         lock = threading.Lock()
         proxy = self
@@ -27,10 +33,18 @@ class RecordingProxy:
             def _forward(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                recorded = Recorded(self.command, self.path, dict(self.headers), body)
                 with lock:
-                    proxy.requests.append(
-                        Recorded(self.command, self.path, dict(self.headers), body)
-                    )
+                    proxy.requests.append(recorded)
+                    answer = fault(recorded) if fault else None
+                if answer is not None:
+                    status, payload = answer
+                    self.send_response(status)
+                    self.send_header("Content-Type", "text/xml")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
                 upstream = http.client.HTTPConnection("127.0.0.1", target_port, timeout=30)
                 upstream.request(self.command, self.path, body, dict(self.headers))
                 response = upstream.getresponse()

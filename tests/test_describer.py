@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
+from urllib.parse import quote_plus
 
 from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
-from tests.conftest import customer_client, wait_for
+from tests.conftest import MOTO_PORT, customer_client, wait_for
+from tests.proxy import RecordingProxy
 from tests.samples import FIXTURES
 
 DESCRIBE_INSTANCES = (
@@ -120,3 +123,63 @@ def test_the_hourly_run_describes_an_account_added_after_the_worker_started(kopt
     assert wait_for(described, 120, "the new account described")["instances"] == 1
     [event] = kopter.rows("events", "--tenant", c.tenant)
     assert event["kind"] == "launched" and event["region"] == "eu-west-1"
+
+
+ACCESS_DENIED = (
+    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+    b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole"
+    b"</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+)
+THROTTLED = (
+    b"<Response><Errors><Error><Code>RequestLimitExceeded</Code><Message>Request limit exceeded."
+    b"</Message></Error></Errors><RequestID>1</RequestID></Response>"
+)
+
+
+def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, workers):
+    c = kopter.connect()
+    role = quote_plus(f"arn:aws:iam::{c.account}:role/kopter").encode()
+
+    def deny(request):
+        if b"Action=AssumeRole" in request.body and role in request.body:
+            return 403, ACCESS_DENIED
+        return None
+
+    with RecordingProxy(MOTO_PORT, fault=deny) as proxy:
+        worker = workers.start(
+            "denied", "describer,notifications", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url}
+        )
+        workers.wait_ready(worker)
+        for hour in (10, 11, 12):  # three hourly runs, all denied
+            result = _describe(c, f"2026-11-27T{hour}:00:00+00:00")
+            assert result["status"] == "unhealthy" and "AccessDenied" in result["reason"]
+        wait_for(lambda: kopter.rows("notifications", "--tenant", c.tenant), 30, "the notice")
+        time.sleep(2)  # the later notices would land now, if there were any
+    [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
+    assert account["healthy"] is False and "AccessDenied" in account["health_reason"]
+    [notice] = kopter.rows("notifications", "--tenant", c.tenant)
+    assert notice["kind"] == "account-unhealthy" and notice["severity"] == "high"
+    assert c.account in notice["title"] and "AccessDenied" in notice["body"]
+
+
+def test_a_throttled_api_is_retried_and_the_run_completes(kopter, workers):
+    c = kopter.connect()
+    customer_client(c, "ec2").run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=1, MaxCount=1
+    )
+    throttled = []
+
+    def throttle(request):
+        if b"Action=DescribeInstances" in request.body and len(throttled) < 2:
+            throttled.append(request)
+            return 503, THROTTLED
+        return None
+
+    with RecordingProxy(MOTO_PORT, fault=throttle) as proxy:
+        worker = workers.start("throttled", "describer", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url})
+        workers.wait_ready(worker)
+        result = _describe(c, "2026-11-27T10:00:00+00:00")
+    assert len(throttled) == 2
+    assert result["status"] == "described" and result["events"] == {"launched": 1}
+    describes = [r for r in proxy.requests if b"Action=DescribeInstances" in r.body]
+    assert len(describes) == 3  # two throttled, then answered: bounded by the retry mode
