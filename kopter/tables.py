@@ -25,10 +25,11 @@ from pynamodb.attributes import (
     NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.constants import NUMBER
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from kopter.settings import get_settings
@@ -204,7 +205,7 @@ class Ec2EventsByAccount(GlobalSecondaryIndex["Ec2Event"]):
 class Ec2EventsByInstance(GlobalSecondaryIndex["Ec2Event"]):
     """An instance's history: who launched or resized it, for the aggregator's cost jumps."""
 
-    Meta = _index_meta("by-instance", KeysOnlyProjection())
+    Meta = _index_meta("by-instance", AllProjection())
     tenant_instance = UnicodeAttribute(hash_key=True)
     event_key = UnicodeAttribute(range_key=True)
 
@@ -225,8 +226,7 @@ class Ec2Event(Model):
     occurred_at = UTCDateTimeAttribute()
     detail = JSONAttribute(null=True)  # e.g. {"from": "t3.micro", "to": "m5.large"}
     principal_arn = UnicodeAttribute(null=True)
-    # "describer", "cloudtrail"
-    sources = ListAttribute[str](of=UnicodeAttribute, default=list)  # type: ignore[arg-type]
+    sources = UnicodeSetAttribute(default=set)  # "describer", "cloudtrail": who saw it
     expires_at = TTLAttribute(null=True)
 
     by_account = Ec2EventsByAccount()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
 from kopter.ec2.instances import InstanceState
@@ -183,3 +184,88 @@ def test_a_throttled_api_is_retried_and_the_run_completes(kopter, workers):
     assert result["status"] == "described" and result["events"] == {"launched": 1}
     describes = [r for r in proxy.requests if b"Action=DescribeInstances" in r.body]
     assert len(describes) == 3  # two throttled, then answered: bounded by the retry mode
+
+
+def _call(name: str, user: str, when: datetime, request: dict, response: dict | None = None):
+    return {
+        "eventVersion": "1.11",
+        "eventTime": f"{when:%Y-%m-%dT%H:%M:%SZ}",
+        "eventID": str(uuid.uuid4()),
+        "eventSource": "ec2.amazonaws.com",
+        "eventName": name,
+        "awsRegion": "us-east-1",
+        "userIdentity": {"type": "IAMUser", "arn": user},
+        "requestParameters": request,
+        "responseElements": response,
+    }
+
+
+def _ingest(kopter, tmp_path, c, records) -> None:
+    for r in records:
+        r["recipientAccountId"] = c.account
+    path = tmp_path / f"{uuid.uuid4().hex}.json"
+    path.write_text(json.dumps({"Records": records}))
+    kopter("ingest", str(path), "--tenant", c.tenant)
+
+
+def test_a_change_seen_by_cloudtrail_and_the_describer_is_one_event_with_its_principal(
+    kopter, workers, tmp_path
+):
+    c = kopter.connect()
+    worker = workers.start("describer-merge", "describer")
+    workers.wait_ready(worker)
+    ec2 = customer_client(c, "ec2")
+    [instance] = ec2.run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.micro", MinCount=1, MaxCount=1
+    )["Instances"]
+    iid, alice, bob = instance["InstanceId"], "arn:aws:iam::1:user/alice", "arn:aws:iam::1:user/bob"
+    # CloudTrail first: the launch, at EC2's launch time.
+    _ingest(
+        kopter,
+        tmp_path,
+        c,
+        [
+            _call(
+                "RunInstances",
+                alice,
+                instance["LaunchTime"],
+                {"instanceType": "t3.micro"},
+                {"instancesSet": {"items": [{"instanceId": iid}]}},
+            )
+        ],
+    )
+    _describe(c, datetime.now(UTC).isoformat())
+
+    # Then the describer first: a stop and a resize, and CloudTrail's record of them after.
+    ec2.stop_instances(InstanceIds=[iid])
+    ec2.modify_instance_attribute(InstanceId=iid, InstanceType={"Value": "m5.large"})
+    [described] = [
+        i for r in ec2.describe_instances(InstanceIds=[iid])["Reservations"] for i in r["Instances"]
+    ]
+    stopped_at = InstanceState.from_api(described, "us-east-1").transition_time
+    _describe(c, (datetime.now(UTC) + timedelta(minutes=1)).isoformat())
+    _ingest(
+        kopter,
+        tmp_path,
+        c,
+        [
+            _call(
+                "StopInstances", bob, stopped_at, {"instancesSet": {"items": [{"instanceId": iid}]}}
+            ),
+            _call(
+                "ModifyInstanceAttribute",
+                bob,
+                datetime.now(UTC),
+                {"instanceId": iid, "instanceType": {"value": "m5.large"}},
+            ),
+        ],
+    )
+
+    rows = kopter.rows("events", "--tenant", c.tenant)
+    assert sorted(e["kind"] for e in rows) == ["launched", "resized", "stopped"]
+    by_kind = {e["kind"]: e for e in rows}
+    assert by_kind["launched"]["principal_arn"] == alice
+    assert by_kind["stopped"]["principal_arn"] == bob
+    assert by_kind["resized"]["principal_arn"] == bob
+    assert all(sorted(e["sources"]) == ["cloudtrail", "describer"] for e in rows), rows
+    assert by_kind["resized"]["detail"] == {"from": "t3.micro", "to": "m5.large"}

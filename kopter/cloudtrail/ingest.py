@@ -29,6 +29,7 @@ from kopter import accounts, dynamo
 from kopter.cloudtrail import records
 from kopter.cloudtrail.objects import LogObject, log_object
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions
+from kopter.ec2 import events as ec2_events
 from kopter.errors import Refused
 from kopter.settings import Settings
 from kopter.tables import AuditLogEvent, AwsAccount, GlobalItem
@@ -105,6 +106,10 @@ def write(
     expires = int((datetime.now(UTC) + timedelta(days=settings.audit_retention_days)).timestamp())
     items = unique_items(records.items(decoded.records, tenant_id, source, expires))
     written = dynamo.batch_put(AuditLogEvent.Meta.table_name, items, settings)
+    # The calls that changed an instance are EC2 events too, with who made them.
+    for record in decoded.records:
+        for account_id, change, principal in ec2_events.from_cloudtrail(record):
+            ec2_events.record(tenant_id, account_id, change, ec2_events.CLOUDTRAIL, principal)
     for reason in decoded.rejected[:10]:
         log.warning("%s: rejected %s", source, reason)
     log.info(

@@ -2,38 +2,29 @@
 and the difference written as Ec2Events.
 
 Idempotent: a run carries the time it was scheduled for (``run_at``), and every event's key is
-derived from the instance, the kind and the time of the change, so a redelivered run writes the
-same events again rather than new ones. Instances that did not change cost no write; the
-(account, region)'s last description time is kept once in the Global table instead.
+derived from the instance, the kind and the time of the change (``kopter.ec2.events``), so a
+redelivered run writes the same events again rather than new ones. Instances that did not change
+cost no write; the (account, region)'s last description time is kept once in the Global table.
 Changes EC2 dates (a launch, a start, a stop or termination with its reason's time) carry that
 time; the others (resized, retagged, an instance gone from the listing) carry ``run_at``.
 """
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kopter import dynamo
+from kopter.ec2 import events
+from kopter.ec2.events import Change
 from kopter.ec2.instances import InstanceState
 from kopter.settings import Settings
-from kopter.tables import Ec2Event, Ec2Instance, GlobalItem
+from kopter.tables import Ec2Instance, GlobalItem
 
-EVENT_DAYS = 400
 TERMINATED_ROW_DAYS = 30
 # A new state and the event it means; passing states (pending, stopping, …) mean none yet.
 STATE_EVENTS = {"running": "started", "stopped": "stopped", "terminated": "terminated"}
-
-
-@dataclass(frozen=True)
-class Change:
-    instance_id: str
-    region: str
-    kind: str  # launched, started, stopped, terminated, resized, retagged
-    occurred_at: datetime
-    detail: dict[str, Any] | None = None
 
 
 def diff(
@@ -128,8 +119,8 @@ def record(
     }
     previous = {instance_id: _state(row) for instance_id, row in rows.items()}
     changes = diff(previous, current, run_at)
-    events = [_event(tenant_id, account_id, c).serialize() for c in changes]
-    dynamo.batch_put(Ec2Event.Meta.table_name, events, settings)
+    for change in changes:
+        events.record(tenant_id, account_id, change, events.DESCRIBER)
 
     changed_ids = {c.instance_id for c in changes}
     updates = []
@@ -197,36 +188,4 @@ def _row(
         expires_at=(run_at + timedelta(days=TERMINATED_ROW_DAYS))
         if i.state == "terminated"
         else None,
-    )
-
-
-def event_id(tenant_id: str, account_id: str, change: Change) -> str:
-    identity = "\0".join(
-        (
-            tenant_id,
-            account_id,
-            change.region,
-            change.instance_id,
-            change.kind,
-            change.occurred_at.isoformat(),
-        )
-    )
-    return hashlib.sha256(identity.encode()).hexdigest()[:20]
-
-
-def _event(tenant_id: str, account_id: str, change: Change) -> Ec2Event:
-    when = change.occurred_at.astimezone(UTC)
-    return Ec2Event(
-        tenant_id,
-        f"{when:%Y-%m-%dT%H:%M:%SZ}#{event_id(tenant_id, account_id, change)}",
-        tenant_account=f"{tenant_id}#{account_id}",
-        tenant_instance=f"{tenant_id}#{change.instance_id}",
-        account_id=account_id,
-        region=change.region,
-        instance_id=change.instance_id,
-        kind=change.kind,
-        occurred_at=when,
-        detail=change.detail,
-        sources=["describer"],
-        expires_at=when + timedelta(days=EVENT_DAYS),
     )

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-# "User initiated (2025-03-06 14:33:58 GMT)": when EC2 stopped or terminated the instance.
-_TRANSITION_TIME = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) GMT\)")
+# "User initiated (2025-03-06 14:33:58 GMT)": when EC2 stopped or terminated the instance
+# (moto writes UTC where EC2 writes GMT).
+_TRANSITION_TIME = re.compile(r"\((\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}) (?:GMT|UTC)\)")
 
 
 @dataclass(frozen=True)
