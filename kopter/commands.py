@@ -464,19 +464,48 @@ JOBS = {
 
 @cli.command("run")
 @click.argument("job", type=click.Choice(sorted(JOBS)))
-@click.option("--wait", is_flag=True, help="Block until the job finishes and print its result.")
+@click.option("--tenant", help="describer only: just this tenant's accounts.")
+@click.option("--wait", is_flag=True, help="Block until the job finishes and print a summary.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
-def run_job(job: str, wait: bool, timeout: int) -> None:
+def run_job(job: str, tenant: str | None, wait: bool, timeout: int) -> None:
     """Enqueue what beat would enqueue for JOB, now."""
     from beat_schedule import beat_schedule
     from tasks import app
 
     entry = beat_schedule()[JOBS[job]]
+    kwargs = {}
+    if tenant:
+        if job != "describer":
+            raise KopterError("--tenant applies to `kopter run describer` only")
+        kwargs["tenant_id"] = accounts.resolve_tenant(tenant).tenant_id
     queues.verify_queues(get_settings(), queues.WORK_QUEUES)
-    result = app.send_task(entry["task"], **entry.get("options", {}))
+    result = app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
     click.echo(f"enqueued {entry['task']} as {result.id}")
-    if wait:
-        click.echo(json.dumps(_wait(result, timeout), default=_jsonable, indent=2))
+    if not wait:
+        return
+    value = _wait(result, timeout)
+    if job == "describer" and value.get("group"):
+        value = _describer_summary(app, value, timeout)
+    click.echo(json.dumps(value, default=_jsonable, indent=2))
+
+
+def _describer_summary(app: Any, fan_out: dict[str, Any], timeout: int) -> dict[str, Any]:
+    """Wait for every task of a describer run and add up what they found."""
+    from celery.result import GroupResult
+
+    results = _wait(GroupResult.restore(fan_out["group"], app=app), timeout)
+    events: dict[str, int] = {}
+    for r in results:
+        for kind, count in r.get("events", {}).items():
+            events[kind] = events.get(kind, 0) + count
+    return {
+        "run_at": fan_out["run_at"],
+        "regions_described": sum(r["status"] == "described" for r in results),
+        "unhealthy": sorted({r["reason"] for r in results if r["status"] == "unhealthy"}),
+        "skipped_unhealthy_accounts": fan_out["skipped"],
+        "instances": sum(r.get("instances", 0) for r in results),
+        "events": events,
+    }
 
 
 def _wait(result: Any, timeout: int) -> Any:

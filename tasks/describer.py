@@ -7,10 +7,13 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from celery import chord
+
 from kopter import accounts
 from kopter.crossaccount import AssumeRoleFailed, shared_sessions
 from kopter.ec2 import describer, instances
 from kopter.settings import get_settings
+from tasks.aggregator import aggregate_last_hour
 from tasks.app import app
 from tasks.notifications import raise_notification
 
@@ -23,26 +26,42 @@ def check_account(tenant_id: str, account_id: str) -> list[dict[str, Any]]:
 
 
 @app.task
-def describe_all_accounts(run_at: str | None = None) -> dict[str, int]:
-    """Fan out one describe task per (account due, region), read from the accounts table now.
+def describe_all_accounts(
+    run_at: str | None = None, tenant_id: str | None = None
+) -> dict[str, Any]:
+    """Fan out one describe task per (account due, region), read from the accounts table now;
+    when all have finished, the aggregator computes the hour's costs.
 
     The tasks are spread over a few minutes, by a stable hash of account and region, so a run
     over many accounts never stampedes one region's API."""
     run_at = run_at or datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
     spread = get_settings().describe_spread_seconds
-    enqueued = skipped = 0
-    for account in accounts.all_accounts():
+    listed = (
+        accounts.list_accounts(accounts.resolve_tenant(tenant_id))
+        if tenant_id
+        else accounts.all_accounts()
+    )
+    header, skipped = [], 0
+    for account in listed:
         if not accounts.due_for_describe(account, datetime.now(UTC)):
             skipped += 1
             continue
         for region in account.regions:
             offset = int(hashlib.sha256(f"{account.account_id}/{region}".encode()).hexdigest(), 16)
-            describe_account_region.apply_async(
-                (account.tenant_id, account.account_id, region, run_at),
-                countdown=offset % spread if spread else 0,
+            header.append(
+                describe_account_region.signature(
+                    (account.tenant_id, account.account_id, region, run_at),
+                    countdown=offset % spread if spread else 0,
+                )
             )
-            enqueued += 1
-    return {"enqueued": enqueued, "skipped_unhealthy": skipped}
+    summary: dict[str, Any] = {"run_at": run_at, "enqueued": len(header), "skipped": skipped}
+    if header:
+        # A task lost for good leaves the chord unfinished; beat's own aggregator entry, later
+        # in the hour, covers that hour.
+        run = chord(header)(aggregate_last_hour.si())
+        run.parent.save()  # so that `kopter run describer --wait` can follow the run
+        summary["group"] = run.parent.id
+    return summary
 
 
 @app.task

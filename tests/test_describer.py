@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
+from kopter.devstack import spawn
 from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
-from tests.conftest import MOTO_PORT, customer_client, wait_for
+from tests.conftest import MOTO_PORT, OUTPUT, customer_client, wait_for
 from tests.proxy import RecordingProxy
-from tests.samples import FIXTURES
+from tests.samples import FIXTURES, ROOT
 
 DESCRIBE_INSTANCES = (
     FIXTURES / "ec2" / "cloud-custodian_test_ec2_metric_extended_stats_ec2.DescribeInstances_1.json"
@@ -109,15 +112,28 @@ def test_changes_between_runs_become_exactly_the_right_events(kopter, workers):
     assert len(kopter.rows("events", "--tenant", c.tenant, "--account", c.account)) == 9
 
 
-def test_the_hourly_run_describes_an_account_added_after_the_worker_started(kopter, workers):
-    worker = workers.start("describer-fanout", "describer")
+def test_an_account_added_while_beat_runs_is_described_without_a_restart(kopter, workers):
+    tenant = kopter.new_tenant()
+    env = {"KOPTER_TEST_BEAT_TENANT": tenant}
+    worker = workers.start("describer-beat", "describer", env=env)
+    beat = spawn(
+        "describer-beat-beat",
+        [sys.executable, "-m", "celery", "-A", "tests.describer_beat", "beat", "-l", "INFO"],
+        {**os.environ, **env},
+        OUTPUT / "logs",
+        cwd=ROOT,
+    )
+    workers.children.append(beat)
     workers.wait_ready(worker)
-    c = kopter.connect("--regions", "eu-west-1")
+    wait_for(
+        lambda: "tasks.describer.describe_all_accounts" in worker.tail(100),
+        60,
+        "beat's first describer run",
+    )
+    c = kopter.connect("--regions", "eu-west-1", tenant=tenant)  # beat is not restarted
     customer_client(c, "ec2", "eu-west-1").run_instances(
         ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=1, MaxCount=1
     )
-    out = kopter("run", "describer", "--wait", "--timeout", "60").stdout
-    assert '"enqueued"' in out
 
     def described():
         try:
@@ -125,17 +141,31 @@ def test_the_hourly_run_describes_an_account_added_after_the_worker_started(kopt
         except GlobalItem.DoesNotExist:
             return None
 
-    assert wait_for(described, 120, "the new account described")["instances"] == 1
+    assert wait_for(described, 60, "the new account described")["instances"] == 1
+    beat.stop()
     [event] = kopter.rows("events", "--tenant", c.tenant)
     assert event["kind"] == "launched" and event["region"] == "eu-west-1"
 
-    # The run covered every account of the other tests too: let it finish, so that no task of
-    # it is left for the workers of the tests after this one.
-    def drained() -> bool:
-        [row] = [r for r in kopter.rows("status") if r["queue"] == "describer"]
-        return row["visible"] + row["in_flight"] + row["delayed"] == 0
 
-    wait_for(drained, 180, "the run over every account to finish", 2)
+def test_run_describer_waits_for_the_run_and_then_triggers_the_aggregator(kopter, workers):
+    c = kopter.connect("--regions", "us-east-1,eu-west-1")
+    customer_client(c, "ec2", "eu-west-1").run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=2, MaxCount=2
+    )
+    worker = workers.start("describer-run", "describer")
+    workers.wait_ready(worker)
+    aggregations = _visible(kopter, "aggregator")
+    out = kopter("run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "90").stdout
+    summary = json.loads(out[out.index("{") :])
+    assert summary["regions_described"] == 2 and summary["instances"] == 2
+    assert summary["events"] == {"launched": 2} and summary["unhealthy"] == []
+    # Every task of the run done: the chord enqueued the aggregator, once.
+    wait_for(lambda: _visible(kopter, "aggregator") == aggregations + 1, 30, "the aggregator")
+
+
+def _visible(kopter, queue: str) -> int:
+    [row] = [r for r in kopter.rows("status") if r["queue"] == queue]
+    return int(row["visible"])
 
 
 ACCESS_DENIED = (
