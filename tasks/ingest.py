@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
-
-from celery import bootsteps
 
 from kopter.cloudtrail.bridge import NotificationBridge
 from kopter.cloudtrail.ingest import ingest_object as ingest_log_object
 from kopter.crossaccount import shared_sessions
 from kopter.settings import get_settings
 from tasks.app import app, consumed_queues
+from tasks.steps import ThreadStep
 
 log = logging.getLogger(__name__)
 
@@ -29,32 +29,21 @@ def ingest_object(bucket: str, key: str) -> dict[str, Any]:
     return ingest_log_object(bucket, key, shared_sessions(), get_settings()).as_dict()
 
 
-class CloudTrailBridge(bootsteps.StartStopStep):
+class CloudTrailBridge(ThreadStep):
     """Runs the notification bridge beside a worker that consumes `ingest`."""
 
     label = "CloudTrail notification bridge"
-
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+    thread_name = "cloudtrail-bridge"
 
     def include_if(self, worker: Any) -> bool:
         return "ingest" in consumed_queues(worker.app)
 
-    def start(self, worker: Any) -> None:
+    def loop(self, worker: Any) -> Callable[[threading.Event], None]:
+        log.info("CloudTrail notification bridge: draining cloudtrail-notifications")
         bridge = NotificationBridge(
             get_settings(), submit=lambda bucket, key: ingest_object.delay(bucket, key)
         )
-        self._thread = threading.Thread(
-            target=bridge.run, args=(self._stop,), name="cloudtrail-bridge", daemon=True
-        )
-        self._thread.start()
-        log.info("CloudTrail notification bridge: draining cloudtrail-notifications")
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=15)
+        return bridge.run
 
 
 app.steps["worker"].add(CloudTrailBridge)

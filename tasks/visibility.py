@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
-from celery import bootsteps
 from celery.worker import state
 
 from kopter.queues import extend_visibility
 from kopter.settings import get_settings
+from tasks.steps import ThreadStep
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,16 @@ def held_messages() -> list[tuple[str, str]]:
     return held
 
 
-class VisibilityKeeper(bootsteps.StartStopStep):
+class VisibilityKeeper(ThreadStep):
     label = "SQS visibility keeper"
+    thread_name = "visibility-keeper"
 
-    def __init__(self, worker: Any, **kwargs: Any) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self, worker: Any) -> None:
+    def loop(self, worker: Any) -> Callable[[threading.Event], None]:
         settings = get_settings()
         interval = max(1.0, settings.visibility_timeout / 3)
 
-        def keep() -> None:
-            while not self._stop.wait(interval):
+        def keep(stop: threading.Event) -> None:
+            while not stop.wait(interval):
                 held = held_messages()
                 if not held:
                     continue
@@ -53,10 +51,4 @@ class VisibilityKeeper(bootsteps.StartStopStep):
                 except Exception:
                     log.exception("could not extend the visibility of %d messages", len(held))
 
-        self._thread = threading.Thread(target=keep, name="visibility-keeper", daemon=True)
-        self._thread.start()
-
-    def stop(self, worker: Any) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        return keep
