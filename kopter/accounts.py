@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
@@ -58,8 +58,8 @@ def add_tenant(name: str, tenant_id: str | None = None) -> Tenant:
     tenant = Tenant(tenant_id, name=name, created_at=_now())
     try:
         tenant.save(condition=Tenant.tenant_id.does_not_exist())
-    except Exception as e:
-        if _is_conditional_failure(e):
+    except PutError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
             raise Refused(f"tenant id {tenant_id} already exists") from None
         raise
     return tenant
@@ -185,8 +185,8 @@ def account_owner(account_id: str) -> str | None:
     return str(item.value["tenant_id"]) if item.value else None
 
 
-def list_accounts(tenant: Tenant) -> list[AwsAccount]:
-    return list(AwsAccount.query(tenant.tenant_id))
+def list_accounts(tenant_id: str) -> list[AwsAccount]:
+    return list(AwsAccount.query(tenant_id))
 
 
 def all_accounts() -> Iterator[AwsAccount]:
@@ -194,12 +194,12 @@ def all_accounts() -> Iterator[AwsAccount]:
     yield from AwsAccount.scan()
 
 
-def get_account(tenant: Tenant, account_id: str) -> AwsAccount:
+def get_account(tenant_id: str, account_id: str) -> AwsAccount:
     try:
-        return AwsAccount.get(tenant.tenant_id, account_id)
+        return AwsAccount.get(tenant_id, account_id)
     except DoesNotExist:
         raise NotFound(
-            f"account {account_id} is not connected to tenant {tenant.name} "
+            f"account {account_id} is not connected to tenant {tenant_id} "
             "(see `kopter accounts list`)"
         ) from None
 
@@ -315,8 +315,3 @@ def due_for_describe(account: AwsAccount, now: datetime) -> bool:
         return True
     hours = min(2 ** max(int(account.consecutive_failures) - 1, 0), 24)
     return now - account.health_checked_at >= timedelta(hours=hours) - timedelta(minutes=5)
-
-
-def _is_conditional_failure(error: Exception) -> bool:
-    cause = getattr(error, "cause_response_code", None)
-    return cause == "ConditionalCheckFailedException"

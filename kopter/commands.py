@@ -219,7 +219,7 @@ def accounts_add(
 @json_option
 def accounts_list(tenant: str, as_json: bool) -> None:
     """A tenant's accounts, with their health and last success."""
-    rows = map(_account_row, accounts.list_accounts(accounts.resolve_tenant(tenant)))
+    rows = map(_account_row, accounts.list_accounts(accounts.resolve_tenant(tenant).tenant_id))
     emit(rows, as_json, ["account_id", "regions", "healthy", "last_success_at", "role_arn"])
 
 
@@ -242,7 +242,7 @@ def accounts_check(
     the account's health."""
     from kopter.crossaccount import shared_sessions
 
-    account = accounts.get_account(accounts.resolve_tenant(tenant), account_id)
+    account = accounts.get_account(accounts.resolve_tenant(tenant).tenant_id, account_id)
     if on_worker:
         from tasks.describer import check_account
 
@@ -325,7 +325,7 @@ def ingest(location: str, tenant: str, as_json: bool) -> None:
         path = Path(location)
         if not path.is_file():
             raise KopterError(f"{location}: no such file")
-        account_ids = [a.account_id for a in accounts.list_accounts(owner)]
+        account_ids = [a.account_id for a in accounts.list_accounts(owner.tenant_id)]
         result = ingest_document(
             path.read_bytes(), owner.tenant_id, account_ids, path.resolve().as_uri(), settings
         )
@@ -358,7 +358,7 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
     from tasks.ingest import ingest_object
 
     queues.verify_queues(get_settings(), ["ingest"])
-    connected = accounts.get_account(accounts.resolve_tenant(tenant), account)
+    connected = accounts.get_account(accounts.resolve_tenant(tenant).tenant_id, account)
     try:
         first = date.fromisoformat(since)
         last = date.fromisoformat(until) if until else datetime.now(UTC).date()

@@ -21,7 +21,7 @@ from tasks.notifications import raise_notification
 @app.task
 def check_account(tenant_id: str, account_id: str) -> list[dict[str, Any]]:
     """Assume the account's role, try what kopter needs there, and record its health."""
-    account = accounts.get_account(accounts.resolve_tenant(tenant_id), account_id)
+    account = accounts.get_account(tenant_id, account_id)
     return [asdict(c) for c in accounts.check_account(account, shared_sessions())]
 
 
@@ -36,11 +36,7 @@ def describe_all_accounts(
     over many accounts never stampedes one region's API."""
     run_at = run_at or datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
     spread = get_settings().describe_spread_seconds
-    listed = (
-        accounts.list_accounts(accounts.resolve_tenant(tenant_id))
-        if tenant_id
-        else accounts.all_accounts()
-    )
+    listed = accounts.list_accounts(tenant_id) if tenant_id else accounts.all_accounts()
     header, skipped = [], 0
     for account in listed:
         if not accounts.due_for_describe(account, datetime.now(UTC)):
@@ -69,7 +65,7 @@ def describe_account_region(
     tenant_id: str, account_id: str, region: str, run_at: str
 ) -> dict[str, Any]:
     """Describe one region of one account and record what changed."""
-    account = accounts.get_account(accounts.resolve_tenant(tenant_id), account_id)
+    account = accounts.get_account(tenant_id, account_id)
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)

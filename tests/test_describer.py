@@ -107,6 +107,15 @@ def test_changes_between_runs_become_exactly_the_right_events(kopter, workers):
     quiet = _describe(c, "2026-11-27T12:00:00+00:00")
     assert quiet["events"] == {} and quiet["written"] == 0
     assert _events(kopter, c.tenant) == expected
+
+    # A volume attached is no event, but the row must know it (the backup job reads it).
+    zone = launched[1]["Placement"]["AvailabilityZone"]
+    volume = ec2.create_volume(Size=8, AvailabilityZone=zone)["VolumeId"]
+    ec2.attach_volume(VolumeId=volume, InstanceId=b, Device="/dev/sdf")
+    attached = _describe(c, "2026-11-27T13:00:00+00:00")
+    assert attached["events"] == {} and attached["written"] == 1
+    assert volume in Ec2Instance.get(f"{c.tenant}#{c.account}", f"us-east-1#{b}").volume_ids
+    assert _events(kopter, c.tenant) == expected
     row = Ec2Instance.get(f"{c.tenant}#{c.account}", f"us-east-1#{cc}")
     assert (row.state, row.instance_type) == ("stopped", "m5.large")
     assert len(kopter.rows("events", "--tenant", c.tenant, "--account", c.account)) == 9

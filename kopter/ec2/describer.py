@@ -45,7 +45,8 @@ def diff(
                     )
                 )
             continue
-        if before.state != now.state and now.state in STATE_EVENTS:
+        # pending -> running is the end of a launch, not a start.
+        if before.state != now.state and now.state in STATE_EVENTS and before.state != "pending":
             kind = STATE_EVENTS[now.state]
             when = now.launch_time if kind == "started" else now.transition_time
             changes.append(
@@ -122,13 +123,13 @@ def record(
     for change in changes:
         events.record(tenant_id, account_id, change, events.DESCRIBER)
 
-    changed_ids = {c.instance_id for c in changes}
+    # A row is written when anything kopter keeps of the instance changed, event or not (a
+    # volume attached, a passing state): an unchanged instance costs no write.
     updates = []
     for instance in current:
-        if instance.instance_id in changed_ids or instance.instance_id not in rows:
-            first_seen = (
-                rows[instance.instance_id].first_seen_at if instance.instance_id in rows else run_at
-            )
+        if previous.get(instance.instance_id) != instance:
+            row = rows.get(instance.instance_id)
+            first_seen = row.first_seen_at if row else run_at
             updates.append(_row(tenant_id, account_id, instance, first_seen, run_at).serialize())
     listed = {i.instance_id for i in current}
     for instance_id, row in rows.items():
