@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
@@ -451,6 +452,169 @@ def notifications_list(tenant: str, unread: bool, limit: int, as_json: bool) -> 
     emit(rows, as_json, ["created_at", "severity", "kind", "title", "read"])
 
 
+# --- prices -----------------------------------------------------------------------------------
+
+
+@cli.group("pricing")
+def pricing_group() -> None:
+    """The EC2 price list (AWS Price List bulk files)."""
+
+
+@pricing_group.command("import")
+@click.argument("source")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="The file's region (required for a file or an index.json URL); for a region index, "
+    "the regions to import (default: every region kopter prices).",
+)
+@json_option
+def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None:
+    """Import prices now, inline, as the pricing worker would.
+
+    SOURCE is a local offer file, the URL of a region's index.json, or the URL of a
+    region_index.json (each region whose version changed is imported)."""
+    from kopter import cache
+    from kopter.pricing import refresh
+    from kopter.pricing.cache import PriceCache
+    from kopter.pricing.source import HttpSource, is_url, open_file
+    from kopter.pricing.store import DynamoPriceTable
+
+    settings = get_settings()
+    table = DynamoPriceTable(settings)
+    prices = PriceCache(cache.client(settings), settings.prefix)
+    jobs: list[tuple[str, Any, str | None]] = []  # region, opener, version
+    if source.endswith("region_index.json") and is_url(source):
+        http = HttpSource.from_settings(settings, source.rsplit("/offers/", 1)[0])
+        plan = refresh.plan(http, regions or refresh.pricing_regions(settings))
+        for region in plan.unchanged:
+            click.echo(f"{region}: version unchanged, nothing to import", err=True)
+        for region in plan.not_offered:
+            click.echo(f"{region}: not in the price list's index", err=True)
+        for offer in plan.due:
+            etag = refresh.stored_state(offer.region).get("etag")
+            jobs.append(
+                (offer.region, lambda o=offer, e=etag: http.download(o.url, e), offer.version)
+            )
+    else:
+        if len(regions) != 1:
+            raise KopterError("give the file's region: --region R")
+        if is_url(source):
+            http = HttpSource.from_settings(settings, source)
+            jobs.append((regions[0], lambda: http.download(source), None))
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise KopterError(f"{source}: no such file")
+            jobs.append((regions[0], lambda: open_file(path), None))
+    failed = False
+    for region, opener, version in jobs:
+        bar = _Progress(region)
+        result = refresh.import_offer(opener, region, version, table, prices, bar.update)
+        bar.done()
+        failed |= result.status == "failed"
+        if as_json:
+            emit([result.as_dict()], True, [])
+        elif result.status == "imported":
+            click.echo(
+                f"{region}: imported version {result.version}, {result.megabytes} MB in "
+                f"{result.seconds}s: {result.rows} prices ({result.written} written, "
+                f"{result.unchanged} unchanged, {result.gone} gone), "
+                f"{result.duplicates} duplicates resolved, {result.products} products read"
+            )
+        else:
+            click.echo(f"{region}: {result.status}" + (f": {result.error}" if result.error else ""))
+    if failed:
+        sys.exit(1)
+
+
+class _Progress:
+    """MB read so far on stderr: redrawn in place on a terminal, every 10 % in a log."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.started = time.monotonic()
+        self.tty = sys.stderr.isatty()
+        self.shown = -1
+
+    def update(self, read: int, size: int | None) -> None:
+        step = int(read * 10 / size) if size else read >> 26  # tenths, or every 64 MB
+        if not self.tty and step == self.shown:
+            return
+        self.shown = step
+        rate = read / 1e6 / max(time.monotonic() - self.started, 1e-3)
+        total = f" of {size / 1e6:,.0f} MB ({read * 100 // size}%)" if size else " MB"
+        line = f"{self.label}: {read / 1e6:,.0f}{total}, {rate:,.0f} MB/s"
+        click.echo(f"\r{line}" if self.tty else line, err=True, nl=not self.tty)
+
+    def done(self) -> None:
+        if self.tty and self.shown >= 0:
+            click.echo("", err=True)
+
+
+@cli.command()
+@click.option("--region", required=True, help="An AWS region, e.g. us-east-1.")
+@click.option("--instance-type", help="e.g. m5.large")
+@click.option("--os", "operating_system", help="Linux, Windows, RHEL, SUSE, …")
+@click.option("--tenancy", help="Shared, Dedicated or Host.")
+@click.option("--gone", "include_gone", is_flag=True, help="Also products no longer offered.")
+@json_option
+def prices(
+    region: str,
+    instance_type: str | None,
+    operating_system: str | None,
+    tenancy: str | None,
+    include_gone: bool,
+    as_json: bool,
+) -> None:
+    """Look up stored EC2 prices (USD, exact)."""
+    from kopter.pricing.store import find_prices
+
+    rows: Iterable[dict[str, Any]] = (
+        {
+            "instance_type": p.instance_type,
+            "os": p.operating_system,
+            "tenancy": p.tenancy,
+            "license": p.license_model,
+            "software": p.pre_installed_sw,
+            "on_demand_hourly_usd": p.on_demand_hourly_usd,
+            "reserved": [
+                {
+                    "lease": r.lease_length,
+                    "class": r.offering_class,
+                    "option": r.purchase_option,
+                    "upfront_usd": r.upfront_usd,
+                    "hourly_usd": r.hourly_usd,
+                }
+                for r in p.reserved
+            ],
+            "sku": p.sku,
+            "version": p.offer_version,
+            "gone": p.gone,
+        }
+        for p in find_prices(region, instance_type, operating_system, tenancy, include_gone)
+    )
+    if as_json:
+        emit(rows, True, [])
+        return
+    table = [{**r, "reserved": len(r["reserved"]), "gone": r["gone"] or None} for r in list(rows)]
+    emit(
+        table,
+        False,
+        [
+            "instance_type",
+            "os",
+            "tenancy",
+            "license",
+            "software",
+            "on_demand_hourly_usd",
+            "reserved",
+        ]
+        + (["gone"] if include_gone else []),
+    )
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 JOBS = {
@@ -486,6 +650,14 @@ def run_job(job: str, tenant: str | None, wait: bool, timeout: int) -> None:
     value = _wait(result, timeout)
     if job == "describer" and value.get("group"):
         value = _describer_summary(app, value, timeout)
+    elif job == "pricing" and value.get("group"):
+        from celery.result import GroupResult
+
+        imports = _wait(GroupResult.restore(value.pop("group"), app=app), timeout)
+        value["imports"] = imports
+        if any(i["status"] == "failed" for i in imports):
+            click.echo(json.dumps(value, default=_jsonable, indent=2))
+            raise KopterError("a region's import failed; its stored prices are unchanged")
     click.echo(json.dumps(value, default=_jsonable, indent=2))
 
 

@@ -41,6 +41,8 @@ class Settings:
     ingest_max_mb: int
     notifications_topic_arn: str | None
     describe_spread_seconds: int
+    pricing_regions: tuple[str, ...]
+    pricing_timeout: int
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -54,7 +56,12 @@ class Settings:
         return SQS_MAX_DELAY_SECONDS
 
     def for_display(self) -> dict[str, str]:
-        return {f"KOPTER_{f.name.upper()}": str(getattr(self, f.name) or "") for f in fields(self)}
+        shown = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            text = ",".join(value) if isinstance(value, tuple) else str(value or "")
+            shown[f"KOPTER_{f.name.upper()}"] = text
+        return shown
 
 
 def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -90,6 +97,15 @@ def _topic(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _regions(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = env.get(name) or ""
+    regions = tuple(r.strip() for r in raw.split(",") if r.strip())
+    for region in regions:
+        if not re.fullmatch(r"[a-z]{2}(-[a-z]+)+-\d+", region):
+            raise ConfigError(f"{name}: {region!r} is not a region name like us-east-1")
+    return regions
+
+
 def load(env: Mapping[str, str]) -> Settings:
     prefix = env.get("KOPTER_PREFIX", "kopter-dev-")
     # Queue names allow [A-Za-z0-9_-] and 80 characters; the longest kopter adds is
@@ -117,6 +133,8 @@ def load(env: Mapping[str, str]) -> Settings:
         describe_spread_seconds=_int(
             env, "KOPTER_DESCRIBE_SPREAD_SECONDS", 300, 0, SQS_MAX_DELAY_SECONDS
         ),
+        pricing_regions=_regions(env, "KOPTER_PRICING_REGIONS"),
+        pricing_timeout=_int(env, "KOPTER_PRICING_TIMEOUT", 60, 1, 3600),
     )
 
 
