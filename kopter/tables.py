@@ -261,6 +261,7 @@ class Ec2Price(Model):
     reserved = ListAttribute(of=ReservedPrice, default=list)
     offer_version = UnicodeAttribute()
     gone = BooleanAttribute(default=False)  # the product left the price list
+    digest = UnicodeAttribute(null=True)  # of what the file said: a new one means a change
     updated_at = UTCDateTimeAttribute()
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
 
 from kopter.pricing.catalog import PriceKey, build_catalog
 from kopter.pricing.offerfile import OFFERS, OfferFileError, OfferHeader, Products, read_offer
+from kopter.pricing.store import to_item
+from kopter.tables import Ec2Price, ReservedPrice
 from tests.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
 from tests.samples import FIXTURES
 
@@ -51,14 +54,14 @@ def test_the_real_2018_file_keeps_its_products_without_a_region_code():
     catalog = build_catalog([REAL_2018.read_bytes()], "us-west-2")
     assert catalog.products == 7 and catalog.version == "20180504231021"
     # Its terms were sampled apart from its products: every kept product is unpriced.
-    assert catalog.rows == {} and catalog.unpriced == 6
+    assert len(catalog) == 0 and catalog.unpriced == 6
 
 
 @pytest.mark.parametrize("chunk", [7, 1 << 20])
 def test_catalog_rules_give_exact_prices(tmp_path, chunk):
     data = write_offer(tmp_path / "o.json", "us-east-1", "v1", US_EAST_1).read_bytes()
     catalog = build_catalog(_chunks(data, chunk), "us-east-1")
-    rows = {str(k): r for k, r in catalog.rows.items()}
+    rows = {str(r.key): r for r in catalog.rows()}
     linux = rows["m5.large#Linux#Shared#No License required#NA"]
     assert linux.on_demand_hourly_usd == Decimal("0.0960000000")
     assert str(linux.on_demand_hourly_usd) == "0.0960000000"  # Decimal, as written, never float
@@ -83,9 +86,9 @@ def test_catalog_rules_give_exact_prices(tmp_path, chunk):
     assert len(rows) == 7 and catalog.unpriced == 1 and catalog.products == len(US_EAST_1)
     # The duplicate: the higher price wins, and it is reported.
     t3 = PriceKey("t3.micro", "Linux", "Shared", "No License required", "NA")
-    assert catalog.rows[t3].on_demand_hourly_usd == Decimal("0.0116")
+    assert catalog.row(t3).on_demand_hourly_usd == Decimal("0.0116")
     [duplicate] = catalog.duplicates
-    assert duplicate.key == t3 and duplicate.kept == catalog.rows[t3].sku
+    assert duplicate.key == t3 and duplicate.kept == catalog.row(t3).sku
 
 
 def test_compact_files_and_braces_inside_strings_read_the_same(tmp_path):
@@ -100,7 +103,7 @@ def test_compact_files_and_braces_inside_strings_read_the_same(tmp_path):
     for data in (pretty, compact):
         for chunk in (3, 64, 1 << 20):
             catalog = build_catalog(_chunks(data, chunk), "eu-west-3")
-            prices = {k.instance_type: r.on_demand_hourly_usd for k, r in catalog.rows.items()}
+            prices = {r.key.instance_type: r.on_demand_hourly_usd for r in catalog.rows()}
             assert prices == {
                 "m5.large": Decimal("0.112"),
                 "x2iezn.12xlarge": Decimal("11.88"),
@@ -119,6 +122,8 @@ def test_compact_files_and_braces_inside_strings_read_the_same(tmp_path):
         (lambda d: b"", "ends early"),
         (lambda d: d.replace(b'"terms" : {', b'"terms" : [', 1), "expected '{'"),
         (lambda d: d.replace(b'"0.1700000000"', b"0.17", 1), "not an offer file"),
+        (lambda d: d.replace(b'"0.1700000000"', b'"0,17"', 1), "not a price"),
+        (lambda d: d.replace(b'"0.0600000000"', b'"-1"', 1), "without plain prices"),
         (lambda d: d + b"{}", "after the end"),
     ],
 )
@@ -127,3 +132,32 @@ def test_a_damaged_file_is_refused_with_where(tmp_path, damage, says):
     with pytest.raises(OfferFileError, match=says) as refused:
         build_catalog(_chunks(damage(data), 4096), "us-east-1")
     assert "at byte" in str(refused.value) or "SKU" in str(refused.value)
+
+
+def test_rows_are_written_exactly_as_the_model_would_write_them(tmp_path):
+    data = write_offer(tmp_path / "o.json", "us-east-1", "v1", US_EAST_1).read_bytes()
+    catalog = build_catalog([data], "us-east-1")
+    now = datetime(2026, 11, 27, 13, 0, 1, 123456, tzinfo=UTC)
+    for key, kept in catalog.kept.items():
+        row = catalog.row(key)
+        model = Ec2Price(
+            "us-east-1",
+            str(key),
+            instance_type=key.instance_type,
+            operating_system=key.operating_system,
+            tenancy=key.tenancy,
+            license_model=key.license_model,
+            pre_installed_sw=key.pre_installed_sw,
+            sku=row.sku,
+            on_demand_hourly_usd=row.on_demand_hourly_usd,
+            reserved=[ReservedPrice(**r._asdict()) for r in row.reserved],
+            offer_version="v1",
+            gone=False,
+            updated_at=now,
+            digest=kept.digest(),
+        )
+        updated_at = Ec2Price.updated_at.serialize(now)
+        item = to_item("us-east-1", key, kept, kept.digest(), "v1", updated_at)
+        # The same attributes and values (numbers may be spelled differently: "0E-10").
+        assert Ec2Price.from_raw_data(item).serialize() == model.serialize()
+        assert item.keys() == model.serialize().keys()

@@ -29,7 +29,7 @@ class PriceCache:
     def _key(self, region: str) -> str:
         return f"{self.prefix}prices:{region}"
 
-    def replace(self, region: str, prices: Iterable[tuple[str, Decimal]]) -> int:
+    def replace(self, region: str, prices: Iterable[tuple[str, Decimal | str]]) -> int:
         """Swap in the region's prices at once: readers see the old hash or the new one."""
         staging = f"{self._key(region)}:staging"
         pipe = self.redis.pipeline(transaction=False)

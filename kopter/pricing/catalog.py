@@ -1,5 +1,5 @@
 """One region's offer file as the prices kopter keeps: on-demand and reserved USD per instance
-product, exact (Decimal), filtered and de-duplicated by stated rules.
+product, exact, filtered and de-duplicated by stated rules.
 
 Kept: products of family "Compute Instance" (and the 2018 files' "Compute Instance (bare
 metal)"), capacitystatus "Used" (absent in the oldest files: taken as Used), marketoption
@@ -9,18 +9,19 @@ operatingSystem, tenancy, licenseModel, preInstalledSw).
 
 Duplicates, two SKUs for one key: the SKU with an on-demand price wins; between several, the
 higher price (a cost graph should not under-state) and then the lower SKU. Each is logged and
-counted.
+counted. A kept product with no price at all is counted, not stored.
 
-A kept product with no price at all is counted, not stored.
-
-Memory holds the kept products' keys and prices as short strings, not the file: a region's
-catalog is tens of MB at most. Prices become Decimal only in the finished rows.
+Prices stay the file's own decimal strings (exact, and what DynamoDB is sent) until a reader asks
+for a ``PriceRow``, which carries Decimals, never floats. Memory holds a few short strings per
+kept product, not the file: a 300 MB file's catalog is a few tens of MB.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from collections.abc import Callable, Iterable
+import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from typing import NamedTuple
@@ -40,6 +41,11 @@ from kopter.pricing.offerfile import (
 log = logging.getLogger(__name__)
 
 INSTANCE_FAMILIES = frozenset({"Compute Instance", "Compute Instance (bare metal)"})
+# Prices are written to DynamoDB as the file spells them, so they are checked first: a plain
+# non-negative decimal. Reserved terms are packed "lease|class|option|upfront|hourly;…".
+_PRICE = re.compile(r"\d+(?:\.\d+)?")
+_TERM = r"[^|;]+\|[^|;]+\|[^|;]+\|\d+(?:\.\d+)?\|\d+(?:\.\d+)?"
+_PACKED_TERMS = re.compile(rf"(?:{_TERM}(?:;{_TERM})*)?")
 
 
 class PriceKey(NamedTuple):
@@ -52,18 +58,37 @@ class PriceKey(NamedTuple):
     def __str__(self) -> str:
         return "#".join(self)
 
-    @classmethod
-    def parse(cls, text: str) -> PriceKey:
-        return cls(*text.split("#"))
 
-
-@dataclass(frozen=True)
-class Reserved:
+class ReservedTerm(NamedTuple):
     lease_length: str  # "1yr", "3yr"
     offering_class: str  # "standard", "convertible"
     purchase_option: str  # "No Upfront", "Partial Upfront", "All Upfront"
+    upfront_usd: str  # the file's decimal strings
+    hourly_usd: str
+
+
+class Reserved(NamedTuple):
+    lease_length: str
+    offering_class: str
+    purchase_option: str
     upfront_usd: Decimal
     hourly_usd: Decimal
+
+
+class Kept(NamedTuple):
+    """A product's prices as the file wrote them; ``reserved`` packs its terms in one string."""
+
+    sku: str
+    on_demand_usd: str | None
+    reserved: str  # "lease|class|option|upfront|hourly;…", sorted
+
+    def reserved_terms(self) -> list[ReservedTerm]:
+        return [ReservedTerm(*t.split("|")) for t in self.reserved.split(";") if t]
+
+    def digest(self) -> str:
+        """Changes when, and only when, anything kopter stores of the product changes."""
+        text = f"{self.sku}\0{self.on_demand_usd}\0{self.reserved}"
+        return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -85,14 +110,28 @@ class Duplicate:
 class Catalog:
     region: str
     version: str | None
-    rows: dict[PriceKey, PriceRow]
+    kept: dict[PriceKey, Kept]
     products: int = 0  # every product in the file
     unpriced: int = 0  # kept products with neither an on-demand nor a reserved price
     duplicates: list[Duplicate] = field(default_factory=list)
 
+    def __len__(self) -> int:
+        return len(self.kept)
 
-# (lease length, offering class, purchase option, upfront, hourly), as the file's strings.
-_ReservedTerm = tuple[str, str, str, str, str]
+    def row(self, key: PriceKey) -> PriceRow:
+        kept = self.kept[key]
+        return PriceRow(
+            key,
+            kept.sku,
+            _decimal(kept.on_demand_usd) if kept.on_demand_usd is not None else None,
+            tuple(
+                Reserved(t[0], t[1], t[2], _decimal(t[3]), _decimal(t[4]))
+                for t in kept.reserved_terms()
+            ),
+        )
+
+    def rows(self) -> Iterator[PriceRow]:
+        return (self.row(key) for key in self.kept)
 
 
 def build_catalog(
@@ -104,7 +143,7 @@ def build_catalog(
     key_of_sku: dict[str, PriceKey] = {}
     keys: dict[PriceKey, PriceKey] = {}  # one tuple per key, however many SKUs share it
     on_demand: dict[str, str] = {}
-    reserved: dict[str, list[_ReservedTerm]] = {}
+    reserved: dict[str, str] = {}
     products = 0
     for batch in read_offer(chunks, header):
         if isinstance(batch, Products):
@@ -131,13 +170,13 @@ def build_catalog(
         elif isinstance(batch, Terms) and batch.kind == "OnDemand":
             for sku, raw in batch.entries.items():
                 if sku in key_of_sku:
-                    price = _on_demand(_offers(sku, raw))
+                    price = _on_demand(sku, _offers(sku, raw))
                     if price is not None:
                         on_demand[sku] = price
         elif isinstance(batch, Terms) and batch.kind == "Reserved":
             for sku, raw in batch.entries.items():
                 if sku in key_of_sku:
-                    reserved[sku] = _reserved(_offers(sku, raw))
+                    reserved[sku] = _reserved(sku, _offers(sku, raw))
     catalog = Catalog(region, header.version, {}, products)
     skus_of_key: dict[PriceKey, list[str]] = {}
     for sku, key in key_of_sku.items():
@@ -159,15 +198,7 @@ def build_catalog(
         if sku not in on_demand and not reserved.get(sku):
             catalog.unpriced += 1
             continue
-        catalog.rows[key] = PriceRow(
-            key,
-            sku,
-            _decimal(on_demand[sku]) if sku in on_demand else None,
-            tuple(
-                Reserved(lease, klass, option, _decimal(upfront), _decimal(hourly))
-                for lease, klass, option, upfront, hourly in sorted(reserved.get(sku, ()))
-            ),
-        )
+        catalog.kept[key] = Kept(sku, on_demand.get(sku), reserved.get(sku, ""))
     return catalog
 
 
@@ -185,15 +216,15 @@ def _offers(sku: str, raw: msgspec.Raw) -> Iterable[Offer]:
         raise OfferFileError(f"not an offer file: the terms of SKU {sku}: {e}") from None
 
 
-def _on_demand(offers: Iterable[Offer]) -> str | None:
+def _on_demand(sku: str, offers: Iterable[Offer]) -> str | None:
     for offer in offers:
         for dimension in offer.priceDimensions.values():
             if dimension.unit == "Hrs" and dimension.pricePerUnit.USD is not None:
-                return str(dimension.pricePerUnit.USD)
+                return _number(sku, dimension.pricePerUnit.USD)
     return None
 
 
-def _reserved(offers: Iterable[Offer]) -> list[_ReservedTerm]:
+def _reserved(sku: str, offers: Iterable[Offer]) -> str:
     terms = []
     for offer in offers:
         attributes = offer.termAttributes
@@ -205,15 +236,21 @@ def _reserved(offers: Iterable[Offer]) -> list[_ReservedTerm]:
                 hourly = dimension.pricePerUnit.USD
         if hourly is not None and attributes.LeaseContractLength:
             terms.append(
-                (
-                    attributes.LeaseContractLength,
-                    attributes.OfferingClass,
-                    attributes.PurchaseOption,
-                    upfront,
-                    hourly,
-                )
+                f"{attributes.LeaseContractLength}|{attributes.OfferingClass}|"
+                f"{attributes.PurchaseOption}|{upfront}|{hourly}"
             )
-    return terms
+    terms.sort()
+    packed = ";".join(terms)
+    if not _PACKED_TERMS.fullmatch(packed):
+        raise OfferFileError(f"SKU {sku}: reserved terms without plain prices: {packed[:200]!r}")
+    return packed
+
+
+def _number(sku: str, text: str) -> str:
+    """The file's price string, if it is a plain non-negative decimal (as DynamoDB takes it)."""
+    if not _PRICE.fullmatch(text):
+        raise OfferFileError(f"SKU {sku}: not a price: {text!r}")
+    return text
 
 
 def _decimal(text: str) -> Decimal:

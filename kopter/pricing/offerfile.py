@@ -24,6 +24,10 @@ import msgspec
 from kopter.errors import KopterError
 
 BATCH_BYTES = 1 << 21
+# Below this many bytes, a window is tokenized exactly instead of cut by a brace count.
+EXACT_WINDOW = 1 << 16
+# How many '}' the count looks back over for an entry's end: an entry has a few dozen.
+MAX_CANDIDATES = 256
 WHITESPACE = b" \t\r\n"
 # The exact tokenizer: a string, a structural character, or a quote that opens a string this
 # buffer does not close.
@@ -256,21 +260,13 @@ class _Reader:
                 self.pos += 1
                 return
             self.fill(want)
-            batch, end, closed = self._fast_batch(decoder)
-            if batch is None:
-                cut = self._exact_cut()
-                if cut is None:  # one entry is longer than the buffer: read more
-                    if self.eof:
-                        raise self.error("the file ends inside an object (truncated?)")
-                    want *= 2
-                    continue
-                end, closed = cut
-                try:
-                    batch = decoder.decode(b"{" + self.data[self.pos : end] + b"}")
-                except msgspec.ValidationError:
-                    raise
-                except msgspec.DecodeError as e:
-                    raise self.error(f"malformed JSON ({e})") from None
+            found = self._batch(decoder)
+            if found is None:  # one entry is longer than the buffer: read more
+                if self.eof:
+                    raise self.error("the file ends inside an object (truncated?)")
+                want *= 2
+                continue
+            batch, end, closed = found
             want = BATCH_BYTES
             self.pos = end + 1  # past the ',' or the closing '}'
             if batch:
@@ -278,36 +274,71 @@ class _Reader:
             if closed:
                 return
 
-    def _fast_batch(self, decoder: msgspec.json.Decoder[Any]) -> tuple[Any, int, bool]:
-        """Cut after the last '}' that a brace count puts between two entries, and decode."""
-        data, start = self.data, self.pos
-        i = len(data)
-        depth = data.count(b"{", start, i) - data.count(b"}", start, i)
+    def _batch(self, decoder: msgspec.json.Decoder[Any]) -> tuple[Any, int, bool] | None:
+        """The longest run of whole entries in the buffer, decoded: (batch, position of the ','
+        or '}' after it, whether that is the object's '}'). None: no entry ends in the buffer.
+
+        A window that holds the object's end, or braces in strings, defeats the count; the
+        window is halved until the count is right or it is small enough to tokenize."""
+        limit = len(self.data)
+        while limit - self.pos > EXACT_WINDOW:
+            found = self._counted_batch(decoder, limit)
+            if found is not None:
+                return found
+            limit = self.pos + (limit - self.pos) // 2
+        window = EXACT_WINDOW
         while True:
+            end = min(len(self.data), self.pos + window)
+            cut = self._exact_cut(end)
+            if cut is not None:
+                break
+            if end == len(self.data):
+                return None
+            window *= 4
+        end, closed = cut
+        try:
+            batch = decoder.decode(b"{" + self.data[self.pos : end] + b"}")
+        except msgspec.ValidationError:
+            raise
+        except msgspec.DecodeError as e:
+            raise self.error(f"malformed JSON ({e})") from None
+        return batch, end, closed
+
+    def _counted_batch(
+        self, decoder: msgspec.json.Decoder[Any], limit: int
+    ) -> tuple[Any, int, bool] | None:
+        """Cut after the last '}' before ``limit`` that a brace count puts between two entries,
+        looking back over a few candidates only, and decode."""
+        data, start = self.data, self.pos
+        i = limit
+        depth = data.count(b"{", start, i) - data.count(b"}", start, i)
+        for _ in range(MAX_CANDIDATES):
             j = data.rfind(b"}", start, i)
             if j < 0:
-                return None, 0, False
+                return None
             depth -= data.count(b"{", j + 1, i) - data.count(b"}", j + 1, i)
             i = j
             if depth == 0:  # after this '}', the count is back between entries
                 break
             depth += 1  # the '}' at j, now outside the span [start, i)
+        else:
+            return None
         k = j + 1
         while k < len(data) and data[k] in WHITESPACE:
             k += 1
         if k >= len(data) or data[k] not in b",}":
-            return None, 0, False
+            return None
         try:
             batch = decoder.decode(b"{" + data[start : j + 1] + b"}")
-        except msgspec.DecodeError:  # a cut the count got wrong: the exact path decides
-            return None, 0, False
+        except msgspec.DecodeError:  # a cut the count got wrong
+            return None
         return batch, k, data[k] == ord("}")
 
-    def _exact_cut(self) -> tuple[int, bool] | None:
-        """(position of the ',' after the last whole entry or of the object's '}', whether it
-        is the '}'), by tokenizing; None when no entry ends within the buffer."""
+    def _exact_cut(self, end: int) -> tuple[int, bool] | None:
+        """(position of the ',' after the last whole entry before ``end``, or of the object's
+        '}'; whether it is the '}'), by tokenizing. None when no entry ends before ``end``."""
         depth, last_comma = 0, None
-        for token in _TOKENS.finditer(self.data, self.pos):
+        for token in _TOKENS.finditer(self.data, self.pos, end):
             char = token.group()
             if char in (b"{", b"["):
                 depth += 1
@@ -318,5 +349,5 @@ class _Reader:
             elif char == b"," and depth == 0:
                 last_comma = token.start()
             elif char == b'"':
-                break  # a string the buffer cuts off
+                break  # a string the window cuts off
         return (last_comma, False) if last_comma is not None else None

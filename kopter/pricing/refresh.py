@@ -135,13 +135,13 @@ def import_offer(
                 cache.replace(
                     region,
                     (
-                        (str(key), row.on_demand_hourly_usd)
-                        for key, row in catalog.rows.items()
-                        if row.on_demand_hourly_usd is not None
+                        (str(key), kept.on_demand_usd)
+                        for key, kept in catalog.kept.items()
+                        if kept.on_demand_usd is not None
                     ),
                 )
             result.status = "imported"
-            result.rows = len(catalog.rows)
+            result.rows = len(catalog)
             result.written, result.unchanged, result.gone = (
                 stored.written,
                 stored.unchanged,
@@ -159,7 +159,7 @@ def import_offer(
 
 
 def _refuse_empty(catalog: Catalog, url: str) -> None:
-    if not catalog.rows:
+    if not catalog.kept:
         raise OfferFileError(
             f"{url} has {catalog.products} products and no instance price for {catalog.region}"
         )

@@ -1,5 +1,8 @@
 """A region's catalog written to Ec2Prices: only the rows whose prices changed, and rows of
 products that left the price list marked gone (kept, so that an old cost can still be explained).
+
+Whether a row changed is decided by a digest of what the file said about the product, stored
+with the row: the comparison reads two short attributes per stored row and converts no price.
 """
 
 from __future__ import annotations
@@ -11,19 +14,19 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from kopter import dynamo
-from kopter.pricing.catalog import Catalog, PriceRow
+from kopter.pricing.catalog import Catalog, Kept, PriceKey
 from kopter.settings import Settings
-from kopter.tables import Ec2Price, ReservedPrice
+from kopter.tables import Ec2Price
 
-# What decides whether a stored row must be written again: its SKU, its prices (compared as
-# numbers: DynamoDB gives back "0.042" for the file's "0.0420000000") and whether it is gone.
-Fingerprint = tuple[Any, ...]
+Item = dict[str, Any]  # DynamoDB's attribute-value form
 
 
 class PriceTable(Protocol):
-    def fingerprints(self, region: str) -> dict[str, Fingerprint]: ...
+    def digests(self, region: str) -> dict[str, tuple[str | None, bool]]:
+        """price_key -> (digest, gone) of every stored row of the region."""
+        ...
 
-    def put(self, rows: Iterable[Ec2Price]) -> int: ...
+    def put(self, items: Iterable[Item]) -> int: ...
 
     def mark_gone(self, region: str, price_keys: list[str], version: str, now: datetime) -> int: ...
 
@@ -36,90 +39,71 @@ class Stored:
 
 
 def store(catalog: Catalog, table: PriceTable, version: str, now: datetime) -> Stored:
-    stored = table.fingerprints(catalog.region)
-    changed = 0
+    stored = table.digests(catalog.region)
+    updated_at = Ec2Price.updated_at.serialize(now)
 
-    def rows_to_write() -> Iterator[Ec2Price]:
-        nonlocal changed
-        for key, row in catalog.rows.items():
-            price_key = str(key)
-            if stored.pop(price_key, None) != fingerprint(row):
-                changed += 1
-                yield to_item(catalog.region, row, version, now)
+    def changed() -> Iterator[Item]:
+        for key, kept in catalog.kept.items():
+            digest = kept.digest()
+            if stored.pop(str(key), None) != (digest, False):
+                yield to_item(catalog.region, key, kept, digest, version, updated_at)
 
-    written = table.put(rows_to_write())
-    gone = [k for k, f in stored.items() if not f[-1]]
+    written = table.put(changed())
+    gone = [price_key for price_key, (_, is_gone) in stored.items() if not is_gone]
     table.mark_gone(catalog.region, gone, version, now)
-    return Stored(written, len(catalog.rows) - changed, len(gone))
+    return Stored(written, len(catalog) - written, len(gone))
 
 
-def fingerprint(row: PriceRow) -> Fingerprint:
-    return (
-        row.sku,
-        row.on_demand_hourly_usd,
-        tuple(
-            sorted(
-                (r.lease_length, r.offering_class, r.purchase_option, r.upfront_usd, r.hourly_usd)
-                for r in row.reserved
-            )
-        ),
-        False,
-    )
+def to_item(
+    region: str, key: PriceKey, kept: Kept, digest: str, version: str, updated_at: str
+) -> Item:
+    """The row as PynamoDB would serialize ``Ec2Price`` (a test holds the two equal), built
+    directly: an import writes tens of thousands, and the model's serializer is the slow part."""
+    item: Item = {
+        "region": {"S": region},
+        "price_key": {"S": str(key)},
+        "instance_type": {"S": key.instance_type},
+        "operating_system": {"S": key.operating_system},
+        "tenancy": {"S": key.tenancy},
+        "license_model": {"S": key.license_model},
+        "pre_installed_sw": {"S": key.pre_installed_sw},
+        "sku": {"S": kept.sku},
+        "reserved": {"L": [_reserved_item(term) for term in kept.reserved.split(";") if term]},
+        "offer_version": {"S": version},
+        "gone": {"BOOL": False},
+        "updated_at": {"S": updated_at},
+        "digest": {"S": digest},
+    }
+    if kept.on_demand_usd is not None:
+        item["on_demand_hourly_usd"] = {"N": kept.on_demand_usd}
+    return item
 
 
-def stored_fingerprint(item: Ec2Price) -> Fingerprint:
-    return (
-        item.sku,
-        item.on_demand_hourly_usd,
-        tuple(
-            sorted(
-                (r.lease_length, r.offering_class, r.purchase_option, r.upfront_usd, r.hourly_usd)
-                for r in item.reserved
-            )
-        ),
-        bool(item.gone),
-    )
-
-
-def to_item(region: str, row: PriceRow, version: str, now: datetime) -> Ec2Price:
-    key = row.key
-    return Ec2Price(
-        region,
-        str(key),
-        instance_type=key.instance_type,
-        operating_system=key.operating_system,
-        tenancy=key.tenancy,
-        license_model=key.license_model,
-        pre_installed_sw=key.pre_installed_sw,
-        sku=row.sku,
-        on_demand_hourly_usd=row.on_demand_hourly_usd,
-        reserved=[
-            ReservedPrice(
-                lease_length=r.lease_length,
-                offering_class=r.offering_class,
-                purchase_option=r.purchase_option,
-                upfront_usd=r.upfront_usd,
-                hourly_usd=r.hourly_usd,
-            )
-            for r in row.reserved
-        ],
-        offer_version=version,
-        gone=False,
-        updated_at=now,
-    )
+def _reserved_item(packed: str) -> Item:
+    lease, klass, option, upfront, hourly = packed.split("|")
+    return {
+        "M": {
+            "lease_length": {"S": lease},
+            "offering_class": {"S": klass},
+            "purchase_option": {"S": option},
+            "upfront_usd": {"N": upfront},
+            "hourly_usd": {"N": hourly},
+        }
+    }
 
 
 class DynamoPriceTable:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
-    def fingerprints(self, region: str) -> dict[str, Fingerprint]:
-        return {item.price_key: stored_fingerprint(item) for item in Ec2Price.query(region)}
+    def digests(self, region: str) -> dict[str, tuple[str | None, bool]]:
+        return {
+            item.price_key: (item.digest, bool(item.gone))
+            for item in Ec2Price.query(region, attributes_to_get=["price_key", "digest", "gone"])
+        }
 
-    def put(self, rows: Iterable[Ec2Price]) -> int:
-        return dynamo.batch_put(
-            Ec2Price.Meta.table_name, (row.serialize() for row in rows), self.settings
-        )
+    def put(self, items: Iterable[Item]) -> int:
+        return dynamo.batch_put(Ec2Price.Meta.table_name, items, self.settings)
 
     def mark_gone(self, region: str, price_keys: list[str], version: str, now: datetime) -> int:
         for price_key in price_keys:
