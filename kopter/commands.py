@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -529,6 +530,12 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
         sys.exit(1)
 
 
+def _usd(amount: Decimal | None) -> str | None:
+    """Exact, in plain digits without trailing zeros (DynamoDB and the files spell them
+    differently)."""
+    return None if amount is None else format(amount.normalize(), "f")
+
+
 class _Progress:
     """MB read so far on stderr: redrawn in place on a terminal, every 10 % in a log."""
 
@@ -578,14 +585,14 @@ def prices(
             "tenancy": p.tenancy,
             "license": p.license_model,
             "software": p.pre_installed_sw,
-            "on_demand_hourly_usd": p.on_demand_hourly_usd,
+            "on_demand_hourly_usd": _usd(p.on_demand_hourly_usd),
             "reserved": [
                 {
                     "lease": r.lease_length,
                     "class": r.offering_class,
                     "option": r.purchase_option,
-                    "upfront_usd": r.upfront_usd,
-                    "hourly_usd": r.hourly_usd,
+                    "upfront_usd": _usd(r.upfront_usd),
+                    "hourly_usd": _usd(r.hourly_usd),
                 }
                 for r in p.reserved
             ],

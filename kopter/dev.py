@@ -32,6 +32,7 @@ from kopter.devstack import (
     wait_for_port,
 )
 from kopter.errors import KopterError
+from kopter.pricing.offerserver import SAMPLE_OFFERS, OfferServer
 from kopter.queues import WORK_QUEUES
 from kopter.settings import load
 
@@ -104,12 +105,19 @@ def _start_services(moto_port: int, state_dir: Path, logs: Path, children: list[
         port = parts.port or 6379
         children.append(start_redis(port, state_dir / "redis", logs))
         _say(f"redis      {redis_url}  (started here)")
+    pricing_url = os.environ.get("KOPTER_PRICING_URL")
+    if not pricing_url:
+        # A thread of this process: it lives exactly as long as the stack.
+        server = OfferServer(SAMPLE_OFFERS).__enter__()
+        pricing_url = server.url
+        _say(f"prices     {pricing_url}  (kopter's sample price list, as AWS serves it)")
     # This process seeds the demo through the local endpoint too, with the same dummy keys.
     os.environ.update(LOCAL_AWS_ENV)
     return {
         **os.environ,
         "KOPTER_AWS_ENDPOINT_URL": endpoint,
         "KOPTER_REDIS_URL": redis_url,
+        "KOPTER_PRICING_URL": pricing_url,
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -182,7 +190,8 @@ def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
     the demo account's role and describes it, the result comes back through Redis. Then S3's
     notification of the demo's CloudTrail log (moto does not send it across accounts, so this
     plays S3's part) goes to the raw queue, the worker's bridge and ingest task take it, and the
-    records come back through `kopter audit`."""
+    records come back through `kopter audit`. Last, the pricing worker imports the sample price
+    list for the demo's regions."""
     _say("pipeline   checking the demo account on the worker, through SQS:")
     _kopter(
         env,
@@ -207,6 +216,9 @@ def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
     else:
         raise KopterError("the demo's CloudTrail records did not reach the audit log in 60s")
     _kopter(env, "audit", "--tenant", demo.TENANT)
+    _say("pipeline   the price list, imported by the worker for the demo's regions:")
+    _kopter(env, "run", "pricing", "--wait", "--timeout", "120", quiet=True)
+    _kopter(env, "prices", "--region", demo.REGIONS[0], "--os", "Linux")
 
 
 def _watch(children: list[Child]) -> None:

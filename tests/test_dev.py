@@ -77,6 +77,8 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
             "cloudtrail-bucket  yes",
             "RunInstances  arn:aws:iam::111111111111:user/alice",
             "DeleteTrail   arn:aws:iam::111111111111:user/bob    203.0.113.10  AccessDenied",
+            "prices ",
+            "m5.large       Linux  Dedicated  No License required  NA        0.106                 0",
         ):
             assert expected in output, output
         processes = _descendants(dev.pid)

@@ -25,6 +25,9 @@ from typing import Any
 from kopter.pricing.source import REGION_INDEX_PATH
 
 BASE = "offers/v1.0/aws/AmazonEC2"
+# A small price list in AWS's shape for `kopter dev`: the demo fleet's instance types in its two
+# regions, at prices AWS published (Linux, Windows, Dedicated, a reserved term).
+SAMPLE_OFFERS = Path(__file__).parent / "sample"
 
 
 def write_offers(root: Path, offers: dict[str, tuple[str, Path]]) -> None:
