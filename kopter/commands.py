@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -635,44 +635,55 @@ JOBS = {
 
 @cli.command("run")
 @click.argument("job", type=click.Choice(sorted(JOBS)))
-@click.option("--tenant", help="describer only: just this tenant's accounts.")
+@click.option("--tenant", help="Just this tenant (not for pricing, which is not per tenant).")
+@click.option("--date", "day", help="audit only: the day to digest (ISO date, UTC).")
 @click.option("--wait", is_flag=True, help="Block until the job finishes and print a summary.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
-def run_job(job: str, tenant: str | None, wait: bool, timeout: int) -> None:
+def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: int) -> None:
     """Enqueue what beat would enqueue for JOB, now."""
     from beat_schedule import beat_schedule
     from tasks import app
 
     entry = beat_schedule()[JOBS[job]]
-    kwargs = {}
+    kwargs: dict[str, Any] = {}
     if tenant:
-        if job != "describer":
-            raise KopterError("--tenant applies to `kopter run describer` only")
+        if job == "pricing":
+            raise KopterError("the price list is not per tenant: drop --tenant")
         kwargs["tenant_id"] = accounts.resolve_tenant(tenant).tenant_id
+    if day:
+        if job != "audit":
+            raise KopterError("--date applies to `kopter run audit` only")
+        kwargs["day"] = _iso_date(day)
     queues.verify_queues(get_settings(), queues.WORK_QUEUES)
     result = app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
     click.echo(f"enqueued {entry['task']} as {result.id}")
     if not wait:
         return
     value = _wait(result, timeout)
-    if job == "describer" and value.get("group"):
-        value = _describer_summary(app, value, timeout)
-    elif job == "pricing" and value.get("group"):
+    if isinstance(value, dict) and value.get("group"):
         from celery.result import GroupResult
 
-        imports = _wait(GroupResult.restore(value.pop("group"), app=app), timeout)
-        value["imports"] = imports
-        if any(i["status"] == "failed" for i in imports):
-            click.echo(json.dumps(value, default=_jsonable, indent=2))
-            raise KopterError("a region's import failed; its stored prices are unchanged")
+        # A job that fans out returns its group: wait for every task of it too.
+        results = _wait(GroupResult.restore(value.pop("group"), app=app), timeout)
+        value = SUMMARIES.get(job, _results)(value, results)
     click.echo(json.dumps(value, default=_jsonable, indent=2))
+    if isinstance(value, dict) and value.get("failed"):
+        raise KopterError(f"{job}: {value['failed']} of its tasks failed (above)")
 
 
-def _describer_summary(app: Any, fan_out: dict[str, Any], timeout: int) -> dict[str, Any]:
-    """Wait for every task of a describer run and add up what they found."""
-    from celery.result import GroupResult
+def _iso_date(text: str) -> str:
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise KopterError(f"--date {text!r} is not an ISO date like 2026-11-27") from None
 
-    results = _wait(GroupResult.restore(fan_out["group"], app=app), timeout)
+
+def _results(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    return {**fan_out, "results": results}
+
+
+def _describer_summary(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Add up what the tasks of a describer run found."""
     events: dict[str, int] = {}
     for r in results:
         for kind, count in r.get("events", {}).items():
@@ -685,6 +696,18 @@ def _describer_summary(app: Any, fan_out: dict[str, Any], timeout: int) -> dict[
         "instances": sum(r.get("instances", 0) for r in results),
         "events": events,
     }
+
+
+def _pricing_summary(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    failed = sum(r["status"] == "failed" for r in results)
+    return {**fan_out, "imports": results, "failed": failed}
+
+
+# How `kopter run JOB --wait` sums up a job that fans out (default: every task's result).
+SUMMARIES: dict[str, Callable[[dict[str, Any], list[Any]], dict[str, Any]]] = {
+    "describer": _describer_summary,
+    "pricing": _pricing_summary,
+}
 
 
 def _wait(result: Any, timeout: int) -> Any:
