@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -114,6 +115,38 @@ def status(as_json: bool) -> None:
         as_json,
         ["queue", "visible", "in_flight", "delayed", "dlq_visible", "oldest_age", "name"],
     )
+
+
+@cli.group()
+def dlq() -> None:
+    """Dead-letter queues: what was parked and why, and sending it back."""
+
+
+@dlq.command("show")
+@click.argument("queue")
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@json_option
+def dlq_show(queue: str, limit: int, as_json: bool) -> None:
+    """The messages parked in QUEUE's DLQ (a short name: `audit`), and why: a task's last
+    failure from the result backend, or the CloudTrail bridge's reason. They stay parked."""
+    from kopter import dlq as dead_letters
+
+    rows = [asdict(m) for m in dead_letters.show(get_settings(), queue, limit)]
+    if not as_json:
+        for row in rows:
+            row["what"] = row["task"] or row["body"][:60]
+    emit(rows, as_json, ["message_id", "sent_at", "receive_count", "what", "args", "reason"])
+
+
+@dlq.command("redrive")
+@click.argument("queue")
+@click.option("--limit", type=click.IntRange(min=1), help="Move at most this many (default all).")
+def dlq_redrive(queue: str, limit: int | None) -> None:
+    """Send QUEUE's parked messages back to QUEUE, once the cause is fixed."""
+    from kopter import dlq as dead_letters
+
+    moved = dead_letters.redrive(get_settings(), queue, limit)
+    click.echo(f"{moved} messages moved from {queue}'s DLQ back to {queue}")
 
 
 # --- tenants ----------------------------------------------------------------------------------
@@ -453,6 +486,34 @@ def notifications_list(tenant: str, unread: bool, limit: int, as_json: bool) -> 
     emit(rows, as_json, ["created_at", "severity", "kind", "title", "read"])
 
 
+# --- costs --------------------------------------------------------------------------------------
+
+
+@cli.command()
+@tenant_option
+@click.option("--since", help="From this ISO date or time, UTC (default: 24 hours ago).")
+@click.option("--until", help="Up to this ISO date or time, UTC (default: now).")
+@click.option(
+    "--by", type=click.Choice(["account", "region", "instance-type"]), help="Split each hour."
+)
+@json_option
+def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_json: bool) -> None:
+    """A tenant's EC2 cost per hour (USD, on-demand prices), oldest first."""
+    from kopter.cloudtrail.query import cloudtrail_time
+    from kopter.costs.aggregator import graph as cost_graph
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    now = datetime.now(UTC)
+    start = _utc(cloudtrail_time(since)) if since else now - timedelta(hours=24)
+    end = _utc(cloudtrail_time(until)) if until else now
+    columns = ["hour", *([by.replace("-", "_")] if by else []), "cost_usd"]
+    emit(cost_graph(tenant_id, start, end, by), as_json, columns)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
 # --- prices -----------------------------------------------------------------------------------
 
 
@@ -622,6 +683,111 @@ def prices(
     )
 
 
+# --- daily audit ------------------------------------------------------------------------------
+
+
+@cli.command()
+@tenant_option
+@click.option("--date", "day", help="The day (ISO date, UTC; default: today).")
+@json_option
+def digest(tenant: str, day: str | None, as_json: bool) -> None:
+    """A tenant's daily audit digest: the findings with their severity, denied and failed calls
+    by principal, calls by principal and by service. `kopter run audit` makes it."""
+    from kopter.cloudtrail.digest import as_dict, get_digest
+
+    owner = accounts.resolve_tenant(tenant)
+    when = date.fromisoformat(_iso_date(day)) if day else datetime.now(UTC).date()
+    stored = get_digest(owner.tenant_id, when)
+    if stored is None:
+        raise KopterError(
+            f"no audit digest of tenant {owner.name} for {when}: "
+            f"`kopter run audit --tenant {tenant} --date {when}` makes it"
+        )
+    d = as_dict(stored)
+    if as_json:
+        emit([d], True, [])
+        return
+    click.echo(
+        f"audit digest of {owner.name} for {d['day']} (computed {_cell(d['computed_at'])}): "
+        f"{d['records']} records, {d['denied_calls']} denied, {d['failed_calls']} failed, "
+        f"{d['findings_total']} findings"
+    )
+    findings = [{**f, "calls": _counts(f["calls"])} for f in d["findings"]]
+    columns = ["severity", "rule", "account_id", "principal", "count", "calls", "first_at"]
+    _section("findings", findings, columns)
+    denied = [{**r, "calls": _counts(r["calls"])} for r in d["denied"]]
+    _section("denied calls by principal", denied, ["count", "principal", "calls"])
+    failed = [{**r, "errors": _counts(r["errors"])} for r in d["failed"]]
+    _section(
+        "failed calls by principal (other than denied)", failed, ["count", "principal", "errors"]
+    )
+    shown = len(d["by_principal"])
+    busiest = f" (the {shown} busiest of {d['principals']})" if d["principals"] > shown else ""
+    by_principal = [{"calls": n, "principal": p} for p, n in d["by_principal"].items()]
+    _section(f"calls by principal{busiest}", by_principal, ["calls", "principal"])
+    by_source = [{"calls": n, "event_source": s} for s, n in d["by_source"].items()]
+    _section("calls by event source", by_source, ["calls", "event_source"])
+
+
+def _section(title: str, rows: list[dict[str, Any]], columns: Sequence[str]) -> None:
+    click.echo(f"\n{title}:")
+    emit(rows, False, columns)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name}: {n}" for name, n in counts.items())
+
+
+# --- backups ----------------------------------------------------------------------------------
+
+
+@cli.command()
+@tenant_option
+@click.option("--account", help="Only this account id.")
+@json_option
+def snapshots(tenant: str, account: str | None, as_json: bool) -> None:
+    """The snapshots the backup job took of a tenant's volumes (and failed to, or deleted when
+    they expired), newest window first."""
+    from kopter.ec2.backup import listing
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    if account:
+        account_ids = [accounts.get_account(tenant_id, account).account_id]
+    else:
+        account_ids = [a.account_id for a in accounts.list_accounts(tenant_id)]
+    rows = (
+        {
+            "window": s.window,
+            "account_id": s.account_id,
+            "region": s.region,
+            "instance_id": s.instance_id,
+            "volume_id": s.volume_id,
+            "snapshot_id": s.snapshot_id,
+            "state": s.state,
+            "expires_on": s.expires_on,
+            "failure": s.failure,
+        }
+        for s in listing(tenant_id, account_ids)
+    )
+    columns = ["window", "account_id", "region", "instance_id", "volume_id", "snapshot_id"]
+    emit(rows, as_json, [*columns, "state", "expires_on", "failure"])
+
+
+# --- read API ---------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+def api(host: str, port: int) -> None:
+    """The read API over HTTP: the audit log, EC2 events, the cost graph, notifications and
+    accounts of the caller's tenant, with JSON access logs on stdout. KOPTER_API_AUTH chooses
+    how callers prove their identity (see the README's "Read API")."""
+    from kopter.api.server import serve
+
+    serve(get_settings(), host, port)
+
+
 # --- jobs -------------------------------------------------------------------------------------
 
 JOBS = {
@@ -703,10 +869,49 @@ def _pricing_summary(fan_out: dict[str, Any], results: list[Any]) -> dict[str, A
     return {**fan_out, "imports": results, "failed": failed}
 
 
+def _backup_summary(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Add up what the tasks of a backup run did; each failed volume is listed."""
+    done = [r for r in results if r["status"] == "backed-up"]
+    return {
+        "window": fan_out["window"],
+        "regions_backed_up": len(done),
+        "unhealthy": sorted({r["reason"] for r in results if r["status"] == "unhealthy"}),
+        "skipped_unhealthy_accounts": fan_out["skipped"],
+        **{k: sum(r[k] for r in done) for k in ("instances", "created", "adopted", "existing")},
+        "in_progress": sum(r["in_progress"] for r in done),
+        "failed_volumes": [
+            {"account_id": r["account"], "region": r["region"], **f}
+            for r in done
+            for f in r["failed"]
+        ],
+        "expired": sum(r["expired"] for r in done),
+        "expiry_failed": [e for r in done for e in r["expiry_failed"]],
+    }
+
+
 # How `kopter run JOB --wait` sums up a job that fans out (default: every task's result).
+def _audit_summary(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
+    """Add up what the tenants' digests found (`kopter digest` shows one)."""
+    findings: dict[str, int] = {}
+    for r in results:
+        for severity, count in r["findings"].items():
+            findings[severity] = findings.get(severity, 0) + count
+    totals = {k: sum(r[k] for r in results) for k in ("records", "denied_calls", "failed_calls")}
+    notified = sum(r["notified"] for r in results)
+    return {
+        "days": fan_out["days"],
+        "tenants": fan_out["tenants"],
+        **totals,
+        "findings": findings,
+        "notified": notified,
+    }
+
+
 SUMMARIES: dict[str, Callable[[dict[str, Any], list[Any]], dict[str, Any]]] = {
     "describer": _describer_summary,
     "pricing": _pricing_summary,
+    "backup": _backup_summary,
+    "audit": _audit_summary,
 }
 
 
@@ -723,6 +928,38 @@ def _wait(result: Any, timeout: int) -> Any:
     if result.failed():
         raise KopterError(f"task {result.id} failed: {type(value).__name__}: {value}")
     return value
+
+
+# --- monitoring -------------------------------------------------------------------------------
+
+
+@cli.command()
+@click.option("--address", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=5555, show_default=True)
+@click.option("--no-auth", is_flag=True, help="No authentication: only on a trusted machine.")
+def flower(address: str, port: int, no_auth: bool) -> None:
+    """Flower on kopter's control plane: workers, tasks and remote control over Redis, while
+    tasks stay on SQS. Authentication is required: KOPTER_FLOWER_BASIC_AUTH, or Flower's OAuth
+    (KOPTER_FLOWER_AUTH and KOPTER_FLOWER_AUTH_PROVIDER, with FLOWER_OAUTH2_* for the client)."""
+    settings = get_settings()
+    env = dict(os.environ)
+    argv = [sys.executable, "-m", "celery", "-A", "tasks.monitor", "flower"]
+    argv += [f"--address={address}", f"--port={port}"]
+    if settings.flower_basic_auth:
+        # Through Flower's environment, not argv: `ps` would show the passwords.
+        env["FLOWER_BASIC_AUTH"] = ",".join(settings.flower_basic_auth)
+    if settings.flower_auth:
+        if not settings.flower_auth_provider:
+            raise KopterError("KOPTER_FLOWER_AUTH needs KOPTER_FLOWER_AUTH_PROVIDER")
+        argv += [f"--auth={settings.flower_auth}"]
+        argv += [f"--auth_provider={settings.flower_auth_provider}"]
+    if not (settings.flower_basic_auth or settings.flower_auth or no_auth):
+        raise KopterError(
+            "Flower needs authentication: set KOPTER_FLOWER_BASIC_AUTH (user:password) or "
+            "KOPTER_FLOWER_AUTH with KOPTER_FLOWER_AUTH_PROVIDER (OAuth), or pass --no-auth "
+            "on a trusted machine"
+        )
+    os.execve(sys.executable, argv, env)
 
 
 # --- local stack ------------------------------------------------------------------------------

@@ -19,10 +19,3 @@ class Refused(KopterError):
 
 class NotBootstrapped(KopterError):
     """A queue or table is missing: `kopter bootstrap` creates them."""
-
-
-class NotBuilt(NotImplementedError):
-    """A scheduled job whose feature has not been built yet: it fails loudly, never pretends."""
-
-    def __init__(self, area: str, issue: int) -> None:
-        super().__init__(f"{area} is not built yet (issue #{issue}); this run did nothing")

@@ -10,7 +10,8 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
 from functools import cache
 from urllib.parse import urlsplit
 
@@ -43,6 +44,26 @@ class Settings:
     describe_spread_seconds: int
     pricing_regions: tuple[str, ...]
     pricing_timeout: int
+    backup_tag: str
+    backup_retention_days: int
+    cost_jump_factor: Decimal
+    cost_jump_min_usd: Decimal
+    cost_jump_days: int
+    # The read API (`kopter api`); kopter.api checks at start-up what its mode needs.
+    api_auth: str | None
+    api_gateway_secret: str | None = field(repr=False)
+    api_jwt_key: str | None = field(repr=False)
+    api_jwt_algorithm: str
+    api_jwt_audience: str | None
+    api_jwt_issuer: str | None
+    api_cors_origins: tuple[str, ...]
+    api_cors_methods: tuple[str, ...]
+    api_cors_headers: tuple[str, ...]
+    api_cursor_key: str | None = field(repr=False)
+    # Flower (`kopter flower`): basic auth, or Flower's OAuth (emails allowed, provider).
+    flower_basic_auth: tuple[str, ...] = field(repr=False)
+    flower_auth: str | None
+    flower_auth_provider: str | None
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -60,6 +81,8 @@ class Settings:
         for f in fields(self):
             value = getattr(self, f.name)
             text = ",".join(value) if isinstance(value, tuple) else str(value or "")
+            if not f.repr and value:
+                text = "(set, not shown)"  # a secret
             shown[f"KOPTER_{f.name.upper()}"] = text
         return shown
 
@@ -74,6 +97,17 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
         raise ConfigError(f"{name}={raw!r} is not a whole number") from None
     if not low <= value <= high:
         raise ConfigError(f"{name}={value} is outside {low}..{high}")
+    return value
+
+
+def _decimal(env: Mapping[str, str], name: str, default: str, low: Decimal) -> Decimal:
+    raw = env.get(name) or default
+    try:
+        value = Decimal(raw)
+    except InvalidOperation:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not value.is_finite() or value < low:
+        raise ConfigError(f"{name}={raw} must be at least {low}")
     return value
 
 
@@ -106,6 +140,41 @@ def _regions(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return regions
 
 
+def _tag_key(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name) or default
+    # EC2's rules for a tag key: at most 128 characters, and the aws: prefix is AWS's own.
+    if len(raw) > 128 or raw.lower().startswith("aws:"):
+        raise ConfigError(f"{name}={raw!r}: use a tag key of 1 to 128 characters, not aws:…")
+    return raw
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    raw = env.get(name) or default
+    if raw and raw not in allowed:
+        raise ConfigError(f"{name}={raw!r} is not one of {', '.join(sorted(allowed))}")
+    return raw
+
+
+def _list(
+    env: Mapping[str, str], name: str, default: str, pattern: str, what: str
+) -> tuple[str, ...]:
+    raw = env.get(name, default)
+    values = tuple(v.strip() for v in raw.split(",") if v.strip())
+    for value in values:
+        if not re.fullmatch(pattern, value):
+            raise ConfigError(f"{name}: {value!r} is not {what}")
+    return values
+
+
+def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    """``user:password`` pairs, comma-separated; an error never shows a password."""
+    pairs = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+    for i, pair in enumerate(pairs, 1):
+        if not re.fullmatch(r"[^:\s]+:\S+", pair):
+            raise ConfigError(f"{name}: entry {i} is not user:password")
+    return pairs
+
+
 def load(env: Mapping[str, str]) -> Settings:
     prefix = env.get("KOPTER_PREFIX", "kopter-dev-")
     # Queue names allow [A-Za-z0-9_-] and 80 characters; the longest kopter adds is
@@ -135,6 +204,38 @@ def load(env: Mapping[str, str]) -> Settings:
         ),
         pricing_regions=_regions(env, "KOPTER_PRICING_REGIONS"),
         pricing_timeout=_int(env, "KOPTER_PRICING_TIMEOUT", 60, 1, 3600),
+        backup_tag=_tag_key(env, "KOPTER_BACKUP_TAG", "kopter:backup"),
+        backup_retention_days=_int(env, "KOPTER_BACKUP_RETENTION_DAYS", 7, 1, 3650),
+        cost_jump_factor=_decimal(env, "KOPTER_COST_JUMP_FACTOR", "2", Decimal(1)),
+        cost_jump_min_usd=_decimal(env, "KOPTER_COST_JUMP_MIN_USD", "1", Decimal(0)),
+        cost_jump_days=_int(env, "KOPTER_COST_JUMP_DAYS", 7, 1, 90),
+        api_auth=_choice(env, "KOPTER_API_AUTH", "", {"gateway", "jwt"}) or None,
+        api_gateway_secret=env.get("KOPTER_API_GATEWAY_SECRET") or None,
+        api_jwt_key=env.get("KOPTER_API_JWT_KEY") or None,
+        api_jwt_algorithm=_choice(env, "KOPTER_API_JWT_ALGORITHM", "RS256", {"HS256", "RS256"}),
+        api_jwt_audience=env.get("KOPTER_API_JWT_AUDIENCE") or None,
+        api_jwt_issuer=env.get("KOPTER_API_JWT_ISSUER") or None,
+        api_cors_origins=_list(
+            env,
+            "KOPTER_API_CORS_ORIGINS",
+            "",
+            r"\*|https?://[A-Za-z0-9.-]+(:\d{1,5})?",
+            "an origin like https://app.example.com (or *)",
+        ),
+        api_cors_methods=_list(
+            env, "KOPTER_API_CORS_METHODS", "GET,POST", r"[A-Z]{3,7}", "an HTTP method like GET"
+        ),
+        api_cors_headers=_list(
+            env,
+            "KOPTER_API_CORS_HEADERS",
+            "Authorization,Content-Type",
+            r"[A-Za-z0-9-]{1,64}",
+            "a header name",
+        ),
+        api_cursor_key=env.get("KOPTER_API_CURSOR_KEY") or None,
+        flower_basic_auth=_credentials(env, "KOPTER_FLOWER_BASIC_AUTH"),
+        flower_auth=env.get("KOPTER_FLOWER_AUTH") or None,
+        flower_auth_provider=env.get("KOPTER_FLOWER_AUTH_PROVIDER") or None,
     )
 
 

@@ -144,6 +144,7 @@ class AuditLogEvent(Model):
     region = UnicodeAttribute()
     event_source = UnicodeAttribute()
     event_name = UnicodeAttribute()
+    event_type = UnicodeAttribute(null=True)  # AwsApiCall, AwsServiceEvent, AwsConsoleSignIn…
     principal_type = UnicodeAttribute(null=True)
     principal_arn = UnicodeAttribute(null=True)
     principal_account = UnicodeAttribute(null=True)
@@ -157,12 +158,35 @@ class AuditLogEvent(Model):
     request = UnicodeAttribute(null=True)  # compact JSON, size-bounded
     response = UnicodeAttribute(null=True)
     truncated = BooleanAttribute(default=False)
+    mfa_used = UnicodeAttribute(null=True)  # ConsoleLogin only: additionalEventData.MFAUsed
     source_object = UnicodeAttribute(null=True)  # s3://bucket/key it came from
     expires_at = TTLAttribute(null=True)  # audit retention
 
     by_account = AuditEventsByAccount()
     by_event_name = AuditEventsByName()
     by_principal = AuditEventsByPrincipal()
+
+
+class AuditDigest(Model):
+    """The daily audit of one tenant's UTC day (``kopter/cloudtrail/digest.py``). Keyed by the
+    day: running a day again overwrites its digest. Lists are cut to their largest entries so
+    a busy day still fits in one item."""
+
+    Meta = _meta("AuditDigests")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    day = UnicodeAttribute(range_key=True)  # "YYYY-MM-DD", UTC
+    records = NumberAttribute()
+    principals = NumberAttribute()  # distinct principals; by_principal keeps the busiest
+    by_principal = JSONAttribute()  # {principal: calls}, busiest first
+    by_source = JSONAttribute()  # {eventSource: calls}, busiest first
+    denied_calls = NumberAttribute()
+    denied = JSONAttribute()  # [{"principal", "count", "calls": {eventName: n}}], most first
+    failed_calls = NumberAttribute()  # failed for a reason other than access denied
+    failed = JSONAttribute()  # [{"principal", "count", "errors": {errorCode: n}}]
+    findings_total = NumberAttribute()
+    findings = JSONAttribute()  # most severe first (see the digest module's RULES)
+    computed_at = UTCDateTimeAttribute()
+    expires_at = TTLAttribute(null=True)  # the audit log's retention
 
 
 # --- EC2 fleet --------------------------------------------------------------------------------
@@ -289,7 +313,8 @@ class PriceGraphPoint(Model):
 class Ec2Snapshot(Model):
     """A snapshot kopter took. The range key names the volume and the 12-hour window, so a run
     repeated after a crash finds its claim instead of snapshotting the volume again. Expiry is
-    kopter's (``expires_on``), not a TTL: the EBS snapshot must be deleted before the item."""
+    kopter's (``expires_on``, from the snapshot's own tags), not a TTL: the EBS snapshot is
+    deleted first; the TTL only drops the item's history a month after."""
 
     Meta = _meta("Ec2Snapshots")
     tenant_account = UnicodeAttribute(hash_key=True)
@@ -301,9 +326,14 @@ class Ec2Snapshot(Model):
     instance_id = UnicodeAttribute()
     snapshot_id = UnicodeAttribute(null=True)  # null between the claim and CreateSnapshot
     state = UnicodeAttribute()  # claimed, pending, completed, failed, deleted
-    created_at = UTCDateTimeAttribute()
+    created_at = UTCDateTimeAttribute()  # when the claim was taken (a takeover renews it)
     expires_on = UTCDateTimeAttribute()
     failure = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)  # a month after expires_on
+
+    @property
+    def window(self) -> str:
+        return self.volume_window.rsplit("#", 1)[1]
 
 
 # --- notifications ----------------------------------------------------------------------------
@@ -348,6 +378,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     Tenant,
     AwsAccount,
     AuditLogEvent,
+    AuditDigest,
     Ec2Instance,
     Ec2Event,
     Ec2Price,

@@ -33,16 +33,6 @@ def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
     assert "tasks.describer.check_account" in worker.tail(50)
 
 
-def test_unbuilt_job_fails_loudly_instead_of_pretending(kopter, workers):
-    worker = workers.start("pricing", "pricing")
-    workers.wait_ready(worker)
-    result = kopter("run", "pricing", "--wait", "--timeout", "60", ok=False)
-    assert result.stdout.startswith("enqueued tasks.pricing.refresh_price_list as ")
-    assert result.stderr.strip().endswith(
-        "the EC2 price-list import is not built yet (issue #5); this run did nothing"
-    )
-
-
 def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
     from tests.harness import slow
 

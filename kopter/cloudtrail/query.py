@@ -45,18 +45,30 @@ def cloudtrail_time(text: str) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def search(q: AuditQuery) -> Iterator[AuditLogEvent]:
-    key_condition = _time_range(q.since, q.until)
+@dataclass(frozen=True)
+class Plan:
+    """How a search reads: the index (or table) and its hash key, and the conditions."""
+
+    source: Any  # AuditLogEvent or one of its indexes
+    hash_attribute: str
+    hash_key: str
+    range_condition: Condition | None
+    filter_condition: Condition | None
+
+
+def plan(q: AuditQuery) -> Plan:
     filters: list[Condition] = []
     if q.user:
         source: Any = AuditLogEvent.by_principal
-        hash_key = f"{q.tenant_id}#{q.user}"
+        attribute, hash_key = "tenant_principal", f"{q.tenant_id}#{q.user}"
     elif q.event_name:
-        source, hash_key = AuditLogEvent.by_event_name, f"{q.tenant_id}#{q.event_name}"
+        source = AuditLogEvent.by_event_name
+        attribute, hash_key = "tenant_event_name", f"{q.tenant_id}#{q.event_name}"
     elif q.account:
-        source, hash_key = AuditLogEvent.by_account, f"{q.tenant_id}#{q.account}"
+        source = AuditLogEvent.by_account
+        attribute, hash_key = "tenant_account", f"{q.tenant_id}#{q.account}"
     else:
-        source, hash_key = AuditLogEvent, q.tenant_id
+        source, attribute, hash_key = AuditLogEvent, "tenant_id", q.tenant_id
     if q.event_name and source is not AuditLogEvent.by_event_name:
         filters.append(AuditLogEvent.event_name == q.event_name)
     if q.account and source is not AuditLogEvent.by_account:
@@ -68,10 +80,15 @@ def search(q: AuditQuery) -> Iterator[AuditLogEvent]:
     condition = None
     for f in filters:
         condition = f if condition is None else condition & f
-    results = source.query(
-        hash_key,
-        range_key_condition=key_condition,
-        filter_condition=condition,
+    return Plan(source, attribute, hash_key, _time_range(q.since, q.until), condition)
+
+
+def search(q: AuditQuery) -> Iterator[AuditLogEvent]:
+    p = plan(q)
+    results = p.source.query(
+        p.hash_key,
+        range_key_condition=p.range_condition,
+        filter_condition=p.filter_condition,
         scan_index_forward=False,
         limit=q.limit,
         page_size=min(q.limit or 500, 500),

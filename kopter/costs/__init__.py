@@ -1,0 +1,1 @@
+"""The cost graph: what each tenant's fleet cost, hour by hour."""
