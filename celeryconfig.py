@@ -75,6 +75,9 @@ worker_prefetch_multiplier = 1
 worker_max_tasks_per_child = _settings.worker_max_tasks_per_child
 worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024  # in KiB
 worker_cancel_long_running_tasks_on_connection_loss = True
+# Events and remote control over Redis (tasks/controlplane.py); task events on for Flower.
+worker_consumer = "tasks.controlplane:Consumer"
+worker_send_task_events = True
 
 result_backend = _settings.redis_url
 result_expires = 24 * 3600

@@ -104,7 +104,11 @@ def bootstrap(as_json: bool) -> None:
 @json_option
 def status(as_json: bool) -> None:
     """Each queue's depth: visible, in flight, delayed, in its DLQ, and the oldest message's
-    age (CloudWatch's ApproximateAgeOfOldestMessage, where AWS publishes it)."""
+    age (CloudWatch's ApproximateAgeOfOldestMessage, where AWS publishes it); each beat entry's
+    last and next run; each worker that answers over the control plane, with its queues."""
+    from kombu.exceptions import OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
     rows = [asdict(d) for d in queues.depths(get_settings())]
     if not as_json:
         for row in rows:
@@ -115,6 +119,19 @@ def status(as_json: bool) -> None:
         as_json,
         ["queue", "visible", "in_flight", "delayed", "dlq_visible", "oldest_age", "name"],
     )
+    # Beat and the workers are known through Redis: without it, the queues above still show.
+    try:
+        from tasks.status import beat_entries, workers
+
+        entries, alive = beat_entries(), workers()
+    except (RedisConnectionError, OperationalError) as e:
+        raise KopterError(f"beat entries and workers unknown: cannot reach Redis: {e}") from None
+    if not as_json:
+        click.echo()
+    emit(entries, as_json, ["beat_entry", "last_run", "next_run"])
+    if not as_json:
+        click.echo()
+    emit(alive, as_json, ["worker", "alive", "queues"])
 
 
 @cli.group()
@@ -953,7 +970,9 @@ def flower(address: str, port: int, no_auth: bool) -> None:
             raise KopterError("KOPTER_FLOWER_AUTH needs KOPTER_FLOWER_AUTH_PROVIDER")
         argv += [f"--auth={settings.flower_auth}"]
         argv += [f"--auth_provider={settings.flower_auth_provider}"]
-    if not (settings.flower_basic_auth or settings.flower_auth or no_auth):
+    if no_auth:
+        env["FLOWER_UNAUTHENTICATED_API"] = "true"  # Flower 2 refuses its API otherwise
+    elif not (settings.flower_basic_auth or settings.flower_auth):
         raise KopterError(
             "Flower needs authentication: set KOPTER_FLOWER_BASIC_AUTH (user:password) or "
             "KOPTER_FLOWER_AUTH with KOPTER_FLOWER_AUTH_PROVIDER (OAuth), or pass --no-auth "

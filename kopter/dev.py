@@ -57,7 +57,7 @@ def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool
         trail = _seed_demo(env)
         _start_processes(env, flower_port, logs, children)
         _show_pipeline(env, trail)
-        _say(f"flower     http://127.0.0.1:{flower_port}  (Celery events over SQS: issue #8)")
+        _say(f"flower     http://127.0.0.1:{flower_port}  (workers and tasks; no login locally)")
         _say(f"logs       {logs}/")
         _say(
             "try        export KOPTER_AWS_ENDPOINT_URL=" + env["KOPTER_AWS_ENDPOINT_URL"] + " "
@@ -141,7 +141,8 @@ def _start_processes(env: dict, flower_port: int, logs: Path, children: list[Chi
     )
     children.append(spawn("worker", worker, env, logs))
     children.append(spawn("beat", celery_argv("beat", "-l", "INFO"), env, logs))
-    flower = celery_argv("flower", "--address=127.0.0.1", f"--port={flower_port}")
+    # Flower on the control plane (tasks/controlplane.py); no login on this machine's stack.
+    flower = [sys.executable, "-m", "kopter", "flower", "--no-auth", f"--port={flower_port}"]
     children.append(spawn("flower", flower, env, logs))
     wait_for_port(children[-1], flower_port)
     _say(f"worker     queues {','.join(WORK_QUEUES)}  (log: {logs}/worker.log)")

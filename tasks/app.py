@@ -25,9 +25,17 @@ TASK_MODULES = [
     "tasks.notifications",
 ]
 
-app = Celery("kopter", task_cls="tasks.base:KopterTask", include=TASK_MODULES)
+# Events and remote control travel over Redis, tasks over SQS: see tasks/controlplane.py.
+app = Celery(
+    "kopter",
+    task_cls="tasks.base:KopterTask",
+    include=TASK_MODULES,
+    control="tasks.controlplane:Control",
+    events="tasks.controlplane:Events",
+)
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
+app.steps["consumer"].add("tasks.controlplane:RemoteControl")
 
 
 def consumed_queues(celery_app: Celery) -> list[str]:

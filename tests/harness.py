@@ -45,3 +45,10 @@ app.conf.beat_schedule = {
 @app.task(name="tests.harness.tick")
 def tick() -> None:
     _redis().rpush(TICKS, time.time())
+
+
+@app.task(name="tests.harness.touch", ignore_result=True)
+def touch(path: str) -> None:
+    """Leaves a file, and nothing in Redis: work that needs only SQS."""
+    with open(path, "w") as f:
+        f.write(str(time.time()))

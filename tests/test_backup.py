@@ -89,7 +89,7 @@ def _drained(kopter) -> None:
     """Every backup message handled and deleted (test_bootstrap counts this queue's depth)."""
 
     def empty() -> bool:
-        [row] = [r for r in kopter.rows("status") if r["queue"] == "backup"]
+        [row] = [r for r in kopter.rows("status") if r.get("queue") == "backup"]
         return row["visible"] == row["in_flight"] == row["delayed"] == row["dlq_visible"] == 0
 
     wait_for(empty, 30, "the backup queue drained")
