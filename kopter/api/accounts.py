@@ -1,0 +1,56 @@
+"""``GET /v1/accounts``: the tenant's AWS accounts and their health, without the ExternalId."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel
+
+from kopter.accounts import list_accounts
+from kopter.api.errors import responses
+from kopter.api.identity import Caller
+
+router = APIRouter(tags=["accounts"])
+
+
+class Account(BaseModel):
+    account_id: str
+    role_arn: str
+    regions: list[str]
+    cloudtrail_bucket: str | None
+    cloudtrail_prefix: str | None
+    healthy: bool
+    health_reason: str | None
+    last_success_at: datetime | None
+    created_at: datetime
+
+
+class Accounts(BaseModel):
+    items: list[Account]
+
+
+@router.get(
+    "/v1/accounts",
+    response_model=Accounts,
+    responses=responses(401),
+    summary="The tenant's AWS accounts and their health",
+)
+def accounts(tenant: Caller) -> dict[str, Any]:
+    return {
+        "items": [
+            {
+                "account_id": a.account_id,
+                "role_arn": a.role_arn,
+                "regions": list(a.regions),
+                "cloudtrail_bucket": a.cloudtrail_bucket,
+                "cloudtrail_prefix": a.cloudtrail_prefix,
+                "healthy": a.healthy,
+                "health_reason": a.health_reason,
+                "last_success_at": a.last_success_at,
+                "created_at": a.created_at,
+            }
+            for a in list_accounts(tenant)
+        ]
+    }
