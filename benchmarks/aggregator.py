@@ -36,7 +36,7 @@ os.environ.update(
 from kopter import accounts, cache, dynamo  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.costs.aggregator import aggregate_hour  # noqa: E402
-from kopter.ec2.events import EVENT_DAYS, Change, event_key  # noqa: E402
+from kopter.ec2.events import DESCRIBER, Change, new_event  # noqa: E402
 from kopter.pricing.cache import PriceCache  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import Ec2Event, Ec2Instance  # noqa: E402
@@ -83,7 +83,7 @@ def seed(tenant_id: str) -> int:
                     )
                 )
             for change in changes:  # two changes of a kind in one minute are one event
-                event = _event(tenant_id, account_id, change)
+                event = new_event(tenant_id, account_id, change, DESCRIBER)
                 items[event.event_key] = event.serialize()
             rows.append(
                 Ec2Instance(
@@ -105,23 +105,6 @@ def seed(tenant_id: str) -> int:
     dynamo.batch_put(Ec2Instance.Meta.table_name, rows, settings)
     dynamo.batch_put(Ec2Event.Meta.table_name, items.values(), settings)
     return len(items)
-
-
-def _event(tenant_id: str, account_id: str, change: Change) -> Ec2Event:
-    return Ec2Event(
-        tenant_id,
-        event_key(tenant_id, account_id, change),
-        tenant_account=f"{tenant_id}#{account_id}",
-        tenant_instance=f"{tenant_id}#{change.instance_id}",
-        account_id=account_id,
-        region=change.region,
-        instance_id=change.instance_id,
-        kind=change.kind,
-        occurred_at=change.occurred_at,
-        detail=change.detail,
-        sources={"describer"},
-        expires_at=change.occurred_at + timedelta(days=EVENT_DAYS),
-    )
 
 
 def _count_calls() -> dict[str, int]:

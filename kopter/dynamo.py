@@ -1,7 +1,8 @@
-"""Writing many items: BatchWriteItem, 25 a call, until DynamoDB has taken every one.
+"""Many items at once: BatchWriteItem, 25 a call, until DynamoDB has taken every one, and
+BatchGetItem, 100 keys a call, until it has answered for every key.
 
-BatchWriteItem can succeed while leaving some items unprocessed (throttled partitions); those are
-sent again with exponential backoff and jitter. Throttling errors of the call itself are retried
+Either call can succeed while leaving some items or keys unprocessed (throttled partitions); those
+are sent again with exponential backoff and jitter. Throttling errors of the call itself are retried
 by botocore's standard retry mode (``kopter.aws``). Items must be idempotent puts: a retry may
 write an item twice, which is harmless when its key says what it is.
 """
@@ -18,6 +19,7 @@ from kopter.errors import KopterError
 from kopter.settings import Settings
 
 BATCH = 25
+BATCH_GET = 100
 MAX_ROUNDS = 10
 
 
@@ -40,6 +42,35 @@ def batch_put(table: str, items: Iterable[dict[str, Any]], settings: Settings) -
         _write(client, table, batch)
         written += len(batch)
     return written
+
+
+def batch_get(
+    table: str,
+    keys: list[dict[str, Any]],
+    projection: list[str] | None = None,
+    settings: Settings | None = None,
+) -> list[dict[str, Any]]:
+    """The items of ``keys`` (attribute-value form, no duplicates) that exist, in no order;
+    ``projection`` names the attributes to read."""
+    client = aws.client("dynamodb", settings)
+    request: dict[str, Any] = {}
+    if projection:
+        request["ProjectionExpression"] = ", ".join(f"#p{i}" for i in range(len(projection)))
+        request["ExpressionAttributeNames"] = {f"#p{i}": name for i, name in enumerate(projection)}
+    found: list[dict[str, Any]] = []
+    for start in range(0, len(keys), BATCH_GET):
+        pending = {table: {**request, "Keys": keys[start : start + BATCH_GET]}}
+        for attempt in range(MAX_ROUNDS):
+            response = client.batch_get_item(RequestItems=pending)
+            found.extend(response["Responses"].get(table, []))
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+            time.sleep(min(5.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.0))
+        else:
+            left = sum(len(v["Keys"]) for v in pending.values())
+            raise UnprocessedItems(f"{left} keys unprocessed by {table} after {MAX_ROUNDS} tries")
+    return found
 
 
 def _write(client: Any, table: str, requests: list[dict[str, Any]]) -> None:

@@ -161,10 +161,14 @@ def test_run_describer_waits_for_the_run_and_then_triggers_the_aggregator(kopter
     customer_client(c, "ec2", "eu-west-1").run_instances(
         ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=2, MaxCount=2
     )
-    worker = workers.start("describer-run", "describer")
+    # Time limits travel with the message: a loaded machine must not turn 2 s into a kill.
+    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
+    worker = workers.start("describer-run", "describer", env=long)
     workers.wait_ready(worker)
     aggregations = _visible(kopter, "aggregator")
-    out = kopter("run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "90").stdout
+    out = kopter(
+        "run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "90", env=long
+    ).stdout
     summary = json.loads(out[out.index("{") :])
     assert summary["regions_described"] == 2 and summary["instances"] == 2
     assert summary["events"] == {"launched": 2} and summary["unhealthy"] == []
@@ -173,7 +177,7 @@ def test_run_describer_waits_for_the_run_and_then_triggers_the_aggregator(kopter
 
 
 def _visible(kopter, queue: str) -> int:
-    [row] = [r for r in kopter.rows("status") if r["queue"] == queue]
+    [row] = [r for r in kopter.rows("status") if r.get("queue") == queue]
     return int(row["visible"])
 
 

@@ -7,6 +7,9 @@ same second, so both write the same item: each write is an update that adds its 
 set, keeps the first time and detail, and sets the principal CloudTrail named. A resize carries
 no time in DescribeInstances (the describer dates it with its run's hour), so the two sources'
 resizes of one instance are joined by looking for the other's within the hour before the run.
+
+The describer records a run's changes together (``record_many``): a first run over a fleet is
+an event per instance, most of them new, and a new event needs no update, only a guarded put.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
+from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 
+from kopter import dynamo
 from kopter.cloudtrail.records import Record
 from kopter.tables import Ec2Event
 
@@ -78,6 +83,68 @@ def save(
     if principal:
         actions.append(Ec2Event.principal_arn.set(principal))
     Ec2Event(tenant_id, key or event_key(tenant_id, account_id, change)).update(actions=actions)
+
+
+def record_many(tenant_id: str, account_id: str, changes: list[Change], source: str) -> None:
+    """Record changes one source saw (without a principal: the describer's), each as ``record``
+    would: one BatchGetItem per 100 events finds those that exist, a new one costs one put.
+
+    The other source may write the same event at any moment, so a put is conditioned on the
+    event's absence, and an event that exists is joined with ``save``'s update, which keeps the
+    other's principal and source. Not BatchWriteItem: its puts replace whole items. Not
+    TransactWriteItems: each item costs two writes, and moto deep-copies the table for each item
+    of a transaction, which a first run over 20,000 instances would not live through."""
+    for change in changes:
+        if change.kind == "resized":  # the join looks for the other's resize: one at a time
+            record(tenant_id, account_id, change, source)
+    wanted: dict[str, Change] = {}
+    for change in changes:
+        if change.kind != "resized":
+            wanted.setdefault(event_key(tenant_id, account_id, change), change)  # first wins
+    found = dynamo.batch_get(
+        Ec2Event.Meta.table_name,
+        [{"tenant_id": {"S": tenant_id}, "event_key": {"S": key}} for key in wanted],
+        projection=["event_key", "sources"],
+    )
+    sources = {item["event_key"]["S"]: set(item.get("sources", {}).get("SS", [])) for item in found}
+    for key, change in wanted.items():
+        if key not in sources:
+            if _create(tenant_id, account_id, change, source):
+                continue
+        elif source in sources[key]:
+            continue  # this source recorded it already (a redelivered run): nothing to add
+        save(tenant_id, account_id, change, source, key=key)
+
+
+def new_event(tenant_id: str, account_id: str, change: Change, source: str) -> Ec2Event:
+    """The item ``save`` creates for a change no source has recorded yet."""
+    when = change.occurred_at.astimezone(UTC)
+    return Ec2Event(
+        tenant_id,
+        event_key(tenant_id, account_id, change),
+        tenant_account=f"{tenant_id}#{account_id}",
+        tenant_instance=f"{tenant_id}#{change.instance_id}",
+        account_id=account_id,
+        region=change.region,
+        instance_id=change.instance_id,
+        kind=change.kind,
+        occurred_at=when,
+        expires_at=when + timedelta(days=EVENT_DAYS),
+        sources={source},
+        detail=change.detail,
+    )
+
+
+def _create(tenant_id: str, account_id: str, change: Change, source: str) -> bool:
+    """Put the event ``save`` would create, unless it exists by now: whether it was put."""
+    event = new_event(tenant_id, account_id, change, source)
+    try:
+        event.save(condition=Ec2Event.event_key.does_not_exist())
+    except PutError as e:
+        if e.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 def resize_seen_by(
