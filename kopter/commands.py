@@ -458,20 +458,13 @@ def events(tenant: str, since: str | None, account: str | None, limit: int, as_j
         scan_index_forward=False,
         limit=limit,
     )
-    rows = (
-        {
-            "occurred_at": e.occurred_at,
-            "account_id": e.account_id,
-            "region": e.region,
-            "instance_id": e.instance_id,
-            "kind": e.kind,
-            "detail": e.detail,
-            "principal_arn": e.principal_arn,
-            "sources": list(e.sources),
-        }
-        for e in found
+    from kopter.ec2.events import view
+
+    emit(
+        (view(e) for e in found),
+        as_json,
+        ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"],
     )
-    emit(rows, as_json, ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"])
 
 
 # --- notifications ----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from kopter.api.cursors import Pager, Scope, read_page
 from kopter.api.errors import responses
 from kopter.api.identity import Caller
 from kopter.api.params import Account, Cursor, Limit, Since, iso_time
+from kopter.ec2.events import view
 from kopter.tables import Ec2Event
 
 router = APIRouter(tags=["ec2"])
@@ -71,18 +72,6 @@ def ec2_events(
     )
     events, last = read_page(results, scope, limit, Ec2Event.from_raw_data)
     return {
-        "items": [
-            {
-                "occurred_at": e.occurred_at,
-                "account_id": e.account_id,
-                "region": e.region,
-                "instance_id": e.instance_id,
-                "kind": e.kind,
-                "detail": e.detail,
-                "principal_arn": e.principal_arn,
-                "sources": sorted(e.sources or ()),
-            }
-            for e in events
-        ],
+        "items": [view(e) for e in events],
         "next": cursors.encode(scope, last) if last else None,
     }
