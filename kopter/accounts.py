@@ -8,12 +8,15 @@ consistent read.
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cache
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,7 +26,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
-from kopter.errors import NotFound, Refused
+from kopter.errors import KopterError, NotFound, Refused
 from kopter.notifications import Notice
 from kopter.settings import Settings, get_settings
 from kopter.tables import AwsAccount, GlobalItem, Tenant
@@ -93,13 +96,14 @@ class AccountRequest:
     cloudtrail_prefix: str | None = None
 
 
-def known_regions() -> set[str]:
+@cache
+def known_regions() -> frozenset[str]:
     session = boto3.session.Session()
-    return {
+    return frozenset(
         region
         for partition in ("aws", "aws-cn", "aws-us-gov")
         for region in session.get_available_regions("ec2", partition_name=partition)
-    }
+    )
 
 
 def validate(request: AccountRequest) -> AccountRequest:
@@ -155,25 +159,49 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
     claim = GlobalItem(
         owner_key(request.account_id), value={"tenant_id": tenant.tenant_id}, updated_at=_now()
     )
-    try:
-        with TransactWrite(connection=_connection()) as tx:
-            tx.save(claim, condition=GlobalItem.key.does_not_exist())
-            tx.save(account, condition=AwsAccount.account_id.does_not_exist())
-    except TransactWriteError:
-        owner = account_owner(request.account_id)
-        if owner == tenant.tenant_id:
-            raise Refused(
-                f"account {request.account_id} is already connected to this tenant"
-            ) from None
-        raise Refused(
-            f"account {request.account_id} is already registered by another tenant"
-        ) from None
-    return account
+    for attempt in range(_REGISTER_ATTEMPTS):
+        try:
+            with TransactWrite(connection=_connection()) as tx:
+                tx.save(claim, condition=GlobalItem.key.does_not_exist())
+                tx.save(account, condition=AwsAccount.account_id.does_not_exist())
+            return account
+        except TransactWriteError as e:
+            if _condition_failed(e):
+                break
+            # A conflict with another transaction on the same keys, or throttling: the claim
+            # is undecided, so try again rather than tell the customer it is taken.
+            if attempt == _REGISTER_ATTEMPTS - 1:
+                raise KopterError(
+                    f"account {request.account_id} could not be registered now "
+                    f"({e.cause_response_code}): try again"
+                ) from None
+            time.sleep(0.2 * 2**attempt)
+    owner = account_owner(request.account_id)
+    if owner == tenant.tenant_id:
+        raise Refused(f"account {request.account_id} is already connected to this tenant")
+    raise Refused(f"account {request.account_id} is already registered by another tenant")
 
 
+_REGISTER_ATTEMPTS = 4
+
+
+def _condition_failed(error: TransactWriteError) -> bool:
+    """Whether the transaction was cancelled because a key already exists (not for a conflict
+    or throttling, which DynamoDB also reports as a cancelled transaction)."""
+    reasons = error.cancellation_reasons
+    if not reasons:
+        return error.cause_response_code == "ConditionalCheckFailedException"
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+@cache
 def _connection() -> Connection:
     settings = get_settings()
     return Connection(region=settings.region, host=settings.aws_endpoint_url)
+
+
+# A forked child must not share the parent's HTTP connections.
+os.register_at_fork(after_in_child=_connection.cache_clear)
 
 
 def account_owner(account_id: str) -> str | None:

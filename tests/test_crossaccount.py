@@ -115,3 +115,13 @@ def test_credentials_are_refreshed_before_they_expire():
         credentials._expiry_time = datetime.now(UTC) + timedelta(minutes=5)
         assert credentials.get_frozen_credentials().access_key != first
         assert len(calls) == 2
+
+
+def test_an_evicted_session_is_rebuilt_from_kept_credentials():
+    sessions = CrossAccountSessions(max_sessions=1)
+    first, second = _target(), _target()
+    with assume_role_calls() as calls:
+        for target in (first, second, first, second):
+            account = sessions.client(target, "sts", "us-east-1").get_caller_identity()["Account"]
+            assert account == target.account_id
+    assert [c["ExternalId"] for c in calls] == [first.external_id, second.external_id]
