@@ -36,7 +36,7 @@ class Notification:
 def parse(body: str) -> Notification:
     try:
         document = json.loads(body)
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, RecursionError) as e:  # RecursionError: nested too deeply
         raise Unparseable(f"not JSON: {e}") from None
     return _parse(document, wrapped=False)
 
@@ -54,15 +54,17 @@ def _parse(document: Any, wrapped: bool) -> Notification:
         return _s3_event(document["Records"])
     if "s3Bucket" in document:
         return _cloudtrail_sns(document)
-    raise Unparseable(f"unknown shape: keys {sorted(document)[:8]}")
+    raise Unparseable(f"unknown shape: keys {[key[:40] for key in sorted(document)[:8]]}")
 
 
 def _sns(envelope: dict[str, Any]) -> Notification:
     kind = envelope["Type"]
+    if not isinstance(kind, str):  # its repr could be huge, or recurse as deep as the JSON
+        raise Unparseable(f"SNS Type is a JSON {type(kind).__name__}, not a string")
     if kind in SNS_NOISE:
         return Notification(noise=f"SNS {kind}")
     if kind != "Notification":
-        raise Unparseable(f"SNS message of type {kind!r}")
+        raise Unparseable(f"SNS message of type {kind[:80]!r}")
     message = envelope.get("Message")
     if not isinstance(message, str):
         raise Unparseable("SNS notification without a Message string")
@@ -70,7 +72,7 @@ def _sns(envelope: dict[str, Any]) -> Notification:
         return Notification(noise="CloudTrail validation message")
     try:
         inner = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Unparseable(f"SNS Message is not JSON: {message[:80]!r}") from None
     return _parse(inner, wrapped=True)
 
@@ -81,12 +83,16 @@ def _s3_event(records: Any) -> Notification:
     objects = []
     for record in records:
         try:
-            if not str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
+            event = record.get("eventName", "ObjectCreated")
+            if not (isinstance(event, str) and event.startswith("ObjectCreated")):
                 continue
             s3 = record["s3"]
-            objects.append((s3["bucket"]["name"], unquote_plus(s3["object"]["key"])))
+            bucket, key = s3["bucket"]["name"], s3["object"]["key"]
         except (KeyError, TypeError, AttributeError):
             raise Unparseable("an S3 event record without s3.bucket.name/object.key") from None
+        if not isinstance(key, str):
+            raise Unparseable("an S3 event record whose object.key is not a string")
+        objects.append(_s3_object(bucket, unquote_plus(key)))
     if not objects:
         return Notification(noise="S3 event with no object created")
     return Notification(objects=objects)
@@ -98,4 +104,17 @@ def _cloudtrail_sns(document: dict[str, Any]) -> Notification:
         raise Unparseable("CloudTrail message without s3Bucket and a s3ObjectKey list")
     if not all(isinstance(k, str) for k in keys):
         raise Unparseable("CloudTrail message with a non-string s3ObjectKey")
-    return Notification(objects=[(bucket, key) for key in keys])
+    return Notification(objects=[_s3_object(bucket, key) for key in keys])
+
+
+def _s3_object(bucket: Any, key: str) -> tuple[str, str]:
+    """(bucket, key), both strings that UTF-8 can encode. JSON can escape a lone surrogate
+    ("\\ud800"), which no S3 name holds and which the ingest task's message could not carry."""
+    if not isinstance(bucket, str):
+        raise Unparseable(f"an S3 bucket name that is a JSON {type(bucket).__name__}")
+    try:
+        bucket.encode()
+        key.encode()
+    except UnicodeEncodeError:
+        raise Unparseable("an S3 bucket or key that is not valid Unicode") from None
+    return bucket, key

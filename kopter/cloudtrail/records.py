@@ -11,27 +11,43 @@ are yielded one at a time for the writer to batch, so a large file never holds a
 once; the constant attribute values are shared between items (botocore only reads them).
 
 An item must fit DynamoDB's 400 KB limit: request and response share a budget, and a record over
-it is stored with both cut to fit and ``truncated`` set, never dropped.
+it is stored with both cut to fit and ``truncated`` set, never dropped; so is a record whose
+free-text error message or user agent is over its bound. The other strings are bounded by the
+schema (a record past a bound is rejected: no real record comes near), so that keys fit
+DynamoDB's key limits and the whole item its size limit.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
 from kopter.errors import Refused
 
-# What is left of DynamoDB's 400 KB for request + response once the other attributes (and the
-# three index copies of the keys) are in.
+# What is left of DynamoDB's 400 KB (409,600 bytes) for request + response once the other
+# attributes are in: at the bounds below, 4 UTF-8 bytes a character, with a tenant id of up to 64
+# characters and a source of up to 4 KB, those take under 44 KB.
 PAYLOAD_BUDGET = 360_000
+MAX_USER_AGENT = 1024  # characters kept of the free text; the rest is cut, and ``truncated`` set
+MAX_ERROR_MESSAGE = 4096
+MAX_PARTITION_KEY = 2048  # bytes, DynamoDB's limit (an index's too); a sort key's is 1,024
 _NULL = msgspec.Raw(b"null")
+
+# CloudTrail's "2025-03-06T02:25:06Z" has 20 characters. Its format is not checked: a pattern
+# costs msgspec a third of the decode, and a malformed time only sorts out of place.
+EventTime = Annotated[str, msgspec.Meta(min_length=20, max_length=20)]
+# Ids, names, regions, account ids: at most 512 bytes, so ``eventTime#eventID`` fits a sort key
+# and ``tenant#name`` a partition key.
+Name = Annotated[str, msgspec.Meta(max_length=128)]
+Host = Annotated[str, msgspec.Meta(max_length=256)]  # an IP address or a service's name
+Arn = Annotated[str, msgspec.Meta(max_length=1024)]  # an IAM path is up to 512 characters
 
 
 class SessionIssuer(msgspec.Struct, gc=False):
-    arn: str | None = None
+    arn: Arn | None = None
 
 
 class SessionContext(msgspec.Struct, gc=False):
@@ -39,26 +55,26 @@ class SessionContext(msgspec.Struct, gc=False):
 
 
 class UserIdentity(msgspec.Struct, gc=False):
-    type: str | None = None
-    arn: str | None = None
-    accountId: str | None = None
-    invokedBy: str | None = None
+    type: Name | None = None
+    arn: Arn | None = None
+    accountId: Name | None = None
+    invokedBy: Host | None = None
     sessionContext: SessionContext | None = None
 
 
 class Record(msgspec.Struct, gc=False):
-    eventTime: str
-    eventID: str
-    eventSource: str
-    eventName: str
-    awsRegion: str
-    eventType: str | None = None
-    recipientAccountId: str | None = None
+    eventTime: EventTime
+    eventID: Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+    eventSource: Name
+    eventName: Name
+    awsRegion: Name
+    eventType: Name | None = None
+    recipientAccountId: Name | None = None
     userIdentity: UserIdentity | None = None
-    sourceIPAddress: str | None = None
+    sourceIPAddress: Host | None = None
     userAgent: str | None = None
     readOnly: bool | str | None = None
-    errorCode: str | None = None
+    errorCode: Name | None = None
     errorMessage: str | None = None
     requestParameters: msgspec.Raw = _NULL
     responseElements: msgspec.Raw = _NULL
@@ -66,7 +82,7 @@ class Record(msgspec.Struct, gc=False):
 
 
 class _SignInData(msgspec.Struct, gc=False):
-    MFAUsed: str | None = None
+    MFAUsed: Annotated[str, msgspec.Meta(max_length=16)] | None = None  # "Yes" or "No"
 
 
 class _LogFile(msgspec.Struct, gc=False):
@@ -95,20 +111,28 @@ class Decoded:
 
 def decode(document: bytes) -> Decoded:
     try:
+        return _decode(document)
+    except RecursionError:  # msgspec recurses once per level; no CloudTrail record nests so deep
+        raise NotALogFile("not a CloudTrail log file: JSON nested too deeply") from None
+
+
+def _decode(document: bytes) -> Decoded:
+    # msgspec raises UnicodeDecodeError, not a DecodeError, for a string that is not UTF-8.
+    try:
         return Decoded(_file_decoder.decode(document).Records)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, UnicodeDecodeError):
         pass  # a record of an unknown shape: decode them one at a time, to keep the others
     except msgspec.DecodeError as e:
         raise NotALogFile(f"not a CloudTrail log file: {e}") from None
     try:
         raw_records = _raw_file_decoder.decode(document).Records
-    except (msgspec.DecodeError, msgspec.ValidationError) as e:
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:
         raise NotALogFile(f"not a CloudTrail log file: {e}") from None
     out = Decoded()
     for i, raw in enumerate(raw_records):
         try:
             out.records.append(_record_decoder.decode(raw))
-        except (msgspec.DecodeError, msgspec.ValidationError) as e:
+        except (msgspec.DecodeError, UnicodeDecodeError) as e:
             out.rejected.append(f"record {i}: {e}")
     return out
 
@@ -169,7 +193,10 @@ def items(
         if identity is not None:
             if identity.arn:
                 item["principal_arn"] = {"S": identity.arn}
-                item["tenant_principal"] = {"S": tenant_prefix + identity.arn}
+                principal = tenant_prefix + identity.arn
+                # Too long for a key (only a long non-ASCII ARN can be): out of the index only.
+                if len(principal) <= MAX_PARTITION_KEY // 4 or _fits_key(principal):
+                    item["tenant_principal"] = {"S": principal}
             if identity.type:
                 item["principal_type"] = {"S": identity.type}
             if identity.accountId:
@@ -183,6 +210,9 @@ def items(
             item["source_ip"] = {"S": r.sourceIPAddress}
         if r.userAgent:
             item["user_agent"] = {"S": r.userAgent}
+            if len(r.userAgent) > MAX_USER_AGENT:
+                item["user_agent"] = {"S": r.userAgent[:MAX_USER_AGENT]}
+                item["truncated"] = truncated
         flag = r.readOnly
         if flag is not None:
             if isinstance(flag, str):
@@ -192,6 +222,9 @@ def items(
             item["error_code"] = {"S": r.errorCode}
         if r.errorMessage:
             item["error_message"] = {"S": r.errorMessage}
+            if len(r.errorMessage) > MAX_ERROR_MESSAGE:
+                item["error_message"] = {"S": r.errorMessage[:MAX_ERROR_MESSAGE]}
+                item["truncated"] = truncated
         request, response = _compact(r.requestParameters), _compact(r.responseElements)
         if len(request) + len(response) > PAYLOAD_BUDGET:
             request, response = _fit(request, response)
@@ -203,6 +236,10 @@ def items(
         if expires is not None:
             item["expires_at"] = expires
         yield item
+
+
+def _fits_key(value: str) -> bool:
+    return len(value.encode()) <= MAX_PARTITION_KEY
 
 
 def _fit(request: bytes, response: bytes) -> tuple[bytes, bytes]:

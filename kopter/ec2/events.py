@@ -211,9 +211,10 @@ def from_cloudtrail(record: Record) -> list[tuple[str, Change, str | None]]:
     detail: dict[str, Any] | None = None
     if kind == "launched":
         ids = [i.get("instanceId") for i in _items(response.get("instancesSet"))]
-        detail = {"instance_type": request.get("instanceType")}
+        detail = {"instance_type": _text(request.get("instanceType"))}
     elif kind == "resized":
-        new_type = (request.get("instanceType") or {}).get("value")
+        attribute = request.get("instanceType")
+        new_type = _text(attribute.get("value")) if isinstance(attribute, dict) else None
         if not new_type:
             return []  # another attribute changed
         ids, detail = [request.get("instanceId")], {"to": new_type}
@@ -221,7 +222,10 @@ def from_cloudtrail(record: Record) -> list[tuple[str, Change, str | None]]:
         ids = [i.get("instanceId") for i in _items(request.get("instancesSet"))]
     account = record.recipientAccountId or ""
     principal = record.userIdentity.arn if record.userIdentity else None
-    when = datetime.strptime(record.eventTime, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:
+        when = datetime.strptime(record.eventTime, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    except ValueError:  # the decoder checks its length only
+        return []
     return [
         (account, Change(str(i), record.awsRegion, kind, when, detail), principal)
         for i in ids
@@ -230,8 +234,18 @@ def from_cloudtrail(record: Record) -> list[tuple[str, Change, str | None]]:
 
 
 def _json(raw: msgspec.Raw) -> dict[str, Any]:
-    value = msgspec.json.decode(raw)
+    """The object in ``raw``, or {}: the record was decoded without reading it, so it may hold
+    what msgspec refuses (a string that is not UTF-8 raises UnicodeDecodeError)."""
+    try:
+        value = msgspec.json.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return {}
     return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    """A string of the request, or None: the cost aggregator prices an instance type."""
+    return value if isinstance(value, str) else None
 
 
 def _items(container: Any) -> list[dict[str, Any]]:

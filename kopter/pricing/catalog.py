@@ -42,9 +42,12 @@ log = logging.getLogger(__name__)
 
 INSTANCE_FAMILIES = frozenset({"Compute Instance", "Compute Instance (bare metal)"})
 # Prices are written to DynamoDB as the file spells them, so they are checked first: a plain
-# non-negative decimal. Reserved terms are packed "lease|class|option|upfront|hourly;…".
-_PRICE = re.compile(r"\d+(?:\.\d+)?")
-_TERM = r"[^|;]+\|[^|;]+\|[^|;]+\|\d+(?:\.\d+)?\|\d+(?:\.\d+)?"
+# non-negative decimal in ASCII digits (\d would take full-width ones, which DynamoDB refuses),
+# 38 at most (DynamoDB's precision). Reserved terms are packed
+# "lease|class|option|upfront|hourly;…".
+_NUMBER = r"[0-9]{1,19}(?:\.[0-9]{1,19})?"
+_PRICE = re.compile(_NUMBER)
+_TERM = rf"[^|;]+\|[^|;]+\|[^|;]+\|{_NUMBER}\|{_NUMBER}"
 _PACKED_TERMS = re.compile(rf"(?:{_TERM}(?:;{_TERM})*)?")
 
 
@@ -212,7 +215,7 @@ def _winner(skus: list[str], on_demand: dict[str, str]) -> str:
 def _offers(sku: str, raw: msgspec.Raw) -> Iterable[Offer]:
     try:
         return OFFERS.decode(raw).values()
-    except msgspec.ValidationError as e:
+    except (msgspec.ValidationError, UnicodeDecodeError) as e:  # msgspec's error for non-UTF-8
         raise OfferFileError(f"not an offer file: the terms of SKU {sku}: {e}") from None
 
 
@@ -249,7 +252,7 @@ def _reserved(sku: str, offers: Iterable[Offer]) -> str:
 def _number(sku: str, text: str) -> str:
     """The file's price string, if it is a plain non-negative decimal (as DynamoDB takes it)."""
     if not _PRICE.fullmatch(text):
-        raise OfferFileError(f"SKU {sku}: not a price: {text!r}")
+        raise OfferFileError(f"SKU {sku}: not a price: {text[:80]!r}")
     return text
 
 

@@ -128,6 +128,10 @@ def read_offer(chunks: Iterable[bytes], header: OfferHeader) -> Iterator[Product
             raise reader.error("data after the end of the offer")
     except msgspec.ValidationError as e:
         raise reader.error(f"not an offer file ({e})") from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as e:  # msgspec's error for non-UTF-8
+        raise reader.error(f"malformed JSON ({e})") from None
+    except RecursionError:  # msgspec recurses once per level; no offer file nests so deep
+        raise reader.error("JSON nested too deeply") from None
 
 
 class _Reader:
@@ -141,8 +145,9 @@ class _Reader:
         self.offset = 0
         self.eof = False
 
-    def error(self, what: str) -> OfferFileError:
-        return OfferFileError(f"{what} at byte {self.offset + self.pos:,}")
+    def error(self, what: str, at: int | None = None) -> OfferFileError:
+        """``at``: a position in ``data``, when it is not ``pos``."""
+        return OfferFileError(f"{what} at byte {self.offset + (self.pos if at is None else at):,}")
 
     def fill(self, want: int) -> None:
         """Make ``want`` bytes available from ``pos``, unless the stream ends first."""
@@ -210,6 +215,8 @@ class _Reader:
     def small_value(self) -> Any:
         """A value that fits in memory (the header's strings, a short list)."""
         first = self.next_byte()
+        if first == -1:
+            raise self.error("the file ends early (truncated?): expected a value")
         if first in b"{[":
             end = self._value_end()
         elif first == ord('"'):
@@ -344,7 +351,9 @@ class _Reader:
                 depth += 1
             elif char in (b"}", b"]"):
                 depth -= 1
-                if depth < 0:
+                if depth < 0:  # the object's end, which msgspec does not see: check it here
+                    if char != b"}":
+                        raise self.error("expected ',' or '}'", at=token.start())
                     return token.start(), True
             elif char == b"," and depth == 0:
                 last_comma = token.start()
