@@ -83,11 +83,15 @@ result_backend = _settings.redis_url
 result_expires = 24 * 3600
 result_extended = True
 
-beat_scheduler = "redbeat.RedBeatScheduler"
+# redbeat's scheduler, made to ride out Redis going away or losing its data: tasks/beat.py.
+beat_scheduler = "tasks.beat:Scheduler"
 redbeat_redis_url = _settings.redis_url  # explicit: redbeat otherwise falls back to the broker
 redbeat_key_prefix = f"{_settings.prefix}redbeat"
-beat_max_loop_interval = 30
-redbeat_lock_timeout = 5 * beat_max_loop_interval
+# The beat holding the lock renews it at every tick, and beat ticks at least five times per lock
+# timeout: four ticks may fail before the lock expires. A standby beat tries to take the lock at
+# each tick, so it takes over at most a fifth of the timeout after the lock expired.
+redbeat_lock_timeout = _settings.beat_lock_timeout
+beat_max_loop_interval = max(1, _settings.beat_lock_timeout // 5)
 beat_schedule = beat_schedule()
 
 timezone = "UTC"

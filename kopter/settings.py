@@ -31,6 +31,7 @@ class Settings:
     region: str
     prefix: str
     redis_url: str
+    beat_lock_timeout: int
     pricing_url: str
     visibility_timeout: int
     task_time_limit: int
@@ -187,6 +188,7 @@ def load(env: Mapping[str, str]) -> Settings:
         prefix=prefix,
         redis_url=_url(env, "KOPTER_REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss"})
         or "",
+        beat_lock_timeout=_int(env, "KOPTER_BEAT_LOCK_TIMEOUT", 150, 5, 3600),
         pricing_url=_url(env, "KOPTER_PRICING_URL", AWS_PRICING_URL, {"http", "https"}) or "",
         visibility_timeout=_int(
             env, "KOPTER_VISIBILITY_TIMEOUT", 1800, 2, SQS_MAX_VISIBILITY_TIMEOUT

@@ -6,7 +6,9 @@ with its configuration; tests send them to the `audit` queue, where a worker sta
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import datetime
 
 import redis
 
@@ -35,16 +37,28 @@ def always_fails(key: str) -> None:
 
 
 TICKS = "harness:ticks"
+# Each tick as a JSON object: its task id, when beat sent it and when the worker ran it.
+FIRES = "harness:fires"
+TICK_EXPIRES = 60.0
 
 # Beat started on this app fires only this entry, every second, so a double fire shows at once.
+# A relative ``expires`` becomes an absolute time when beat sends the message, so a tick knows
+# when beat sent it, however late the worker runs it.
 app.conf.beat_schedule = {
-    "tick": {"task": "tests.harness.tick", "schedule": 1.0, "options": {"queue": "audit"}}
+    "tick": {
+        "task": "tests.harness.tick",
+        "schedule": 1.0,
+        "options": {"queue": "audit", "expires": TICK_EXPIRES},
+    }
 }
 
 
-@app.task(name="tests.harness.tick")
-def tick() -> None:
-    _redis().rpush(TICKS, time.time())
+@app.task(name="tests.harness.tick", bind=True)
+def tick(self) -> None:
+    ran = time.time()
+    sent = datetime.fromisoformat(self.request.expires).timestamp() - TICK_EXPIRES
+    fire = {"id": self.request.id, "sent": sent, "ran": ran}
+    _redis().pipeline().rpush(TICKS, ran).rpush(FIRES, json.dumps(fire)).execute()
 
 
 @app.task(name="tests.harness.touch", ignore_result=True)

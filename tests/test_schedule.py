@@ -1,10 +1,12 @@
 """The beat schedule and the routing of every task to its queue."""
 
 from celery.schedules import crontab
+from redbeat.schedulers import RedBeatScheduler
 
 from beat_schedule import beat_schedule
 from kopter.queues import WORK_QUEUES
 from tasks import app
+from tasks.beat import Scheduler
 
 
 def test_every_entry_of_the_spec_is_scheduled_with_expires():
@@ -33,6 +35,8 @@ def test_each_task_runs_on_the_queue_its_module_names():
 
 
 def test_beat_runs_on_redbeat_with_its_own_redis_url():
-    assert app.conf.beat_scheduler == "redbeat.RedBeatScheduler"
+    # redbeat's scheduler, made to ride out a Redis outage (tests/test_recovery.py).
+    assert app.conf.beat_scheduler == "tasks.beat:Scheduler"
+    assert issubclass(Scheduler, RedBeatScheduler)
     assert app.conf.redbeat_redis_url == app.conf.result_backend
     assert app.conf.redbeat_redis_url.startswith("redis://")
