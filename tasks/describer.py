@@ -53,8 +53,9 @@ def describe_all_accounts(
     summary: dict[str, Any] = {"run_at": run_at, "enqueued": len(header), "skipped": skipped}
     if header:
         # A task lost for good leaves the chord unfinished; beat's own aggregator entry, later
-        # in the hour, covers that hour.
-        run = chord(header)(aggregate_last_hour.si())
+        # in the hour, covers that hour. A run for one tenant aggregates that tenant only: it
+        # must not read and rewrite every other tenant's costs.
+        run = chord(header)(aggregate_last_hour.si(tenant_id=tenant_id))
         run.parent.save()  # so that `kopter run describer --wait` can follow the run
         summary["group"] = run.parent.id
     return summary

@@ -1,7 +1,8 @@
 """An HTTP proxy on 127.0.0.1 that forwards to moto's server and records every request, so a
-test can see what kopter really sent to AWS (moto itself does not check ExternalId); given a
-``fault``, it answers the requests that function picks itself, as AWS would when it refuses or
-throttles (moto never does)."""
+test can see what kopter really sent to AWS (moto itself does not check ExternalId), and what moto
+answered (``responses``: the credentials AssumeRole handed out, say); given a ``fault``, it
+answers the requests that function picks itself, as AWS would when it refuses or throttles (moto
+never does)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
 @dataclass(frozen=True)
@@ -22,12 +23,39 @@ class Recorded:
     body: bytes
 
 
+@dataclass(frozen=True)
+class Answered:
+    request: Recorded
+    status: int
+    body: bytes
+
+
 Fault = Callable[["Recorded"], tuple[int, bytes] | None]
 
 
-class RecordingProxy:
+class LocalServer:
+    """An HTTP server on a free port of 127.0.0.1, serving from a thread inside a ``with``."""
+
+    url: str
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = _Server(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class RecordingProxy(LocalServer):
     def __init__(self, target_port: int, fault: Fault | None = None) -> None:
         self.requests: list[Recorded] = []
+        self.responses: list[Answered] = []
         lock = threading.Lock()
         proxy = self
 
@@ -51,6 +79,8 @@ class RecordingProxy:
                 upstream.request(self.command, self.path, body, dict(self.headers))
                 response = upstream.getresponse()
                 payload = response.read()
+                with lock:
+                    proxy.responses.append(Answered(recorded, response.status, payload))
                 self.send_response(response.status)
                 for name, value in response.getheaders():
                     if name.lower() not in ("transfer-encoding", "connection", "content-length"):
@@ -65,20 +95,12 @@ class RecordingProxy:
             def log_message(self, *_: object) -> None:
                 pass
 
-        self._server = _Server(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> RecordingProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
 
 
 class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client or moto that hung up (a worker stopping mid long poll) is no error of ours.
         if not isinstance(sys.exc_info()[1], ConnectionError):
