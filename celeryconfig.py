@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from kombu import Exchange, Queue
 
 from beat_schedule import beat_schedule
+from kopter.aws import MAX_ATTEMPTS
 from kopter.queues import WORK_QUEUES
 from kopter.settings import get_settings
 
@@ -42,6 +43,8 @@ def route(name, args, kwargs, options, task=None, **kw):
 
 
 broker_url = _broker_url()
+# kombu's SQS transport, made to survive a failed ReceiveMessage: tasks/sqs.py.
+broker_transport = "tasks.sqs:Transport"
 broker_transport_options = {
     "region": _settings.region,
     "queue_name_prefix": _settings.prefix,
@@ -50,7 +53,7 @@ broker_transport_options = {
     or _settings.aws_endpoint_url.startswith("https"),
     "wait_time_seconds": 5,
     "polling_interval": 0.3,
-    "client-config": {"retries": {"mode": "standard", "max_attempts": 6}},
+    "client-config": {"retries": {"mode": "standard", "max_attempts": MAX_ATTEMPTS}},
 }
 broker_connection_retry_on_startup = True
 
@@ -75,13 +78,17 @@ worker_prefetch_multiplier = 1
 worker_max_tasks_per_child = _settings.worker_max_tasks_per_child
 worker_max_memory_per_child = _settings.worker_max_memory_mb * 1024  # in KiB
 worker_cancel_long_running_tasks_on_connection_loss = True
-# Events and remote control over Redis (tasks/controlplane.py); task events on for Flower.
-worker_consumer = "tasks.controlplane:Consumer"
+# Events and remote control over Redis (tasks/controlplane.py), poison parked (tasks/consumer.py);
+# task events on for Flower.
+worker_consumer = "tasks.consumer:Consumer"
 worker_send_task_events = True
 
 result_backend = _settings.redis_url
 result_expires = 24 * 3600
 result_extended = True
+# A task parked in its DLQ shows its last failure (`kopter dlq show`), also a task that keeps no
+# result (ingest_object).
+task_store_errors_even_if_ignored = True
 
 # redbeat's scheduler, made to ride out Redis going away or losing its data: tasks/beat.py.
 beat_scheduler = "tasks.beat:Scheduler"

@@ -16,8 +16,9 @@ from botocore.config import Config
 
 from kopter.settings import Settings, get_settings
 
+MAX_ATTEMPTS = 6  # a call and its retries, together
 RETRY_CONFIG = Config(
-    retries={"mode": "standard", "max_attempts": 6},
+    retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS},
     connect_timeout=5,
     read_timeout=30,
 )

@@ -1,9 +1,10 @@
 """Dead-letter queues: what was parked and why, and sending it back once the cause is fixed.
 
-SQS moves a message to its queue's DLQ after ``KOPTER_MAX_RECEIVE_COUNT`` receives (or the
-CloudTrail bridge parks a notification of no known shape at once, with a ``kopter-reason``
-attribute). A parked Celery task's reason is its last failure, which the result backend in Redis
-still holds (for ``result_expires``).
+SQS moves a message to its queue's DLQ after ``KOPTER_MAX_RECEIVE_COUNT`` receives. A message
+that could only fail again is parked at once with a ``kopter-reason`` attribute (``park``): a
+notification of no known shape (the CloudTrail bridge), a task message a worker cannot decode or
+does not know (``tasks.consumer``). A parked Celery task's reason is otherwise its last failure,
+which the result backend in Redis still holds (for ``result_expires``).
 
 Redrive is receive, send to the work queue, then delete from the DLQ, in that order: a message is
 never deleted before SQS accepted its copy, so nothing is lost; a crash between the two leaves
@@ -26,7 +27,7 @@ from kopter.errors import KopterError
 from kopter.queues import ALL_QUEUES, _queue_url, dlq_name, sqs_name
 from kopter.settings import Settings
 
-REASON_ATTRIBUTE = "kopter-reason"  # set by the CloudTrail bridge (kopter.cloudtrail.bridge)
+REASON_ATTRIBUTE = "kopter-reason"
 # How long a message looked at stays hidden: long enough to page through a DLQ without seeing
 # a message twice, and given back (visibility 0) as soon as the listing is done.
 _LOOK_SECONDS = 60
@@ -58,6 +59,16 @@ def _urls(settings: Settings, queue: str) -> tuple[str, str]:
             f"queue {sqs_name(settings, queue)} or its DLQ is missing: run `kopter bootstrap`"
         )
     return url, dlq_url
+
+
+def park(settings: Settings, queue: str, body: str, reason: str) -> None:
+    """Put ``body`` (a message as it was received) in ``queue``'s DLQ with ``reason``."""
+    _, dlq_url = _urls(settings, queue)
+    aws.client("sqs", settings).send_message(
+        QueueUrl=dlq_url,
+        MessageBody=body,
+        MessageAttributes={REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}},
+    )
 
 
 def _receive(sqs: Any, url: str, limit: int) -> Iterator[dict[str, Any]]:

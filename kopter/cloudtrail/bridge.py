@@ -17,12 +17,12 @@ from typing import Any
 from kopter import aws, queues
 from kopter.cloudtrail import notifications
 from kopter.cloudtrail.objects import log_object
+from kopter.dlq import REASON_ATTRIBUTE
 from kopter.settings import Settings
 
 log = logging.getLogger(__name__)
 
 RAW_QUEUE = "cloudtrail-notifications"
-REASON_ATTRIBUTE = "kopter-reason"
 
 
 class NotificationBridge:

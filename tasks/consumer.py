@@ -1,0 +1,61 @@
+"""The worker's consumer: a message Celery cannot run is parked with its reason.
+
+Celery acknowledges a message it cannot decode, which deletes it; a message that names an unknown
+task or is no task message at all it rejects, which kombu leaves for SQS to move to the DLQ
+after ``KOPTER_MAX_RECEIVE_COUNT`` receives, with no reason anyone can read. kopter's consumer
+puts the message, as it was received, in its queue's DLQ at once with the reason, and deletes
+it from the queue: `kopter dlq show` lists it, `kopter dlq redrive` sends it back once the cause
+is fixed (a worker that knows the task, say). When parking fails, Celery's own handling stands.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from kopter import dlq
+from kopter.queues import WORK_QUEUES
+from kopter.settings import get_settings
+from tasks import controlplane
+
+log = logging.getLogger(__name__)
+
+
+class Consumer(controlplane.Consumer):
+    def on_decode_error(self, message: Any, exc: Exception) -> None:
+        if not _park(message, f"cannot decode the message: {exc}"):
+            super().on_decode_error(message, exc)
+
+    def on_unknown_message(self, body: Any, message: Any) -> None:
+        if not _park(message, "not a Celery task message"):
+            super().on_unknown_message(body, message)
+
+    def on_unknown_task(self, body: Any, message: Any, exc: Exception) -> None:
+        if not _park(message, f"unknown task: {exc}"):
+            super().on_unknown_task(body, message, exc)
+
+    def on_invalid_task(self, body: Any, message: Any, exc: Exception) -> None:
+        if not _park(message, f"invalid task message: {exc}"):
+            super().on_invalid_task(body, message, exc)
+
+
+def _park(message: Any, reason: str) -> bool:
+    """Park ``message`` in its queue's DLQ and delete it from the queue; False if it could not
+    be parked."""
+    settings = get_settings()
+    info = message.delivery_info or {}
+    raw = (info.get("sqs_message") or {}).get("Body")
+    # A body that is no kombu envelope carries no routing key: its queue's URL names it.
+    url = str(info.get("sqs_queue") or "")
+    queue = info.get("routing_key") or url.rsplit("/", 1)[-1].removeprefix(settings.prefix)
+    if raw is None or queue not in WORK_QUEUES:
+        log.error("%s: a message of no kopter queue (%s) cannot be parked", reason, queue)
+        return False
+    try:
+        dlq.park(settings, queue, raw, reason)
+    except Exception:
+        log.exception("%s: cannot park it in %s's DLQ", reason, queue)
+        return False
+    message.ack()
+    log.error("%s: message parked in %s's DLQ", reason, queue)
+    return True
