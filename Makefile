@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run test lint bench clean
+.PHONY: run test soak lint bench clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
@@ -26,7 +26,12 @@ lint: $(INSTALLED)
 test: $(INSTALLED) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
+
+# Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
+soak: $(INSTALLED)
+	@scripts/ensure-redis-server
+	KOPTER_CHAOS_FILES=1000 $(BIN)/pytest -m 'soak or not soak' tests/test_soak.py tests/test_faults.py
 
 # Figures on this machine, beside the limits they must meet (not a test: nothing flakes).
 bench: $(INSTALLED)

@@ -27,11 +27,16 @@ from kopter.devstack import (
     spawn,
     start_moto,
     start_redis,
+    stop_all,
     wait_for_line,
 )
 from tests.samples import ROOT
 
-OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
+# Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
+# in a directory of its own (test-output/gw0/, …).
+OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve() / (
+    os.environ.get("PYTEST_XDIST_WORKER", "")
+)
 MOTO_PORT = free_port()
 REDIS_PORT = free_port()
 
@@ -186,8 +191,7 @@ class Workers:
         wait_for_line(child, " ready.", timeout)
 
     def stop_all(self) -> None:
-        for child in self.children:
-            child.stop(timeout=10)
+        stop_all(self.children, timeout=10)
 
 
 @pytest.fixture

@@ -205,7 +205,7 @@ def test_flower_refuses_to_start_without_authentication(kopter):
 
 def test_flower_pages_in_a_browser_show_the_worker_and_task_states(workers, open_flower):
     """Headless Chromium (Debian's chromium and chromium-driver) through Selenium; screenshots
-    are kept in test-output/screenshots/."""
+    are kept in screenshots/ of the test output directory."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     if not (chromium and driver_path):
         pytest.skip("needs Debian's chromium and chromium-driver (scripts/ensure-chromium)")

@@ -257,13 +257,14 @@ def test_local_ingest_is_idempotent_and_confined_to_the_tenant(kopter, trail, tm
     assert _audit(kopter, other) == []
 
 
-def test_50000_records_with_a_worker_killed_mid_file(kopter, workers, trail):
-    """Backfilled, ingested by a worker SIGKILLed half-way, finished by another: every record
+def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail):
+    """Backfilled, ingested by a worker SIGKILLed part-way, finished by another: every record
     once. moto writes about 2,000 items a second, so the file takes longer than the visibility
-    timeout: the worker keeps its message hidden while it works."""
+    timeout: the worker keeps its message hidden while it works. (tests/test_faults.py kills
+    workers at random under more files.)"""
     account = kopter.connect("--cloudtrail-bucket", "bulk-trail")
     day = datetime(2026, 2, 3, tzinfo=UTC)
-    records = log_records(50_000, account.account, day, seed=7)
+    records = log_records(20_000, account.account, day, seed=7)
     s3 = customer_client(account, "s3")
     s3.create_bucket(Bucket="bulk-trail")
     key = log_key(account.account, "us-east-1", day)
@@ -290,7 +291,7 @@ def test_50000_records_with_a_worker_killed_mid_file(kopter, workers, trail):
     table = AuditLogEvent.Meta.table_name
     # Items are written in file order: once the 5,000th is in, the first worker is under way.
     # (Counting the table instead would make moto scan it each time.)
-    probe = records[5_000]
+    probe = records[4_000]
     wait_for(lambda: _has(account.tenant, probe), 120, "the first worker under way", 0.5)
     first.kill()
     assert not _has(account.tenant, records[-1])
@@ -298,7 +299,7 @@ def test_50000_records_with_a_worker_killed_mid_file(kopter, workers, trail):
     wait_for(lambda: _marker("ingested", "bulk-trail", key), 300, "the second worker", 2)
     assert _missing(table, account.tenant, records) == []
     marker = _marker("ingested", "bulk-trail", key)
-    assert marker["records"] == 50_000
+    assert marker["records"] == 20_000
     assert "ingest_object" in second.tail(100)
 
 
