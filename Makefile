@@ -31,7 +31,7 @@ test: $(INSTALLED) lint
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
 soak: $(INSTALLED)
 	@scripts/ensure-redis-server
-	KOPTER_CHAOS_FILES=1000 $(BIN)/pytest -m 'soak or not soak' tests/test_soak.py tests/test_faults.py
+	KOPTER_CHAOS_FILES=1000 $(BIN)/pytest -s -m 'soak or not soak' tests/test_soak.py tests/test_faults.py
 
 # Figures on this machine, beside the limits they must meet (not a test: nothing flakes).
 bench: $(INSTALLED)

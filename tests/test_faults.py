@@ -1,8 +1,8 @@
-"""kopter under faults, with real processes: `celery worker`s SIGKILLed at random, AWS answering
-with throttling, errors, slowness and dropped connections, and messages that are poison. After
-each, every CloudTrail record is in the audit log once, every Ec2Event once, and what could not
-be done is parked in a DLQ with its reason. Each test appends its counts to the reliability
-record (`python -m tests.reliability` prints the README's table from it).
+"""kopter under faults, with real processes: `celery worker`s SIGKILLed at random, and AWS
+answering with throttling, errors, slowness and dropped connections. After each, every CloudTrail
+record is in the audit log once, every Ec2Event once, and no DLQ holds anything. Each test
+appends its counts to the reliability record (`python -m tests.reliability` prints the README's
+table from it). Poison is tests/test_poison.py's; beat and Redis, tests/test_recovery.py's.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def production_redeliveries() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def estate() -> chaos.Estate:
-    """50 connected accounts, 4 instances each; 200 log files of 250 records over them."""
+    """50 connected accounts, 4 instances each; CHAOS_FILES log files of 250 records over them."""
     estate = chaos.new_estate("chaos", 50, seed=9)
     estate.launch(per_account=4)
     estate.add_files(CHAOS_FILES, 250, datetime(2026, 3, 4, tzinfo=UTC), seed=9_000)
@@ -52,7 +52,7 @@ def _settled(queues: tuple[str, ...]) -> bool:
     return not any(chaos.depths(queues).values())
 
 
-@pytest.mark.timeout(600)
+@pytest.mark.timeout(3 * CHAOS_FILES + 200)
 def test_workers_sigkilled_at_random_lose_and_double_nothing(kopter: Kopter, workers, estate):
     live: list[Child] = []
 
@@ -82,7 +82,7 @@ def test_workers_sigkilled_at_random_lose_and_double_nothing(kopter: Kopter, wor
     try:
         wait_for(
             done,
-            420,
+            2 * CHAOS_FILES + 20,
             "every file ingested and every instance described",
             interval=3,
         )

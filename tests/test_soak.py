@@ -115,5 +115,5 @@ def test_ingest_holds_its_rate_queues_and_memory(workers: Workers):
         records_per_s_per_window=f"{min(rates):.0f}-{max(rates):.0f}",
         median_records_per_s=round(statistics.median(rates)),
         deepest_queue=max(w["depth"] for w in steady),
-        worker_memory_growth_mib=max(growth),
+        worker_memory_growth=f"{max(growth)} MiB (bound {MEMORY_BOUND_MIB})",
     )
