@@ -258,8 +258,8 @@ def pool_children(worker: Child) -> list[int]:
 
 class Monkey(threading.Thread):
     """Every few seconds (at random, seeded), SIGKILLs a pool child of a live worker or a whole
-    worker with its children; a worker killed is replaced by a new one, as an operator's
-    supervisor would."""
+    worker with its children; a worker killed, or one that exited, is replaced by a new one, as
+    an operator's supervisor would."""
 
     def __init__(
         self,
@@ -273,13 +273,21 @@ class Monkey(threading.Thread):
         self.workers, self.start_worker, self.live = workers, start, live
         self.rng, self.every = random.Random(seed), every
         self.stopped = threading.Event()
-        self.child_kills = self.worker_kills = 0
+        self.child_kills = self.worker_kills = self.exited = 0
         self.errors: list[BaseException] = []
 
     def run(self) -> None:
         started = len(self.live)
         try:
             while not self.stopped.wait(self.rng.uniform(*self.every)):
+                # A worker that exited by itself is replaced too (Celery ends a worker whose
+                # pool process dies while the pool is starting: "Could not start worker
+                # processes"), as its supervisor would.
+                for dead in [w for w in self.live if not w.alive]:
+                    self.live.remove(dead)
+                    self.live.append(self.start_worker(started))
+                    started += 1
+                    self.exited += 1
                 # Only workers that are up: one still starting has nothing to lose yet.
                 up = [w for w in self.live if pool_children(w)]
                 if not up:
