@@ -6,6 +6,8 @@ whose cause was fixed back through the real path.
 from __future__ import annotations
 
 import ast
+import base64
+import json
 import time
 from datetime import UTC, datetime
 
@@ -28,8 +30,34 @@ ARCHIVED = (
 )
 
 
+# A kombu envelope as another producer might send it: no task header, a body that says it is
+# JSON and is not.
+UNDECODABLE = base64.b64encode(
+    json.dumps(
+        {
+            "body": base64.b64encode(b"{not json").decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {},
+            "properties": {
+                "body_encoding": "base64",
+                "delivery_info": {"exchange": "ingest", "routing_key": "ingest"},
+                "delivery_mode": 2,
+                "delivery_tag": "poison",
+                "priority": 0,
+            },
+        }
+    ).encode()
+).decode()
+
+
 def _parked(kopter: Kopter, queue: str) -> list[dict]:
     return kopter.rows("dlq", "show", queue)
+
+
+def _what(row: dict) -> str:
+    """A parked message by its task, or its body when it is no kombu envelope."""
+    return str(row["task"] or row["body"] or "an envelope")
 
 
 @pytest.mark.timeout(300)
@@ -37,9 +65,9 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
     from tasks import app
 
     estate = chaos.new_estate("poison", 5, seed=33)
-    estate.add_files(97, 20, datetime(2026, 3, 6, tzinfo=UTC), seed=33_000)
-    archived = estate.files[:2]
-    good = estate.files[2:]
+    estate.add_files(96, 20, datetime(2026, 3, 6, tzinfo=UTC), seed=33_000)
+    archived = estate.files[:1]
+    good = estate.files[1:]
     settings, sqs = get_settings(), aws.client("sqs")
     ingest_url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "ingest"))["QueueUrl"]
     with FaultProxy(MOTO_PORT, {}, seed=1) as proxy:
@@ -51,10 +79,12 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
         started = time.monotonic()
         worker = workers.start("poison", "ingest", env=env)
         workers.wait_ready(worker)
-        # 100 messages: 97 notifications (2 of archived files), 1 of them garbage, and 2 task
-        # messages a worker cannot run.
+        # 100 messages: 97 notifications (1 of an archived file, 1 garbage), and 3 messages on
+        # the ingest queue a worker cannot run: no Celery message, a kombu envelope whose body
+        # does not decode, an unknown task.
         chaos.notify([*(chaos.s3_notification(b, k) for b, k in estate.files), "{not json"])
         sqs.send_message(QueueUrl=ingest_url, MessageBody="no Celery message at all")
+        sqs.send_message(QueueUrl=ingest_url, MessageBody=UNDECODABLE)
         unknown = app.send_task("tasks.ingest.no_such_task", args=("x",), queue="ingest")
 
         wait_for(lambda: chaos.ingested(good) == set(good), 120, "the 95 good files", 2)
@@ -63,8 +93,9 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
         ingest = _parked(kopter, "ingest")
         assert [r["body"] for r in raw] == ["{not json"]
         assert raw[0]["reason"].startswith("not JSON")
-        by_what = {r["task"] or r["body"]: r for r in ingest}
+        by_what = {_what(r): r for r in ingest}
         assert by_what["no Celery message at all"]["reason"] == "not a Celery task message"
+        assert by_what["an envelope"]["reason"].startswith("cannot decode the message")
         assert by_what["tasks.ingest.no_such_task"]["task_id"] == unknown.id
         assert by_what["tasks.ingest.no_such_task"]["reason"].startswith("unknown task")
         failed = [r for r in ingest if r["task"] == "tasks.ingest.ingest_object"]
@@ -82,8 +113,8 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
         # The garbage comes back to the DLQ: its cause is not fixed.
         wait_for(
             lambda: (
-                {r["task"] or r["body"] for r in _parked(kopter, "ingest")}
-                == {"no Celery message at all", "tasks.ingest.no_such_task"}
+                {_what(r) for r in _parked(kopter, "ingest")}
+                == {"no Celery message at all", "an envelope", "tasks.ingest.no_such_task"}
             ),
             60,
             "the garbage parked again",
@@ -100,8 +131,8 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
         sqs.purge_queue(QueueUrl=dlq)
     record(
         "Poison: 5 messages in 100 are garbage (a notification, a body that is no Celery message, "
-        "an unknown task) or fail every time (2 files S3 cannot serve until restored); then "
-        "`kopter dlq redrive ingest`",
+        "one that does not decode, an unknown task) or fail every time (a file S3 cannot serve "
+        "until restored); then `kopter dlq redrive ingest`",
         f"100 messages, {len(estate.records):,} records, 1 worker x 2 processes",
         lost=len(lost),
         duplicated=stored - len(estate.records),
