@@ -65,10 +65,13 @@ def park(settings: Settings, queue: str, body: str, reason: str) -> None:
     """Put ``body`` (a message as it was received) in ``queue``'s DLQ with ``reason``."""
     _, dlq_url = _urls(settings, queue)
     aws.client("sqs", settings).send_message(
-        QueueUrl=dlq_url,
-        MessageBody=body,
-        MessageAttributes={REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}},
+        QueueUrl=dlq_url, MessageBody=body, MessageAttributes=reason_attributes(reason)
     )
+
+
+def reason_attributes(reason: str) -> dict[str, Any]:
+    """The message attributes that carry why a message was parked (SQS keeps 1 KB of it here)."""
+    return {REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}}
 
 
 def _receive(sqs: Any, url: str, limit: int) -> Iterator[dict[str, Any]]:

@@ -37,6 +37,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kopter import dlq
 from kopter.cloudtrail import bridge, records
 from kopter.cloudtrail.ingest import GZIP_MAGIC, decompress, unique_items
 from kopter.cloudtrail.notifications import Unparseable, parse
@@ -287,7 +288,7 @@ class FakeQueues:
         self, QueueUrl: str, MessageBody: str, MessageAttributes: dict[str, Any]
     ) -> None:
         assert QueueUrl.endswith("-dlq")
-        self.parked.append(MessageAttributes[bridge.REASON_ATTRIBUTE]["StringValue"])
+        self.parked.append(MessageAttributes[dlq.REASON_ATTRIBUTE]["StringValue"])
 
     def delete_message(self, QueueUrl: str, ReceiptHandle: str) -> None:
         self.deleted += 1

@@ -17,7 +17,7 @@ from typing import Any
 from kopter import aws, queues
 from kopter.cloudtrail import notifications
 from kopter.cloudtrail.objects import log_object
-from kopter.dlq import REASON_ATTRIBUTE
+from kopter.dlq import reason_attributes
 from kopter.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,7 @@ class NotificationBridge:
         self._sqs.send_message(
             QueueUrl=self._dlq_url,
             MessageBody=message["Body"],
-            MessageAttributes={
-                REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason[:1024]}
-            },
+            MessageAttributes=reason_attributes(reason),
         )
         self._delete(message)
 
