@@ -1,6 +1,6 @@
 """`make bench`: the read API's `GET /v1/audit/aws?limit=100`, on this machine.
 
-A tenant with 100,000 audit-log events (the real samples of ../shared/fixtures/real/cloudtrail/
+A tenant with 100,000 audit-log events (the real samples of tests/fixtures/real/cloudtrail/
 with new ids and times, written straight into DynamoDB with BatchWriteItem) is read through
 `kopter api` (uvicorn, one process) by `benchmarks.loadgen`, another process on 127.0.0.1 that
 asks for the newest page of 100 and the next (through its cursor), in turn. Beside it, the bare

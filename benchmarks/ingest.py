@@ -6,7 +6,7 @@
    `celery worker -Q ingest` into moto's DynamoDB, beside raw BatchWriteItem calls of the same
    items against the same server in the same run.
 
-The files are made from the real samples in ../shared/fixtures/real/cloudtrail/ (new ids and
+The files are made from the real samples in tests/fixtures/real/cloudtrail/ (new ids and
 times), nine records of the ordinary kind for each of the heavy denied-call kind.
 """
 

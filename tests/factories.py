@@ -1,5 +1,5 @@
 """CloudTrail log files made from the real samples, for volume: every record is a real record of
-`../shared/fixtures/real/cloudtrail/` with a new eventID, time and account."""
+`tests/fixtures/real/cloudtrail/` with a new eventID, time and account."""
 
 from __future__ import annotations
 

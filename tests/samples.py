@@ -1,8 +1,8 @@
-"""The real AWS samples in ../shared/fixtures/real/ (see PROVENANCE.md there)."""
+"""The real AWS samples in tests/fixtures/real/ (copied byte for byte; PROVENANCE.md there)."""
 
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT.parent / "shared" / "fixtures" / "real"
+FIXTURES = ROOT / "tests" / "fixtures" / "real"
 CLOUD_SNITCH_FILE = next((FIXTURES / "cloudtrail" / "AWSLogs").rglob("*.json.gz"))
 STRATUS_FILE = FIXTURES / "cloudtrail" / "stratus-red-team_ec2-get-password-data.json"
