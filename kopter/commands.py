@@ -953,7 +953,7 @@ def flower(address: str, port: int, no_auth: bool) -> None:
     (KOPTER_FLOWER_AUTH and KOPTER_FLOWER_AUTH_PROVIDER, with FLOWER_OAUTH2_* for the client)."""
     settings = get_settings()
     env = dict(os.environ)
-    argv = [sys.executable, "-m", "celery", "-A", "tasks.monitor", "flower"]
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", "flower"]
     argv += [f"--address={address}", f"--port={port}"]
     if settings.flower_basic_auth:
         # Through Flower's environment, not argv: `ps` would show the passwords.

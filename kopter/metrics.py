@@ -1,7 +1,8 @@
 """Queue depths as Prometheus gauges, read from SQS at each scrape.
 
-Flower's ``/metrics`` (``kopter flower``) serves them beside its own task counters and runtime
-histograms, which it builds from the control plane's events: one endpoint, one scrape.
+Flower's ``/metrics`` (``celery -A tasks flower``, ``kopter flower``) serves them beside its own
+task counters and runtime histograms, which it builds from the control plane's events: one
+endpoint, one scrape. ``tasks/app.py`` registers them.
 """
 
 from __future__ import annotations
@@ -24,23 +25,17 @@ class QueueDepths(Collector):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
 
+    def describe(self) -> Iterator[GaugeMetricFamily]:
+        """The metrics' names without their values: registering the collector reads no SQS."""
+        yield from _families()
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             rows = depths(self.settings)
         except Exception:  # a scrape must still serve Flower's own metrics
             log.exception("could not read the SQS queue depths")
             return
-        messages = GaugeMetricFamily(
-            "kopter_sqs_messages",
-            "Messages in each SQS queue, as SQS reports them: visible, in flight, delayed, and "
-            "visible in the queue's DLQ",
-            labels=["queue", "state"],
-        )
-        ages = GaugeMetricFamily(
-            "kopter_sqs_oldest_message_age_seconds",
-            "CloudWatch's ApproximateAgeOfOldestMessage (absent where AWS publishes none)",
-            labels=["queue"],
-        )
+        messages, ages = _families()
         for d in rows:
             for state, value in (
                 ("visible", d.visible),
@@ -53,3 +48,18 @@ class QueueDepths(Collector):
                 ages.add_metric([d.queue], d.oldest_age_seconds)
         yield messages
         yield ages
+
+
+def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily]:
+    messages = GaugeMetricFamily(
+        "kopter_sqs_messages",
+        "Messages in each SQS queue, as SQS reports them: visible, in flight, delayed, and "
+        "visible in the queue's DLQ",
+        labels=["queue", "state"],
+    )
+    ages = GaugeMetricFamily(
+        "kopter_sqs_oldest_message_age_seconds",
+        "CloudWatch's ApproximateAgeOfOldestMessage (absent where AWS publishes none)",
+        labels=["queue"],
+    )
+    return messages, ages

@@ -6,10 +6,13 @@ import logging
 from typing import Any
 
 from celery import Celery, signals
+from prometheus_client import REGISTRY
 
 from kopter.errors import KopterError
+from kopter.metrics import QueueDepths
 from kopter.queues import WORK_QUEUES, verify_queues
 from kopter.settings import get_settings
+from tasks.controlplane import ControlPlaneCelery
 
 log = logging.getLogger(__name__)
 # botocore says "Found credentials in environment variables" at INFO for every new client.
@@ -26,7 +29,7 @@ TASK_MODULES = [
 ]
 
 # Events and remote control travel over Redis, tasks over SQS: see tasks/controlplane.py.
-app = Celery(
+app = ControlPlaneCelery(
     "kopter",
     task_cls="tasks.base:KopterTask",
     include=TASK_MODULES,
@@ -36,6 +39,9 @@ app = Celery(
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
+# Flower serves the default registry at /metrics: the SQS queue depths join its task counters
+# there. No other kopter process serves that registry, so nowhere else are they collected.
+REGISTRY.register(QueueDepths(get_settings()))
 
 
 def consumed_queues(celery_app: Celery) -> list[str]:

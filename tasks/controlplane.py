@@ -10,7 +10,8 @@ instead, through Celery's own extension points rather than patches:
 - ``Consumer`` (``worker_consumer``): gives the Events step its Redis connection;
 - ``RemoteControl`` (a consumer bootstep): the worker's mailbox, in a thread of its own that
   reconnects to Redis by itself; each command runs on the worker's event loop;
-- ``MonitorCelery``: the app Flower runs on (``kopter flower``), which reads events from Redis.
+- ``ControlPlaneCelery``: the app's class; outside a worker or beat (Flower, ``celery events``)
+  it reads events from Redis.
 
 The rule throughout: the control plane never stops the data plane. No Redis error reaches the
 SQS consumer, so tasks keep flowing while Redis is down, and monitoring comes back by itself.
@@ -116,6 +117,8 @@ class Dispatcher(EventDispatcher):
     Celery would buffer undeliverable events without bound, or raise into the worker's event
     loop; here a failure only costs the events of the next ``RETRY_SECONDS``.
     """
+
+    producer: Producer | None  # EventDispatcher's: None while events are disabled
 
     def __init__(
         self,
@@ -290,30 +293,28 @@ class RemoteControl(bootsteps.StartStopStep):
             log.error("no such control command: %s", exc)
 
 
-class MonitorCelery(Celery):
-    """The app Flower and ``celery events`` run on: events and remote control from Redis;
-    tasks sent from Flower still go to SQS (``connection_for_write``). Its task registry is the
-    worker app's (Flower checks task names there), not a copy with builtins of its own."""
+class ControlPlaneCelery(Celery):
+    """kopter's app class: where a process reads from depends on what the process is.
 
-    def __init__(self, *args: Any, worker_app: Celery, **kwargs: Any) -> None:
-        self.worker_app = worker_app
-        super().__init__(*args, **kwargs)
+    A worker reads tasks and beat checks its broker: both read SQS, as Celery has it. Any other
+    process reads only events and replies: Flower (``celery -A tasks flower``, which reads events
+    on ``connection()``), ``celery -A tasks events`` (on ``connection_for_read()``), a monitor of
+    one's own. There both connections go to the control plane, so the plain app is the monitor's
+    app too. Tasks sent from anywhere still go to SQS (``connection_for_write``).
+    """
 
-    @property
-    def tasks(self) -> Any:  # type: ignore[override]
-        return self.worker_app.tasks
+    def _is_worker_or_beat(self) -> bool:
+        # Celery's loader runs its worker init in a worker and in beat before either opens a
+        # connection (WorkController.__init__, Beat.init_loader); Flower and `celery events`
+        # never run it.
+        return bool(self.loader.worker_initialized)
 
-    def connection(self, *args: Any, **kwargs: Any) -> Connection:  # type: ignore[override]
-        return control_connection()
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Connection:
+        if url is None and not self._is_worker_or_beat():
+            return control_connection()
+        return super().connection_for_read(url, **kwargs)
 
-    def connection_for_read(self, *args: Any, **kwargs: Any) -> Connection:  # type: ignore[override]
-        return control_connection()
-
-
-def monitor_app(app: Celery) -> MonitorCelery:
-    """A monitor app sharing ``app``'s configuration and tasks."""
-    monitor = MonitorCelery(
-        app.main, worker_app=app, control=Control, events=Events, set_as_current=False
-    )
-    monitor.config_from_object("celeryconfig")
-    return monitor
+    def connection(self, hostname: str | None = None, *args: Any, **kwargs: Any) -> Connection:
+        if hostname is None and not self._is_worker_or_beat():
+            return control_connection()
+        return super().connection(hostname, *args, **kwargs)

@@ -1,11 +1,14 @@
 """Flower on an SQS deployment: two real workers on SQS (moto), their events and remote control
-over Redis (tasks/controlplane.py), read back through Flower's HTTP API."""
+over Redis (tasks/controlplane.py), read back through Flower's HTTP API, with Flower started
+both ways: as Celery's users start it (`celery -A tasks flower`) and as `kopter flower`. And
+`celery -A tasks events --dump` reading the same events."""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
 import secrets
 import shutil
 import sys
@@ -18,7 +21,7 @@ import urllib3
 from prometheus_client.parser import text_string_to_metric_families
 
 from kopter import aws, queues
-from kopter.devstack import Child, free_port, spawn, wait_for_port
+from kopter.devstack import Child, celery_argv, free_port, spawn, wait_for_line, wait_for_port
 from kopter.settings import get_settings
 from tests.conftest import OUTPUT, wait_for
 from tests.samples import ROOT
@@ -43,10 +46,13 @@ class Flower:
         return self.request("GET", "/api/tasks")  # type: ignore[no-any-return]
 
 
-def _start_flower(*options: str, env: dict[str, str] | None = None) -> Iterator[Flower]:
+KOPTER_FLOWER = [sys.executable, "-m", "kopter", "flower"]
+
+
+def _start_flower(name: str, argv: list[str], env: dict[str, str]) -> Iterator[Flower]:
     port = free_port()
-    argv = [sys.executable, "-m", "kopter", "flower", f"--port={port}", *options]
-    child = spawn("flower", argv, {**os.environ, **(env or {})}, OUTPUT / "logs", cwd=ROOT)
+    argv = [*argv, "--address=127.0.0.1", f"--port={port}"]
+    child = spawn(name, argv, {**os.environ, **env}, OUTPUT / "logs", cwd=ROOT)
     try:
         wait_for_port(child, port)
         yield Flower(child, port)
@@ -54,15 +60,22 @@ def _start_flower(*options: str, env: dict[str, str] | None = None) -> Iterator[
         child.stop(timeout=10)
 
 
-@pytest.fixture
-def flower() -> Iterator[Flower]:
-    yield from _start_flower(env={"KOPTER_FLOWER_BASIC_AUTH": AUTH})
+@pytest.fixture(params=["celery -A tasks flower", "kopter flower"])
+def flower(request: pytest.FixtureRequest) -> Iterator[Flower]:
+    """Flower behind a login, started either way: as Celery's users start it (the login in
+    Flower's own FLOWER_BASIC_AUTH), or as `kopter flower` (the login from kopter's settings)."""
+    if request.param == "kopter flower":
+        yield from _start_flower("flower-kopter", KOPTER_FLOWER, {"KOPTER_FLOWER_BASIC_AUTH": AUTH})
+    else:
+        yield from _start_flower(
+            "flower-celery", celery_argv("flower"), {"FLOWER_BASIC_AUTH": AUTH}
+        )
 
 
 @pytest.fixture
 def open_flower() -> Iterator[Flower]:
     """Flower as `make run` starts it, without a login (a browser would need one per request)."""
-    yield from _start_flower("--no-auth")
+    yield from _start_flower("flower-open", [*KOPTER_FLOWER, "--no-auth"], {})
 
 
 def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flower, kopter):
@@ -116,7 +129,7 @@ def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flo
     assert task["name"] == "tests.harness.always_fails"
     assert "this task always fails" in task["traceback"]
     assert task["args"] == repr((f"{key}:fails",))
-    assert flower.tasks()[ok[0].id]["runtime"] is not None
+    assert flower.tasks()[ok[0].id]["runtime"] >= 0.1  # each slept 0.1 s
 
     # Revoke from Flower's API: a task a worker holds, waiting for its countdown, never runs.
     held = slow.apply_async((f"{key}:revoked", 0), queue="audit", countdown=4)
@@ -193,6 +206,47 @@ def _delete(sqs: Any, url: str, task_ids: set[str]) -> None:
 
 def _celery_task_id(body: str) -> str:
     return str(json.loads(base64.b64decode(body))["headers"]["id"])
+
+
+def test_celery_events_dump_shows_the_tasks_of_an_sqs_worker(workers):
+    """`celery -A tasks events --dump`, as Celery's docs show it: the worker's task events, read
+    from the control plane, with the task's arguments and runtime."""
+    from tests.harness import always_fails, slow
+
+    name = f"delta-{secrets.token_hex(3)}"
+    worker = workers.start(name, "audit", app="tests.harness")
+    dump = spawn(
+        "events-dump", celery_argv("events", "--dump"), os.environ, OUTPUT / "logs", cwd=ROOT
+    )
+    try:
+        workers.wait_ready(worker)
+        # Events are broadcast: the dump sees those sent once it listens, as the first event it
+        # shows from the worker (a heartbeat, say) proves.
+        wait_for_line(dump, f"{name}@", 30)
+        ok = slow.apply_async((f"events:{name}", 0.2), queue="audit")
+        failing = always_fails.apply_async((f"events:{name}:fails",), queue="audit")
+        ok.get(timeout=60)
+        wait_for(lambda: "failed" in _dumped(dump, failing.id), 60, "the failure in the dump")
+        wait_for(lambda: "succeeded" in _dumped(dump, ok.id), 30, "the success in the dump")
+    finally:
+        dump.stop(timeout=10)
+    shown = _dumped(dump, ok.id)
+    assert f"tests.harness.slow({ok.id}) args=('events:{name}', 0.2)" in shown["received"]
+    assert f"{name}@" in shown["started"]
+    runtime = re.search(r"runtime=([0-9.e-]+)", shown["succeeded"])
+    assert runtime and float(runtime[1]) >= 0.2
+    assert "RuntimeError('this task always fails')" in _dumped(dump, failing.id)["failed"]
+
+
+def _dumped(dump: Child, uuid: str) -> dict[str, str]:
+    """The line `celery events --dump` printed for each event of task ``uuid``, by its type."""
+    assert dump.log_path is not None
+    shown: dict[str, str] = {}
+    for line in dump.log_path.read_text(errors="replace").splitlines():
+        for kind in ("received", "started", "succeeded", "failed"):
+            if f"] task {kind}: " in line and f"({uuid})" in line:
+                shown[kind] = line
+    return shown
 
 
 def test_flower_refuses_to_start_without_authentication(kopter):
