@@ -11,7 +11,6 @@ counts the worker's API calls. moto's and the worker's CPU time show where the t
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import secrets
@@ -92,10 +91,6 @@ def customer_ec2(account: AwsAccount, regions: tuple[str, ...]) -> dict[str, Any
 
 
 def seed() -> list[AwsAccount]:
-    # add_account makes a new PynamoDB Connection and a new boto3 Session (to list EC2's regions)
-    # each time, and each loads botocore's data files again: ~1 s of CPU an account. Once will do.
-    accounts._connection = functools.cache(accounts._connection)
-    accounts.known_regions = functools.cache(accounts.known_regions)
     tenants = [accounts.add_tenant(f"bench-{n}") for n in range(0, ACCOUNTS, 10)]  # ten each
 
     def connect(n: int) -> AwsAccount:

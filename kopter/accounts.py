@@ -161,12 +161,17 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
     )
     for attempt in range(_REGISTER_ATTEMPTS):
         try:
-            with TransactWrite(connection=_connection()) as tx:
+            with TransactWrite(connection=connection()) as tx:
                 tx.save(claim, condition=GlobalItem.key.does_not_exist())
-                tx.save(account, condition=AwsAccount.account_id.does_not_exist())
+                # A disconnected account's row may be taken over: its data is the tenant's.
+                tx.save(
+                    account,
+                    condition=AwsAccount.account_id.does_not_exist()
+                    | AwsAccount.removed_at.exists(),
+                )
             return account
         except TransactWriteError as e:
-            if _condition_failed(e):
+            if condition_failed(e):
                 break
             # A conflict with another transaction on the same keys, or throttling: the claim
             # is undecided, so try again rather than tell the customer it is taken.
@@ -185,7 +190,7 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
 _REGISTER_ATTEMPTS = 4
 
 
-def _condition_failed(error: TransactWriteError) -> bool:
+def condition_failed(error: TransactWriteError) -> bool:
     """Whether the transaction was cancelled because a key already exists (not for a conflict
     or throttling, which DynamoDB also reports as a cancelled transaction)."""
     reasons = error.cancellation_reasons
@@ -195,13 +200,13 @@ def _condition_failed(error: TransactWriteError) -> bool:
 
 
 @cache
-def _connection() -> Connection:
+def connection() -> Connection:
     settings = get_settings()
     return Connection(region=settings.region, host=settings.aws_endpoint_url)
 
 
 # A forked child must not share the parent's HTTP connections.
-os.register_at_fork(after_in_child=_connection.cache_clear)
+os.register_at_fork(after_in_child=connection.cache_clear)
 
 
 def account_owner(account_id: str) -> str | None:
@@ -213,13 +218,14 @@ def account_owner(account_id: str) -> str | None:
     return str(item.value["tenant_id"]) if item.value else None
 
 
-def list_accounts(tenant_id: str) -> list[AwsAccount]:
-    return list(AwsAccount.query(tenant_id))
+def list_accounts(tenant_id: str, include_removed: bool = False) -> list[AwsAccount]:
+    """The tenant's connected accounts (and, asked, those disconnected whose data is kept)."""
+    return [a for a in AwsAccount.query(tenant_id) if include_removed or a.removed_at is None]
 
 
 def all_accounts() -> Iterator[AwsAccount]:
-    """Every account of every tenant, read now: an account added a minute ago is included."""
-    yield from AwsAccount.scan()
+    """Every connected account of every tenant, read now: one added a minute ago is included."""
+    yield from (a for a in AwsAccount.scan() if a.removed_at is None)
 
 
 def get_account(tenant_id: str, account_id: str) -> AwsAccount:
@@ -232,8 +238,32 @@ def get_account(tenant_id: str, account_id: str) -> AwsAccount:
         ) from None
 
 
+def no_longer_served(account: AwsAccount, region: str) -> str | None:
+    """Why a job queued for ``region`` of ``account`` must not run any more, if it must not."""
+    if account.removed_at is not None:
+        return f"account {account.account_id} was disconnected"
+    if region not in account.regions:
+        return f"region {region} was removed from account {account.account_id}"
+    return None
+
+
 def target(account: AwsAccount) -> Target:
-    return Target(account.account_id, account.role_arn, account.external_id)
+    return Target(
+        account.account_id, account.role_arn, account.external_id, account.previous_external_id
+    )
+
+
+def end_rotation(account: AwsAccount, sessions: CrossAccountSessions) -> bool:
+    """Forget the account's old ExternalId once its role has accepted the new one here."""
+    if not account.previous_external_id:
+        return False
+    if sessions.external_id_used(target(account)) != account.external_id:
+        return False
+    account.update(
+        actions=[AwsAccount.previous_external_id.remove()],
+        condition=AwsAccount.external_id == account.external_id,
+    )
+    return True
 
 
 # --- health -----------------------------------------------------------------------------------
@@ -266,6 +296,8 @@ def check_account(
                 f"the role answered as account {identity['Account']}, not {account.account_id}"
             )
         checks.append(Check(step, True, identity["Arn"]))
+        if account.previous_external_id:
+            checks.append(_rotation_check(account, sessions))
         for region in account.regions:
             step = f"ec2:{region}"
             page = sessions.client(account_target, "ec2", region).describe_instances(MaxResults=5)
@@ -285,6 +317,17 @@ def check_account(
         checks.append(Check(step, False, _describe(e)))
     record_health(account, checks)
     return checks
+
+
+def _rotation_check(account: AwsAccount, sessions: CrossAccountSessions) -> Check:
+    if end_rotation(account, sessions):
+        return Check("external-id", True, "the new ExternalId works; the old one is forgotten")
+    return Check(
+        "external-id",
+        True,
+        "only the old ExternalId works: put the new one in the role's trust policy "
+        "(`kopter accounts list --json` shows it), then check again",
+    )
 
 
 def _describe(error: ClientError | BotoCoreError) -> str:

@@ -222,6 +222,8 @@ def _account_row(a: Any) -> dict[str, Any]:
         "health_reason": a.health_reason,
         "last_success_at": a.last_success_at,
         "created_at": a.created_at,
+        "rotation_pending": bool(a.previous_external_id),
+        "removed_at": a.removed_at,
     }
 
 
@@ -268,11 +270,13 @@ def accounts_add(
 
 @accounts_group.command("list")
 @tenant_option
+@click.option("--all", "everything", is_flag=True, help="Also accounts disconnected.")
 @json_option
-def accounts_list(tenant: str, as_json: bool) -> None:
+def accounts_list(tenant: str, everything: bool, as_json: bool) -> None:
     """A tenant's accounts, with their health and last success."""
-    rows = map(_account_row, accounts.list_accounts(accounts.resolve_tenant(tenant).tenant_id))
-    emit(rows, as_json, ["account_id", "regions", "healthy", "last_success_at", "role_arn"])
+    listed = accounts.list_accounts(accounts.resolve_tenant(tenant).tenant_id, everything)
+    columns = ["account_id", "regions", "healthy", "last_success_at", "role_arn"]
+    emit(map(_account_row, listed), as_json, columns + (["removed_at"] if everything else []))
 
 
 @accounts_group.command("check")
@@ -988,3 +992,7 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
     from kopter.dev import run_dev_stack
 
     sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))
+
+
+# The lifecycle commands register themselves on the groups above.
+from kopter import lifecycle_commands  # noqa: E402, F401

@@ -43,28 +43,36 @@ class Target:
     account_id: str
     role_arn: str
     external_id: str
+    # While a rotation is pending: the old ExternalId, tried when the new one is refused.
+    previous_external_id: str | None = None
 
 
 def assume_role(target: Target, settings: Settings | None = None) -> dict[str, Any]:
-    """Call AssumeRole with the account's ExternalId; return botocore credential metadata."""
+    """Call AssumeRole with the account's ExternalId (or, refused and a rotation pending, the
+    previous one); return botocore credential metadata and the ``external_id`` that worked."""
     settings = settings or get_settings()
     if not target.external_id:
         raise AssumeRoleFailed(f"account {target.account_id} has no ExternalId: refusing")
     sts = aws.client("sts", settings)
-    try:
-        response = sts.assume_role(
-            RoleArn=target.role_arn,
-            RoleSessionName=settings.role_session_name,
-            ExternalId=target.external_id,
-            DurationSeconds=ROLE_SESSION_SECONDS,
-        )
-    except ClientError as e:
-        error = e.response["Error"]
-        raise AssumeRoleFailed(
-            f"cannot assume {target.role_arn}: {error.get('Code')}: {error.get('Message')}"
-        ) from None
-    except BotoCoreError as e:
-        raise AssumeRoleFailed(f"cannot assume {target.role_arn}: {e}") from None
+    external_ids = [target.external_id, *filter(None, [target.previous_external_id])]
+    for external_id in external_ids:
+        try:
+            response = sts.assume_role(
+                RoleArn=target.role_arn,
+                RoleSessionName=settings.role_session_name,
+                ExternalId=external_id,
+                DurationSeconds=ROLE_SESSION_SECONDS,
+            )
+            break
+        except ClientError as e:
+            error = e.response["Error"]
+            if error.get("Code") == "AccessDenied" and external_id != external_ids[-1]:
+                continue
+            raise AssumeRoleFailed(
+                f"cannot assume {target.role_arn}: {error.get('Code')}: {error.get('Message')}"
+            ) from None
+        except BotoCoreError as e:
+            raise AssumeRoleFailed(f"cannot assume {target.role_arn}: {e}") from None
     credentials = response["Credentials"]
     expiration: datetime = credentials["Expiration"]
     return {
@@ -72,6 +80,7 @@ def assume_role(target: Target, settings: Settings | None = None) -> dict[str, A
         "secret_key": credentials["SecretAccessKey"],
         "token": credentials["SessionToken"],
         "expiry_time": expiration.isoformat(),
+        "external_id": external_id,
     }
 
 
@@ -97,6 +106,7 @@ class CrossAccountSessions:
         self._sessions: OrderedDict[Target, boto3.session.Session] = OrderedDict()
         self._clients: dict[tuple[Target, str, str], Any] = {}
         self._assuming: dict[Target, threading.Lock] = {}
+        self._external_ids: dict[Target, str] = {}
 
     def session(self, target: Target) -> boto3.session.Session:
         with self._lock:
@@ -128,11 +138,15 @@ class CrossAccountSessions:
                 credentials = self._credentials.get(target)
             if credentials is not None:
                 return credentials
+
+            def assume() -> dict[str, Any]:
+                metadata = assume_role(target, self._settings)
+                self._external_ids[target] = metadata["external_id"]
+                return metadata
+
             try:
                 credentials = RefreshableCredentials.create_from_metadata(
-                    metadata=assume_role(target, self._settings),
-                    refresh_using=lambda: assume_role(target, self._settings),
-                    method="sts-assume-role",
+                    metadata=assume(), refresh_using=assume, method="sts-assume-role"
                 )
             except BaseException:
                 with self._lock:
@@ -171,10 +185,15 @@ class CrossAccountSessions:
                 )
             return self._clients[key]
 
+    def external_id_used(self, target: Target) -> str | None:
+        """The ExternalId the account's role last accepted in this process."""
+        return self._external_ids.get(target)
+
     def forget(self, target: Target) -> None:
         """Drop an account's cached credentials, e.g. after its role was denied."""
         with self._lock:
             self._credentials.pop(target, None)
+            self._external_ids.pop(target, None)
             self._sessions.pop(target, None)
             self._drop_clients(target)
 

@@ -1,5 +1,5 @@
-"""Many items at once: BatchWriteItem, 25 a call, until DynamoDB has taken every one, and
-BatchGetItem, 100 keys a call, until it has answered for every key.
+"""Many items at once: BatchWriteItem (puts or deletes), 25 a call, until DynamoDB has taken
+every one, and BatchGetItem, 100 keys a call, until it has answered for every key.
 
 Either call can succeed while leaving some items or keys unprocessed (throttled partitions); those
 are sent again with exponential backoff and jitter. Throttling errors of the call itself are retried
@@ -29,19 +29,29 @@ class UnprocessedItems(KopterError):
 
 def batch_put(table: str, items: Iterable[dict[str, Any]], settings: Settings) -> int:
     """Put every item (DynamoDB attribute-value form) into ``table``; return how many."""
+    return _batch_write(table, ({"PutRequest": {"Item": item}} for item in items), settings)
+
+
+def batch_delete(table: str, keys: Iterable[dict[str, Any]], settings: Settings) -> int:
+    """Delete every item of ``keys`` (attribute-value form) from ``table``; return how many.
+    Deleting an item that is gone already is no error, so a run may be repeated."""
+    return _batch_write(table, ({"DeleteRequest": {"Key": key}} for key in keys), settings)
+
+
+def _batch_write(table: str, requests: Iterable[dict[str, Any]], settings: Settings) -> int:
     client = aws.client("dynamodb", settings)
-    written = 0
+    sent = 0
     batch: list[dict[str, Any]] = []
-    for item in items:
-        batch.append({"PutRequest": {"Item": item}})
+    for request in requests:
+        batch.append(request)
         if len(batch) == BATCH:
             _write(client, table, batch)
-            written += len(batch)
+            sent += len(batch)
             batch = []
     if batch:
         _write(client, table, batch)
-        written += len(batch)
-    return written
+        sent += len(batch)
+    return sent
 
 
 def batch_get(

@@ -61,6 +61,7 @@ class Settings:
     api_cors_methods: tuple[str, ...]
     api_cors_headers: tuple[str, ...]
     api_cursor_key: str | None = field(repr=False)
+    api_tenant_cache_seconds: int
     # Flower (`kopter flower`): basic auth, or Flower's OAuth (emails allowed, provider).
     flower_basic_auth: tuple[str, ...] = field(repr=False)
     flower_auth: str | None
@@ -235,6 +236,7 @@ def load(env: Mapping[str, str]) -> Settings:
             "a header name",
         ),
         api_cursor_key=env.get("KOPTER_API_CURSOR_KEY") or None,
+        api_tenant_cache_seconds=_int(env, "KOPTER_API_TENANT_CACHE_SECONDS", 60, 0, 3600),
         flower_basic_auth=_credentials(env, "KOPTER_FLOWER_BASIC_AUTH"),
         flower_auth=env.get("KOPTER_FLOWER_AUTH") or None,
         flower_auth_provider=env.get("KOPTER_FLOWER_AUTH_PROVIDER") or None,

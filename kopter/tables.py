@@ -79,6 +79,7 @@ class Tenant(Model):
     tenant_id = UnicodeAttribute(hash_key=True)
     name = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
+    removed_at = UTCDateTimeAttribute(null=True)  # left the service: its identity is refused
 
 
 class AwsAccount(Model):
@@ -89,6 +90,8 @@ class AwsAccount(Model):
     account_id = UnicodeAttribute(range_key=True)
     role_arn = UnicodeAttribute()
     external_id = UnicodeAttribute()
+    # After `kopter accounts rotate-external-id`: the old id, tried only until the new one works.
+    previous_external_id = UnicodeAttribute(null=True)
     regions = ListAttribute[str](of=UnicodeAttribute)  # type: ignore[arg-type]
     cloudtrail_bucket = UnicodeAttribute(null=True)
     cloudtrail_prefix = UnicodeAttribute(null=True)
@@ -99,6 +102,8 @@ class AwsAccount(Model):
     last_success_at = UTCDateTimeAttribute(null=True)
     consecutive_failures = NumberAttribute(default=0)
     unhealthy_since = UTCDateTimeAttribute(null=True)  # first failure since the last success
+    # Disconnected: nothing runs for it and its id is free; its data stays until retention.
+    removed_at = UTCDateTimeAttribute(null=True)
 
 
 # --- CloudTrail audit log ---------------------------------------------------------------------

@@ -45,6 +45,9 @@ def back_up_account_region(
 ) -> dict[str, Any]:
     """Back up one region of one account for ``window``, and delete its expired snapshots."""
     account = accounts.get_account(tenant_id, account_id)
+    gone = accounts.no_longer_served(account, region)
+    if gone:  # disconnected, or the region removed, after this task was queued
+        return {"status": "skipped", "account": account_id, "region": region, "reason": gone}
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)

@@ -67,6 +67,9 @@ def describe_account_region(
 ) -> dict[str, Any]:
     """Describe one region of one account and record what changed."""
     account = accounts.get_account(tenant_id, account_id)
+    gone = accounts.no_longer_served(account, region)
+    if gone:  # disconnected, or the region removed, after this task was queued
+        return {"status": "skipped", "reason": gone}
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)
@@ -80,6 +83,7 @@ def describe_account_region(
         tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()
     )
     accounts.record_health(account, [accounts.Check(f"ec2:{region}", True, "described")])
+    accounts.end_rotation(account, shared_sessions())
     kinds: dict[str, int] = {}
     for change in result.changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1

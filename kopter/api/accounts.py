@@ -25,6 +25,7 @@ class Account(BaseModel):
     health_reason: str | None
     last_success_at: datetime | None
     created_at: datetime
+    removed_at: datetime | None  # disconnected: nothing runs for it, its data is kept
 
 
 class Accounts(BaseModel):
@@ -50,7 +51,8 @@ def accounts(tenant: Caller) -> dict[str, Any]:
                 "health_reason": a.health_reason,
                 "last_success_at": a.last_success_at,
                 "created_at": a.created_at,
+                "removed_at": a.removed_at,
             }
-            for a in list_accounts(tenant)
+            for a in list_accounts(tenant, include_removed=True)
         ]
     }

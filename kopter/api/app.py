@@ -58,7 +58,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.mode = settings.api_auth
     app.state.identify = identity.from_settings(settings)
-    app.state.tenants = identity.KnownTenants()
+    app.state.tenants = identity.KnownTenants(settings.api_tenant_cache_seconds)
     app.state.cursors = Cursors(settings.api_cursor_key)
     errors.install(app)
 

@@ -134,7 +134,8 @@ def _jwt_key(settings: Settings) -> Any:
 
 class KnownTenants:
     """Whether an identity is a tenant, remembered for a while: one GetItem per identity and
-    TTL, not one per request. Only hits are remembered, so a tenant added now works now."""
+    TTL, not one per request. Only hits are remembered, so a tenant added now works now, and a
+    tenant removed is refused once the TTL (``KOPTER_API_TENANT_CACHE_SECONDS``) has passed."""
 
     def __init__(self, ttl: float = 300, size: int = 10_000) -> None:
         self.ttl, self.size = ttl, size
@@ -145,8 +146,10 @@ class KnownTenants:
         if self._seen.get(identity, 0) > now:
             return True
         try:
-            Tenant.get(identity)
+            tenant = Tenant.get(identity)
         except DoesNotExist:
+            return False
+        if tenant.removed_at is not None:
             return False
         if len(self._seen) >= self.size:
             self._seen.clear()

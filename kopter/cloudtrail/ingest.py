@@ -76,7 +76,8 @@ def ingest_object(
     except (Refused, AssumeRoleFailed) as e:
         return refuse(source, str(e))
     result = write(decoded, account.tenant_id, source, settings)
-    _mark(f"ingested#{source}", {"etag": etag, "records": result.records})
+    owner = {"tenant_id": account.tenant_id, "account_id": account.account_id}
+    _mark(f"ingested#{source}", {"etag": etag, "records": result.records, **owner})
     return result
 
 
@@ -148,6 +149,8 @@ def _registered_account(obj: LogObject) -> AwsAccount:
         account = AwsAccount.get(tenant_id, obj.account_id, consistent_read=True)
     except DoesNotExist:
         raise Refused(f"account {obj.account_id} is not registered with kopter") from None
+    if account.removed_at is not None:
+        raise Refused(f"account {obj.account_id} was disconnected from kopter")
     if account.cloudtrail_bucket != obj.bucket:
         raise Refused(
             f"bucket {obj.bucket} is not the CloudTrail bucket registered for account "

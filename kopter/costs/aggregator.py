@@ -91,7 +91,9 @@ def aggregate_hour(
     computed_at = datetime.now(UTC)
     since = _events_since(tenant_id, hour)
     for account in accounts.list_accounts(tenant_id):
-        running = _running(tenant_id, account.account_id, hour, since.get(account.account_id, []))
+        running = _running(
+            tenant_id, account.account_id, hour, since.get(account.account_id, []), account.regions
+        )
         _price(running, prices)
         point = _point(tenant_id, account.account_id, hour, running, computed_at)
         point.save()
@@ -114,7 +116,7 @@ def _events_since(tenant_id: str, hour: datetime) -> dict[str, list[Ec2Event]]:
 
 
 def _running(
-    tenant_id: str, account_id: str, hour: datetime, since: list[Ec2Event]
+    tenant_id: str, account_id: str, hour: datetime, since: list[Ec2Event], regions: list[str]
 ) -> list[Running]:
     tenant_account = f"{tenant_id}#{account_id}"
     changes: dict[str, list[Change]] = defaultdict(list)
@@ -129,6 +131,8 @@ def _running(
     seen: set[str] = set()
     for row in Ec2Instance.query(tenant_account):
         seen.add(row.instance_id)
+        if row.region not in regions:
+            continue  # a region removed from the account: no longer described, not costed
         if row.first_seen_at >= hour + timedelta(hours=1) and not changes[row.instance_id]:
             continue  # first seen after the hour, and nothing says it ran in it
         known = Known(row.state, row.instance_type, row.launch_time, row.state_changed_at)
@@ -141,7 +145,7 @@ def _running(
     # Instances the describer never saw (launched and gone between two runs): CloudTrail's
     # events say when they ran and as what type; their platform is unknown, taken as Linux.
     for instance_id, instance_changes in changes.items():
-        if instance_id in seen:
+        if instance_id in seen or where[instance_id] not in regions:
             continue
         for used in usage(
             instance_id,

@@ -1,0 +1,350 @@
+"""An account's and a tenant's life after they are added, through the real `kopter` command and
+real workers: change, disconnect, purge (checked by scanning every table), rotate (judged by a
+proxy that answers AssumeRole as AWS does for the role's trust policy: moto ignores ExternalId)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from urllib.parse import parse_qs
+
+import httpx
+
+from kopter import aws, cache
+from kopter.cloudtrail import ingest
+from kopter.crossaccount import CrossAccountSessions
+from kopter.devstack import free_port, spawn, wait_for_port
+from kopter.settings import get_settings
+from kopter.tables import (
+    ALL_MODELS,
+    AuditDigest,
+    Ec2Event,
+    Ec2Instance,
+    Ec2Snapshot,
+    FrontendNotification,
+    GlobalItem,
+    PriceGraphPoint,
+)
+from tests.conftest import MOTO_PORT, OUTPUT, Connected, customer_client, wait_for
+from tests.factories import log_file, log_key, log_records
+from tests.proxy import Recorded, RecordingProxy
+from tests.samples import ROOT
+
+LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}
+DAY = datetime(2026, 11, 20, tzinfo=UTC)
+
+
+def _summary(out: str) -> dict[str, Any]:
+    return json.loads(out[out.index("{") :])
+
+
+def _describe_run(kopter, tenant: str) -> dict[str, Any]:
+    args = ("run", "describer", "--tenant", tenant, "--wait", "--timeout", "90")
+    return _summary(kopter(*args, env=LONG).stdout)
+
+
+def _trail(c: Connected, bucket: str, records: int = 5) -> tuple[str, str]:
+    """A log file of the account in ``bucket`` of the customer's account (made if missing)."""
+    s3 = customer_client(c, "s3")
+    s3.create_bucket(Bucket=bucket)
+    key = log_key(c.account, "us-east-1", DAY)
+    s3.put_object(Bucket=bucket, Key=key, Body=log_file(log_records(records, c.account, DAY)))
+    return bucket, key
+
+
+def _ingest(bucket: str, key: str) -> ingest.IngestResult:
+    return ingest.ingest_object(bucket, key, CrossAccountSessions(), get_settings())
+
+
+def test_an_updated_account_is_described_and_ingested_as_changed(kopter, workers):
+    old, new = f"trail-{uuid.uuid4().hex[:8]}", f"trail-{uuid.uuid4().hex[:8]}"
+    c = kopter.connect("--regions", "us-east-1", "--cloudtrail-bucket", old)
+    for region in ("us-east-1", "eu-west-1"):
+        customer_client(c, "ec2", region).run_instances(
+            ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=1, MaxCount=1
+        )
+    worker = workers.start("lifecycle-describer", "describer,aggregator", env=LONG)
+    workers.wait_ready(worker)
+    assert _describe_run(kopter, c.tenant)["regions_described"] == 1
+
+    kopter(
+        "accounts", "update", "--tenant", c.tenant, "--account-id", c.account,
+        "--regions", "eu-west-1", "--cloudtrail-bucket", new,
+    )  # fmt: skip
+    [row] = kopter.rows("accounts", "list", "--tenant", c.tenant)
+    assert row["regions"] == ["eu-west-1"] and row["cloudtrail_bucket"] == new
+    run = _describe_run(kopter, c.tenant)
+    assert run["regions_described"] == 1 and run["instances"] == 1
+    rows = {r.region for r in Ec2Instance.query(f"{c.tenant}#{c.account}")}
+    assert rows == {"us-east-1", "eu-west-1"}
+    # A task queued for the region before it was removed ends cleanly, describing nothing.
+    from tasks.describer import describe_account_region
+
+    queued = describe_account_region.delay(c.tenant, c.account, "us-east-1", DAY.isoformat())
+    assert queued.get(timeout=60) == {
+        "status": "skipped",
+        "reason": f"region us-east-1 was removed from account {c.account}",
+    }
+    # Ingest follows the bucket: the new one is read, the old one refused.
+    assert _ingest(*_trail(c, new)).status == ingest.INGESTED
+    refused = _ingest(*_trail(c, old))
+    assert refused.status == ingest.REFUSED and "is not the CloudTrail bucket" in str(
+        refused.reason
+    )
+
+    bad = kopter(
+        "accounts", "update", "--tenant", c.tenant, "--account-id", c.account,
+        "--role-arn", "arn:aws:iam::123456789012:role/x", ok=False,
+    )  # fmt: skip
+    assert bad.stderr.startswith("kopter: error: role ARN") and "is in account" in bad.stderr
+
+
+def test_a_removed_account_stops_at_once_and_its_id_is_free(kopter, workers):
+    bucket = f"trail-{uuid.uuid4().hex[:8]}"
+    c = kopter.connect("--cloudtrail-bucket", bucket)
+    customer_client(c, "ec2").run_instances(
+        ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=1, MaxCount=1
+    )
+    log = _trail(c, bucket)
+    worker = workers.start("lifecycle-remove", "describer,backup", env=LONG)
+    workers.wait_ready(worker)
+    assert _describe_run(kopter, c.tenant)["regions_described"] == 1
+
+    out = kopter("accounts", "remove", "--tenant", c.tenant, "--account-id", c.account)
+    assert f"account {c.account} disconnected" in out.stderr
+    assert kopter.rows("accounts", "list", "--tenant", c.tenant) == []
+    [gone] = kopter.rows("accounts", "list", "--tenant", c.tenant, "--all")
+    assert gone["removed_at"] and gone["account_id"] == c.account
+    # Nothing runs for it: no task is enqueued, one queued before ends cleanly.
+    fan_out = _summary(kopter("run", "describer", "--tenant", c.tenant, "--wait").stdout)
+    assert fan_out["enqueued"] == 0
+    backups = _summary(kopter("run", "backup", "--tenant", c.tenant, "--wait").stdout)
+    assert backups["enqueued"] == 0
+    from tasks.backup import back_up_account_region
+
+    queued = back_up_account_region.delay(c.tenant, c.account, "us-east-1", DAY.isoformat())
+    assert queued.get(timeout=60)["reason"] == f"account {c.account} was disconnected"
+    refused = _ingest(*log)
+    assert refused.status == ingest.REFUSED
+    assert refused.reason == f"account {c.account} is not registered with kopter"
+    # Its data stays until its retention; its id is free for another tenant.
+    assert list(Ec2Instance.query(f"{c.tenant}#{c.account}"))
+    other = kopter.connect(account=c.account)
+    assert other.tenant != c.tenant
+    again = kopter("accounts", "remove", "--tenant", c.tenant, "--account-id", c.account)
+    assert "was disconnected on" in again.stderr
+
+
+# --- purge ------------------------------------------------------------------------------------
+
+
+def _scan_all() -> dict[str, list[dict[str, Any]]]:
+    client = aws.client("dynamodb", get_settings())
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for model in ALL_MODELS:
+        table = model.Meta.table_name
+        items: list[dict[str, Any]] = []
+        for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+            items.extend(page["Items"])
+        tables[table] = items
+    return tables
+
+
+def _owned_by(tenant: str) -> Callable[[dict[str, Any]], bool]:
+    """Whether an item (attribute-value form) belongs to ``tenant``: any string attribute is the
+    tenant id or leads with it, or (Global) its value names it."""
+
+    def owned(item: dict[str, Any]) -> bool:
+        for value in item.values():
+            text = value.get("S")
+            if text is not None and (text == tenant or text.startswith(f"{tenant}#")):
+                return True
+            if text is not None and f"#{tenant}#" in text:  # described#<tenant>#…
+                return True
+        return tenant in json.dumps(item.get("value", {}))
+
+    return owned
+
+
+def _fill(c: Connected, kopter, records: int) -> None:
+    """The tenant's items in every table, as kopter's jobs write them."""
+    path = OUTPUT / f"purge-{c.tenant}.json.gz"
+    path.write_bytes(log_file(log_records(records, c.account, DAY, seed=len(c.tenant))))
+    kopter("ingest", str(path), "--tenant", c.tenant)
+    tenant_account = f"{c.tenant}#{c.account}"
+    now = datetime.now(UTC)
+    Ec2Instance(
+        tenant_account, "us-east-1#i-0abc", tenant_id=c.tenant, account_id=c.account,
+        region="us-east-1", instance_id="i-0abc", state="running", instance_type="t3.nano",
+        first_seen_at=now, last_seen_at=now,
+    ).save()  # fmt: skip
+    Ec2Event(
+        c.tenant, f"{DAY:%Y-%m-%dT%H:%M:%S}Z#e1", tenant_account=tenant_account,
+        tenant_instance=f"{c.tenant}#i-0abc", account_id=c.account, region="us-east-1",
+        instance_id="i-0abc", kind="launched", occurred_at=DAY,
+    ).save()  # fmt: skip
+    PriceGraphPoint(
+        c.tenant, f"{DAY:%Y-%m-%dT%H}#{c.account}", hour=DAY, account_id=c.account,
+        cost_usd=Decimal("1.5"), computed_at=now,
+    ).save()  # fmt: skip
+    AuditDigest(
+        c.tenant, f"{DAY:%Y-%m-%d}", records=1, principals=1, by_principal={}, by_source={},
+        denied_calls=0, denied=[], failed_calls=0, failed=[], findings_total=0, findings=[],
+        computed_at=now,
+    ).save()  # fmt: skip
+    FrontendNotification(
+        c.tenant, f"{DAY:%Y-%m-%dT%H:%M:%S}Z#n1", kind="k", subject="s", severity="info",
+        title="t", body="b", created_at=now,
+    ).save()  # fmt: skip
+    Ec2Snapshot(
+        tenant_account, f"us-east-1#vol-1#{DAY:%Y%m%dT%H}", tenant_id=c.tenant,
+        account_id=c.account, region="us-east-1", volume_id="vol-1", instance_id="i-0abc",
+        snapshot_id=f"snap-{c.account}", state="completed", created_at=now, expires_on=now,
+    ).save()  # fmt: skip
+    GlobalItem(
+        f"described#{tenant_account}#us-east-1", value={"run_at": "x"}, updated_at=now
+    ).save()
+    cache.client(get_settings()).set(
+        f"celery-task-meta-{uuid.uuid4()}", json.dumps({"result": {"tenant_id": c.tenant}})
+    )
+
+
+def test_a_purge_deletes_every_item_of_the_tenant_and_nothing_else(kopter):
+    doomed, *others = (kopter.connect() for _ in range(3))
+    _fill(doomed, kopter, records=1_200)
+    for c in others:
+        _fill(c, kopter, records=50)
+    owned = _owned_by(doomed.tenant)
+    before = _scan_all()
+    assert all(any(owned(i) for i in before[m.Meta.table_name]) for m in ALL_MODELS
+               if m.Meta.table_name.removeprefix(get_settings().prefix) != "Ec2Prices")  # fmt: skip
+
+    # A purge killed half-way through the audit log is run again and finishes.
+    argv = [sys.executable, "-m", "kopter", "tenants", "remove", doomed.tenant, "--purge", "--yes"]
+    crashed = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=os.environ)
+    assert crashed.stderr
+    for line in crashed.stderr:
+        if line.startswith("purging AuditLogEvents: 500"):
+            crashed.send_signal(signal.SIGKILL)
+            break
+    crashed.wait(timeout=60)
+    assert crashed.returncode == -signal.SIGKILL, "the purge ended before it could be killed"
+    finished = kopter("tenants", "remove", doomed.tenant, "--purge", "--yes", "--json")
+    deleted = {r["table"]: r["deleted"] for r in map(json.loads, finished.stdout.splitlines())}
+    assert 0 < deleted["AuditLogEvents"] < 1_200
+    assert deleted["redis"] == 1 and deleted["Tenants"] == 1
+    assert f"snap-{doomed.account}" in finished.stderr  # theirs: listed, not deleted
+
+    after = _scan_all()
+    for table, items in after.items():
+        assert not [i for i in items if owned(i)], f"{table} still holds the tenant's items"
+        kept = [i for i in before[table] if not owned(i)]
+        assert sorted(map(json.dumps, kept)) == sorted(map(json.dumps, items)), table
+    redis = cache.client(get_settings())
+    needle = json.dumps(doomed.tenant).encode()
+    assert not [k for k in redis.scan_iter("celery-task-meta-*") if needle in (redis.get(k) or b"")]
+    # Idempotent: once more deletes nothing.
+    again = kopter.rows("tenants", "remove", doomed.tenant, "--purge", "--yes")
+    assert {r["deleted"] for r in again} == {0}
+
+
+# --- rotate -----------------------------------------------------------------------------------
+
+ACCESS_DENIED = (
+    b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
+    b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole"
+    b"</Message></Error><RequestId>1</RequestId></ErrorResponse>"
+)
+
+
+class TrustPolicy:
+    """AssumeRole judged as AWS does for a role whose trust policy requires one of
+    ``trusted`` as ``sts:ExternalId`` (the customer edits it by assigning ``trusted``)."""
+
+    def __init__(self, role_arn: str, trusted: set[str]) -> None:
+        self.role_arn, self.trusted = role_arn, trusted
+        self.tried: list[str] = []
+
+    def __call__(self, request: Recorded) -> tuple[int, bytes] | None:
+        form = parse_qs(request.body.decode(errors="replace"))
+        if form.get("Action") != ["AssumeRole"] or form.get("RoleArn") != [self.role_arn]:
+            return None
+        external_id = (form.get("ExternalId") or [""])[0]
+        self.tried.append(external_id)
+        return None if external_id in self.trusted else (403, ACCESS_DENIED)
+
+
+def test_a_rotated_external_id_replaces_the_old_one_once_the_role_trusts_it(kopter):
+    c = kopter.connect()
+    policy = TrustPolicy(f"arn:aws:iam::{c.account}:role/kopter", {c.external_id})
+    with RecordingProxy(MOTO_PORT, policy) as proxy:
+        env = {"KOPTER_AWS_ENDPOINT_URL": proxy.url}
+        check = ("accounts", "check", "--tenant", c.tenant, "--account-id", c.account)
+        assert {r["name"] for r in kopter.rows(*check, env=env)} >= {"assume-role"}
+        rotated = kopter(
+            "accounts", "rotate-external-id", "--tenant", c.tenant, "--account-id", c.account
+        ).stdout.splitlines()[1]
+        assert rotated != c.external_id and rotated.startswith("kopter-")
+        again = kopter(
+            "accounts", "rotate-external-id", "--tenant", c.tenant, "--account-id", c.account,
+            ok=False,
+        )  # fmt: skip
+        assert "rotation pending" in again.stderr
+
+        # The role still trusts the old one: both are tried, the old one works, health says so.
+        policy.tried.clear()
+        rows = {r["name"]: r for r in kopter.rows(*check, env=env)}
+        assert policy.tried == [rotated, c.external_id]
+        assert rows["assume-role"]["ok"] and "only the old ExternalId works" in rows[
+            "external-id"]["detail"]  # fmt: skip
+        [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
+        assert account["rotation_pending"] is True and account["healthy"] is True
+
+        # The customer puts the new one in the trust policy: it works, the old one is forgotten.
+        policy.trusted = {rotated}
+        rows = {r["name"]: r for r in kopter.rows(*check, env=env)}
+        assert "the old one is forgotten" in rows["external-id"]["detail"]
+        [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
+        assert account["rotation_pending"] is False and account["external_id"] == rotated
+
+        # The old one alone no longer gets in, even if the role trusted it again.
+        policy.trusted, policy.tried = {c.external_id}, []
+        failed = kopter(*check, "--json", env=env, ok=False)
+        assert policy.tried == [rotated]
+        assert '"ok": false' in failed.stdout
+
+
+# --- the read API -----------------------------------------------------------------------------
+
+
+def test_the_api_shows_a_removed_account_and_refuses_a_removed_tenant(kopter):
+    c = kopter.connect()
+    kopter("accounts", "remove", "--tenant", c.tenant, "--account-id", c.account)
+    port, secret = free_port(), "s" * 40
+    env = {
+        **os.environ,
+        "KOPTER_API_AUTH": "gateway",
+        "KOPTER_API_GATEWAY_SECRET": secret,
+        "KOPTER_API_CURSOR_KEY": "c" * 40,
+        "KOPTER_API_TENANT_CACHE_SECONDS": "0",
+    }
+    argv = [sys.executable, "-m", "kopter", "api", "--port", str(port)]
+    child = spawn("api-lifecycle", argv, env, OUTPUT / "logs", cwd=ROOT)
+    try:
+        wait_for_port(child, port)
+        headers = {"identityId": c.tenant, "x-kopter-gateway-secret": secret}
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+            [account] = api.get("/v1/accounts").json()["items"]
+            assert account["account_id"] == c.account and account["removed_at"]
+            kopter("tenants", "remove", c.tenant, "--purge", "--yes")
+            wait_for(lambda: api.get("/v1/accounts").status_code == 401, 10, "a 401")
+    finally:
+        child.stop()
