@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 from urllib.parse import unquote
 
@@ -56,6 +57,7 @@ def is_whole_internet(cidr: Any) -> bool:
         return False
 
 
+@lru_cache(maxsize=4096)  # a day has few principals and many calls
 def instance_session(principal_arn: str | None) -> bool:
     """An EC2 instance role's credentials: an assumed-role session named after the instance."""
     arn = Arn.parse(principal_arn or "")

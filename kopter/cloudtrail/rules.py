@@ -32,11 +32,17 @@ _API_VERSION = re.compile(r"20\d{6}(?:v\d+)?$")  # Lambda's "UpdateFunctionCode2
 class Call:
     """One record as the predicates see it: request and response parsed once, on demand."""
 
-    __slots__ = ("__dict__", "event", "own")
+    __slots__ = ("__dict__", "event", "failed", "registered")
 
-    def __init__(self, event: AuditLogEvent, own: frozenset[str]) -> None:
+    def __init__(self, event: AuditLogEvent, registered: frozenset[str]) -> None:
         self.event = event
-        self.own = own | {event.account_id}  # the tenant's accounts, and the call's own
+        self.failed = bool(event.error_code)
+        self.registered = registered
+
+    @cached_property
+    def own(self) -> frozenset[str]:
+        """The tenant's accounts, and the call's own."""
+        return self.registered | {self.event.account_id}
 
     @cached_property
     def request(self) -> dict[str, Any]:
@@ -78,8 +84,7 @@ class Rule:
     stratus: tuple[str, ...] = ()  # Stratus Red Team techniques it catches
 
     def matches(self, call: Call) -> bool:
-        failed = bool(call.event.error_code)
-        if self.outcome != EITHER and failed != (self.outcome == FAILED):
+        if self.outcome != EITHER and call.failed != (self.outcome == FAILED):
             return False
         return self.when is None or self.when(call)
 
@@ -128,10 +133,9 @@ DENIED_BURST = 10
 BULK_SECRETS = 10
 
 
-def denied(e: AuditLogEvent) -> bool:
+def denied(code: str | None) -> bool:
     """AccessDenied, AccessDeniedException, Client.UnauthorizedOperation and the like."""
-    code = e.error_code or ""
-    return code.startswith("AccessDenied") or "Unauthorized" in code
+    return code is not None and (code.startswith("AccessDenied") or "Unauthorized" in code)
 
 
 def _root_use(c: Call) -> bool:
@@ -301,7 +305,7 @@ RULES: tuple[Rule, ...] = (
     Rule("root-account-use", "high", mitre.CLOUD_ACCOUNTS, "Root user activity",
          outcome=EITHER, when=_root_use),
     Rule("console-login-without-mfa", "high", mitre.CLOUD_SIGN_IN, "Console sign-in without MFA",
-         on("signin.amazonaws.com", "ConsoleLogin"), EITHER, _console_login_without_mfa,
+         on("signin.amazonaws.com", "ConsoleLogin"), when=_console_login_without_mfa,
          stratus=("aws.initial-access.console-login-without-mfa",)),
     Rule("iam-change", "medium", mitre.ACCOUNT_MANIPULATION,
          "IAM users, access keys or policies changed", on(IAM, *IAM_CHANGES)),
@@ -462,7 +466,7 @@ RULES: tuple[Rule, ...] = (
     # Many denials from one principal: permissions being probed, or a broken deployment.
     Rule("denied-calls-burst", "medium", mitre.INFRASTRUCTURE_DISCOVERY,
          f"{DENIED_BURST} or more denied calls by one principal", outcome=FAILED,
-         when=lambda c: denied(c.event), threshold=DENIED_BURST),
+         when=lambda c: denied(c.event.error_code), threshold=DENIED_BURST),
 )
 # fmt: on
 ORDER = {rule.name: i for i, rule in enumerate(RULES)}
