@@ -21,7 +21,6 @@ import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -39,18 +38,17 @@ os.environ.update(
     }
 )
 
-from kopter import accounts, dynamo  # noqa: E402
+from benchmarks import auditlog  # noqa: E402
+from kopter import accounts  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.cloudtrail import digest, records  # noqa: E402
-from kopter.cloudtrail.ingest import unique_items  # noqa: E402
+from kopter.cloudtrail import digest  # noqa: E402
 from kopter.cloudtrail.rules import RULES, Rule  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import AuditLogEvent  # noqa: E402
-from tests.factories import log_records, templates  # noqa: E402
+from tests.factories import templates  # noqa: E402
 from tests.samples import STRATUS_DIR  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
-CHUNK = 5_000
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 ACCOUNT = "777777777777"
 BEFORE = (
@@ -64,24 +62,6 @@ BEFORE = (
     "snapshot-shared-outside",  # was snapshot-shared-publicly: public only
     "denied-calls-burst",
 )
-
-
-def seed(tenant_id: str) -> float:
-    """EVENTS records of the day, written by 4 threads; returns the seconds it took."""
-    settings = get_settings()
-    pool = templates() + [r for p in sorted(STRATUS_DIR.glob("aws.*.json")) for r in _load(p)]
-
-    def write(n: int) -> int:
-        log = log_records(min(CHUNK, EVENTS - n * CHUNK), ACCOUNT, DAY, seed=n, pool=pool)
-        decoded = records.decode(json.dumps({"Records": log}).encode())
-        items = unique_items(records.items(decoded.records, tenant_id, "s3://bench/x", None))
-        return dynamo.batch_put(AuditLogEvent.Meta.table_name, items, settings)
-
-    began = time.perf_counter()
-    with ThreadPoolExecutor(4) as pool_:
-        written = sum(pool_.map(write, range((EVENTS + CHUNK - 1) // CHUNK)))
-    assert written == EVENTS, written
-    return time.perf_counter() - began
 
 
 def _load(path: Path) -> list[dict]:
@@ -125,7 +105,8 @@ def main() -> int:
         tenant = accounts.add_tenant("bench")
         role = f"arn:aws:iam::{ACCOUNT}:role/kopter"
         accounts.add_account(tenant, accounts.AccountRequest(ACCOUNT, role, ("us-east-1",)))
-        seconds = seed(tenant.tenant_id)
+        pool = templates() + [r for p in sorted(STRATUS_DIR.glob("aws.*.json")) for r in _load(p)]
+        seconds = auditlog.seed(tenant.tenant_id, ACCOUNT, EVENTS, [DAY], pool)
         print(
             f"\n{EVENTS:,} records of {DAY:%Y-%m-%d} written to moto's DynamoDB in {seconds:.0f}s"
         )

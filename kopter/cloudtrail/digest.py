@@ -23,7 +23,7 @@ from typing import Any
 
 from kopter import accounts
 from kopter.cloudtrail.query import AuditQuery, search
-from kopter.cloudtrail.rules import ORDER, RULES, SEVERITIES, Call, Rule, denied, name_of
+from kopter.cloudtrail.rules import ORDER, RULES, SEVERITIES, Call, Rule, denied
 from kopter.errors import Refused
 from kopter.notifications import Notice
 from kopter.settings import Settings
@@ -130,7 +130,8 @@ class _Tally:
         self.addresses: defaultdict[str, set[str]] = defaultdict(set)  # rule → addresses
 
     def add(self, e: AuditLogEvent) -> None:
-        principal, source, error = _principal(e), e.event_source, e.error_code
+        call = Call(e, self.own_accounts)
+        principal, source, error = _principal(e), call.source, call.error
         self.records += 1
         self.by_principal[principal] += 1
         self.by_source[source] += 1
@@ -138,12 +139,11 @@ class _Tally:
             self.denied[principal][e.event_name] += 1
         elif error:
             self.failed[principal][error] += 1
-        call = Call(e, self.own_accounts)
         if self.comparing and (address := e.source_ip):
             for rule in self.comparing:
                 if rule.same_address_as and rule.same_address_as(call):
                     self.addresses[rule.name].add(address)
-        for rules in (self.by_call.get((source, name_of(e))), self.every_call):
+        for rules in (self.by_call.get((source, call.name)), self.every_call):
             for rule in rules or ():
                 if rule.matches(call):
                     key = (rule.name, e.account_id, principal)

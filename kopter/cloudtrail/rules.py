@@ -32,12 +32,14 @@ _API_VERSION = re.compile(r"20\d{6}(?:v\d+)?$")  # Lambda's "UpdateFunctionCode2
 class Call:
     """One record as the predicates see it: request and response parsed once, on demand."""
 
-    __slots__ = ("__dict__", "event", "failed", "registered")
+    __slots__ = ("__dict__", "error", "event", "name", "registered", "source")
 
     def __init__(self, event: AuditLogEvent, registered: frozenset[str]) -> None:
         self.event = event
-        self.failed = bool(event.error_code)
         self.registered = registered
+        # Read once: a model's attribute costs a descriptor call, and every rule asks.
+        self.source, self.error = event.event_source, event.error_code
+        self.name = name_of(self.source, event.event_name)
 
     @cached_property
     def own(self) -> frozenset[str]:
@@ -84,16 +86,14 @@ class Rule:
     stratus: tuple[str, ...] = ()  # Stratus Red Team techniques it catches
 
     def matches(self, call: Call) -> bool:
-        if self.outcome != EITHER and call.failed != (self.outcome == FAILED):
+        if self.outcome != EITHER and bool(call.error) != (self.outcome == FAILED):
             return False
         return self.when is None or self.when(call)
 
 
-def name_of(event: AuditLogEvent) -> str:
+def name_of(source: str, name: str) -> str:
     """The API's name without the version some services append to it."""
-    if event.event_source == LAMBDA:
-        return _API_VERSION.sub("", event.event_name)
-    return event.event_name
+    return _API_VERSION.sub("", name) if source == LAMBDA else name
 
 
 def on(source: str, *names: str) -> frozenset[tuple[str, str]]:
@@ -285,7 +285,7 @@ def _key(name: str) -> Keys:
 
 
 def _call_name(c: Call) -> Iterable[str]:
-    return [f"{c.event.event_source}:{name_of(c.event)}"]
+    return [f"{c.source}:{c.name}"]
 
 
 _STOP_TRAIL = on(CLOUDTRAIL, "StopLogging", "DeleteTrail")
@@ -466,7 +466,7 @@ RULES: tuple[Rule, ...] = (
     # Many denials from one principal: permissions being probed, or a broken deployment.
     Rule("denied-calls-burst", "medium", mitre.INFRASTRUCTURE_DISCOVERY,
          f"{DENIED_BURST} or more denied calls by one principal", outcome=FAILED,
-         when=lambda c: denied(c.event.error_code), threshold=DENIED_BURST),
+         when=lambda c: denied(c.error), threshold=DENIED_BURST),
 )
 # fmt: on
 ORDER = {rule.name: i for i, rule in enumerate(RULES)}
