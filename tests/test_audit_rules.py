@@ -496,11 +496,25 @@ def test_each_rule_fires_on_its_call_and_not_on_its_look_alike(kopter):
     day = Day(a, b)
     cases = _cases(day)
     assert set(cases) == {rule.name for rule in RULES}
+    # Requests of shapes the rules do not expect: no finding, and no failed audit.
+    odd = day.call("odd", "ec2", "ModifySnapshotAttribute", {"createVolumePermission": "all"})
+    day.call("odd", "ec2", "ModifyImageAttribute", {"launchPermission": {"add": [{"userId": 7}]}})
+    day.call(
+        "odd",
+        "rds",
+        "ModifyDBSnapshotAttribute",
+        {"attributeName": "restore", "valuesToAdd": "all"},
+    )
+    day.call("odd", "lambda", "AddPermission20150331v2", {"principal": 846424999548})
+    day.call("odd", "iam", "CreateRole", {"assumeRolePolicyDocument": "{not json"})
+    day.call("odd", "s3", "PutBucketPolicy", {"bucketPolicy": {"Statement": "Allow"}})
+    day.call("odd", "ssm", "GetParameters", {"names": "/one", "withDecryption": True})
     _write(tenant, day.records)
     fired = {(f["rule"], f["principal"]) for f in _findings(tenant, DAY)}
     for rule, (fires, look_alike) in cases.items():
         assert (rule, fires) in fired, f"{rule} did not fire"
         assert (rule, look_alike) not in fired, f"{rule} fired on its look-alike"
+    assert [rule for rule, principal in fired if principal == odd] == []
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -114,11 +114,13 @@ def policy_grantees(policy: Any) -> Iterator[str]:
                 yield account
 
 
-def outside(grantees: Iterator[str] | list[str], own: frozenset[str]) -> list[str]:
+def outside(grantees: Iterable[Any], own: frozenset[str]) -> list[str]:
     """The grantees that are neither the tenant's accounts nor the call's own: anyone (``*``,
-    ``all``) or another account."""
+    ``all``) or another account. What is not a name (a record of an unknown shape) is none."""
     found = []
     for grantee in grantees:
+        if not isinstance(grantee, str):
+            continue
         account = "*" if grantee in (ANYONE, "all") else account_id(grantee)
         if account and account not in own:
             found.append(account)

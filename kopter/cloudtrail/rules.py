@@ -180,8 +180,9 @@ def _permission_added_outside(attribute: str) -> Predicate:
     ``all`` or to another account."""
 
     def given(c: Call) -> bool:
-        added = (c.request.get(attribute) or {}).get("add") or {}
-        grantees = [v for k, v in _leaves(added) if k in ("group", "userId") and v]
+        permission = c.request.get(attribute)
+        added = permission.get("add") if isinstance(permission, dict) else None
+        grantees = [v for k, v in _leaves(added) if k in ("group", "userId")]
         return bool(grants.outside(grantees, c.own))
 
     return given
@@ -189,8 +190,12 @@ def _permission_added_outside(attribute: str) -> Predicate:
 
 def _rds_snapshot_shared(c: Call) -> bool:
     request = c.request
-    values = request.get("valuesToAdd") or []
-    return request.get("attributeName") == "restore" and bool(grants.outside(values, c.own))
+    values = request.get("valuesToAdd")
+    return (
+        request.get("attributeName") == "restore"
+        and isinstance(values, list)
+        and bool(grants.outside(values, c.own))
+    )
 
 
 def _trusts_another_account(c: Call) -> bool:
@@ -204,7 +209,7 @@ def _bucket_policy_grants_outside(c: Call) -> bool:
 
 def _function_permission_outside(c: Call) -> bool:
     principal = c.request.get("principal")  # an account, an ARN, "*" or a service's name
-    return isinstance(principal, str) and bool(grants.outside([principal], c.own))
+    return bool(grants.outside([principal], c.own))
 
 
 def _for_another_user(c: Call) -> bool:
@@ -267,7 +272,7 @@ def _decrypted_parameters(c: Call) -> Iterable[str]:
     if c.request.get("withDecryption") is not True:
         return ()
     names = c.request.get("names") or [c.request.get("name") or c.request.get("path")]
-    return [str(n) for n in names if n]
+    return [str(n) for n in names if n] if isinstance(names, list) else [str(names)]
 
 
 def _instance_credentials(c: Call) -> bool:
