@@ -40,6 +40,7 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.describer || status=1; \
 		$(BIN)/python -m benchmarks.pricing || status=1; \
 		$(BIN)/python -m benchmarks.aggregator || status=1; \
+		$(BIN)/python -m benchmarks.audit || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; exit $$status
 
 clean:

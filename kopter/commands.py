@@ -726,8 +726,13 @@ def digest(tenant: str, day: str | None, as_json: bool) -> None:
         f"{d['records']} records, {d['denied_calls']} denied, {d['failed_calls']} failed, "
         f"{d['findings_total']} findings"
     )
-    findings = [{**f, "calls": _counts(f["calls"])} for f in d["findings"]]
-    columns = ["severity", "rule", "account_id", "principal", "count", "calls", "first_at"]
+    findings = [
+        {**f, "calls": _counts(f["calls"]), "technique": f.get("technique", {}).get("id")}
+        for f in d["findings"]
+    ]
+    columns = [
+        "severity", "rule", "technique", "account_id", "principal", "count", "calls", "first_at"
+    ]  # fmt: skip
     _section("findings", findings, columns)
     denied = [{**r, "calls": _counts(r["calls"])} for r in d["denied"]]
     _section("denied calls by principal", denied, ["count", "principal", "calls"])

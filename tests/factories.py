@@ -19,12 +19,16 @@ def templates() -> list[dict]:
     return snitch + json.loads(STRATUS_FILE.read_text())
 
 
-def log_records(count: int, account: str, day: datetime, seed: int = 0) -> list[dict]:
+def log_records(
+    count: int, account: str, day: datetime, seed: int = 0, pool: list[dict] | None = None
+) -> list[dict]:
+    """``count`` records drawn from ``pool`` (the real samples by default) over the day."""
     rng = random.Random(seed)
+    pool = pool or templates()
     start = day.replace(hour=0, minute=0, second=0, microsecond=0, tzinfo=UTC)
     out = []
     for _ in range(count):
-        record = dict(rng.choice(templates()))
+        record = dict(rng.choice(pool))
         moment = start + timedelta(seconds=rng.randrange(86_400))
         record["eventTime"] = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
         record["eventID"] = str(uuid.UUID(int=rng.getrandbits(128)))

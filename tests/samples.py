@@ -5,4 +5,5 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures" / "real"
 CLOUD_SNITCH_FILE = next((FIXTURES / "cloudtrail" / "AWSLogs").rglob("*.json.gz"))
-STRATUS_FILE = FIXTURES / "cloudtrail" / "stratus-red-team_ec2-get-password-data.json"
+STRATUS_DIR = FIXTURES / "cloudtrail" / "stratus-red-team"  # its AWS detonation logs
+STRATUS_FILE = STRATUS_DIR / "aws.credential-access.ec2-get-password-data.json"

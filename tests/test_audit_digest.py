@@ -88,11 +88,11 @@ def test_records_keep_the_event_type_and_a_console_sign_ins_mfa():
 def test_the_real_samples_report_their_denied_calls(kopter, workers):
     """The Stratus Red Team file (2024-07-30) holds 30 GetPasswordData calls denied to the role
     session that made them (Client.UnauthorizedOperation) and christophe's 4 AssumeRole calls, 2
-    denied: the digest reports them by principal, and the 30 as a burst of denied calls
-    (medium: stored, not notified). The org-trail file (2025-03-06) holds 20 routine calls (S3
-    ACL checks by CloudTrail itself, an SSM agent, a Lambda's Decrypt, chris reading AWS Health,
-    services assuming roles): counted, and no finding. Neither file has root use, a console
-    sign-in, an IAM, security-group, trail or snapshot change."""
+    denied: the digest reports them by principal, the 30 as a burst of denied calls, and as
+    password data requested for 30 instances (both medium: stored, not notified). The org-trail
+    file (2025-03-06) holds 20 routine calls (S3 ACL checks by CloudTrail itself, an SSM agent,
+    a Lambda's Decrypt, chris reading AWS Health, services assuming roles): counted, and no
+    finding."""
     tenant = kopter.new_tenant()
     _write(tenant, _stratus_records(), "file://stratus")
     _write(tenant, _snitch_records(), "file://snitch")
@@ -105,7 +105,7 @@ def test_the_real_samples_report_their_denied_calls(kopter, workers):
         "records": 34,
         "denied_calls": 32,
         "failed_calls": 0,
-        "findings": {"medium": 1},
+        "findings": {"medium": 2},
         "notified": 0,
     }
     digest = digest_of_stratus_day = _digest(kopter, tenant, STRATUS_DAY)
@@ -115,13 +115,22 @@ def test_the_real_samples_report_their_denied_calls(kopter, workers):
     ]
     assert digest["by_principal"] == {STRATUS_SESSION: 30, CHRISTOPHE: 4}
     assert digest["by_source"] == {"ec2.amazonaws.com": 30, "sts.amazonaws.com": 4}
-    [burst] = digest["findings"]
+    password_data, burst = digest["findings"]
     assert burst["rule"] == "denied-calls-burst" and burst["severity"] == "medium"
     assert (burst["account_id"], burst["principal"]) == ("457448411975", STRATUS_SESSION)
     assert burst["count"] == 30 and burst["calls"] == {"GetPasswordData": 30}
     assert (burst["first_at"], burst["last_at"]) == ("2024-07-30T21:31:16Z", "2024-07-30T21:31:21Z")
+    assert password_data["rule"] == "password-data-read"
+    assert password_data["technique"] == {
+        "tactic": "Credential Access",
+        "id": "T1552",
+        "name": "Unsecured Credentials",
+    }
+    assert password_data["why"] == (
+        "EC2 Windows password data requested for 5 or more instances (30 call(s), 30 distinct)"
+    )
     text = kopter("digest", "--tenant", tenant, "--date", STRATUS_DAY).stdout
-    assert "34 records, 32 denied, 0 failed, 1 findings" in text
+    assert "34 records, 32 denied, 0 failed, 2 findings" in text
     assert f"30     {STRATUS_SESSION}  GetPasswordData: 30" in text
     assert "medium    denied-calls-burst" in text
 
@@ -241,10 +250,10 @@ EC2, IAM, CLOUDTRAIL = "ec2.amazonaws.com", "iam.amazonaws.com", "cloudtrail.ama
 SUPPORT = "support.amazonaws.com"
 
 
-def _scripted_day(a: str) -> list[dict[str, Any]]:
+def _scripted_day(a: str, b: str) -> list[dict[str, Any]]:
     """Account ``a``'s day: each finding once, a near miss beside most, and two records just
-    outside the day."""
-    trail, ci = {"name": "org-trail"}, {"userName": "ci"}
+    outside the day. ``b`` is the tenant's other account."""
+    trail, own_key = {"name": "org-trail"}, {"userName": "alice"}
     admin = {"userName": "bob", "policyArn": "arn:aws:iam::aws:policy/AdministratorAccess"}
     # AWS Support acting with the root user's identity: no use of root.
     on_behalf = {"type": "Root", "arn": f"arn:aws:iam::{a}:root", "invokedBy": SUPPORT}
@@ -260,14 +269,14 @@ def _scripted_day(a: str) -> list[dict[str, Any]]:
         _sign_in(a, "alice", "09:00:00", mfa="No", outcome="Success"),
         _sign_in(a, "bob", "09:05:00", mfa="Yes", outcome="Success"),
         _sign_in(a, "alice", "08:59:00", mfa="No", outcome="Failure"),
-        _record(a, "alice", "CreateAccessKey", IAM, "09:10:00", requestParameters=ci),
+        _record(a, "alice", "CreateAccessKey", IAM, "09:10:00", requestParameters=own_key),
         _denied(attach, "iam:AttachUserPolicy"),
         _ingress(a, "10:00:00", "0.0.0.0/0"),
         _ingress(a, "10:01:00", "10.0.0.0/8"),
         _record(a, "alice", "StopLogging", CLOUDTRAIL, "11:00:00", requestParameters=trail),
         _denied(delete_trail, "cloudtrail:DeleteTrail"),
         _share_snapshot(a, "12:00:00", {"group": "all"}),
-        _share_snapshot(a, "12:01:00", {"userId": "111122223333"}),
+        _share_snapshot(a, "12:01:00", {"userId": b}),
         _record(a, "bob", "CreateBucket", "s3.amazonaws.com", "13:00:00",
                 errorCode="BucketAlreadyExists", errorMessage="The bucket already exists"),
         before,
@@ -278,8 +287,9 @@ def _scripted_day(a: str) -> list[dict[str, Any]]:
 def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_path):
     connected = kopter.connect()
     tenant, a = connected.tenant, connected.account
+    b = kopter.connect(tenant=tenant).account
     log = tmp_path / "day.json.gz"
-    log.write_bytes(gzip.compress(json.dumps({"Records": _scripted_day(a)}).encode()))
+    log.write_bytes(gzip.compress(json.dumps({"Records": _scripted_day(a, b)}).encode()))
     assert "16 records, 16 written" in kopter("ingest", str(log), "--tenant", tenant).stdout
     worker = _start_worker(workers)
 
@@ -298,7 +308,7 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
     root, alice, bob = (f"arn:aws:iam::{a}:{who}" for who in ("root", "user/alice", "user/bob"))
     assert [(f["severity"], f["rule"], f["principal"], f["count"]) for f in digest["findings"]] == [
         ("critical", "cloudtrail-stopped", alice, 1),
-        ("critical", "snapshot-shared-publicly", alice, 1),
+        ("critical", "snapshot-shared-outside", alice, 1),
         ("high", "root-account-use", root, 1),
         ("high", "console-login-without-mfa", alice, 1),
         ("high", "security-group-open-to-world", alice, 1),
@@ -323,7 +333,7 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
     notified = {(n["severity"], n["subject"]) for n in notifications}
     assert notified == {
         ("critical", f"cloudtrail-stopped:{a}:{alice}"),
-        ("critical", f"snapshot-shared-publicly:{a}:{alice}"),
+        ("critical", f"snapshot-shared-outside:{a}:{alice}"),
         ("high", f"root-account-use:{a}:{root}"),
         ("high", f"console-login-without-mfa:{a}:{alice}"),
         ("high", f"security-group-open-to-world:{a}:{alice}"),
@@ -331,7 +341,10 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
     }
     [stopped] = [n for n in notifications if n["subject"].startswith("cloudtrail-stopped")]
     assert stopped["kind"] == "audit-finding"
-    assert stopped["title"] == f"CloudTrail logging stopped or a trail deleted in account {a}"
+    assert stopped["title"] == (
+        f"CloudTrail logging stopped or a trail deleted in account {a}: "
+        "T1562.008 Impair Defenses: Disable or Modify Cloud Logs"
+    )
     assert f"{alice} made 1 such call(s) on {DAY} (StopLogging: 1)" in stopped["body"]
 
     # The same day again: the same digest item, rewritten, and every notice a duplicate.
