@@ -17,7 +17,7 @@ import click
 
 from kopter import accounts, queues
 from kopter.errors import KopterError
-from kopter.settings import get_settings
+from kopter.settings import SQS_MAX_DELAY_SECONDS, get_settings
 
 # --- output -----------------------------------------------------------------------------------
 
@@ -815,8 +815,16 @@ JOBS = {
 @click.option("--date", "day", help="audit only: the day to digest (ISO date, UTC).")
 @click.option("--wait", is_flag=True, help="Block until the job finishes and print a summary.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
-def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: int) -> None:
-    """Enqueue what beat would enqueue for JOB, now."""
+@click.option(
+    "--spread",
+    type=click.IntRange(0, SQS_MAX_DELAY_SECONDS),
+    help="describer only: spread its tasks over this many seconds, as beat's hourly run does "
+    "(default: every task starts now).",
+)
+def run_job(
+    job: str, tenant: str | None, day: str | None, wait: bool, timeout: int, spread: int | None
+) -> None:
+    """Enqueue what beat would enqueue for JOB, now: every task of it starts at once."""
     from beat_schedule import beat_schedule
     from tasks import app
 
@@ -830,6 +838,10 @@ def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: 
         if job != "audit":
             raise KopterError("--date applies to `kopter run audit` only")
         kwargs["day"] = _iso_date(day)
+    if job == "describer":
+        kwargs["spread_seconds"] = spread or 0
+    elif spread is not None:
+        raise KopterError("--spread applies to `kopter run describer` only")
     queues.verify_queues(get_settings(), queues.WORK_QUEUES)
     result = app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
     click.echo(f"enqueued {entry['task']} as {result.id}")
