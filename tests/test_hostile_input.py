@@ -41,7 +41,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kopter import dlq
-from kopter.cloudtrail import bridge, records
+from kopter.cloudtrail import bridge, jsonsplit, records
 from kopter.cloudtrail.ingest import GZIP_MAGIC, decompress, unique_items
 from kopter.cloudtrail.notifications import Unparseable, parse
 from kopter.cloudtrail.objects import log_object
@@ -565,6 +565,31 @@ def shaped(draw: st.DrawFn, entries: list[Any]) -> tuple[str, bytes]:
     if draw(st.booleans()):
         data = gzip_members(data, draw(st.lists(st.integers(0, len(data)), max_size=3)))
     return shape, data
+
+
+@QUICK
+@given(
+    values=st.lists(json_values(HOSTILE_SCALARS) | st.just(DEEP), max_size=6),
+    separator=st.sampled_from([",", ", ", " ,\n\t"]),
+    choices=st.data(),
+)
+def test_jsonsplit_cuts_any_array_or_object_into_its_values(
+    values: list[Any], separator: str, choices: st.DataObject
+) -> None:
+    """Whatever the values (NaN, lone surrogates escaped or as bytes, nesting past any
+    parser's recursion), each is cut out whole, as it was written."""
+    texts = [choices.draw(dumped(value)).encode("utf-8", "surrogatepass") for value in values]
+    joined = separator.encode().join(texts)
+    spans, end = jsonsplit.array_values(b"[ " + joined + b" ] tail", 0)
+    assert [(b"[ " + joined)[a:b] for a, b in spans] == texts and end == len(joined) + 4
+    keys = [f"k{i}" for i in range(len(texts))]
+    members_text = separator.encode().join(
+        json.dumps(k).encode() + b" : " + t for k, t in zip(keys, texts, strict=True)
+    )
+    document = b"{" + members_text + b"}"
+    members, end = jsonsplit.object_members(document, 0)
+    assert end == len(document) and list(members) == keys
+    assert [document[slice(*m.span)] for m in members.values()] == texts
 
 
 @LARGE

@@ -23,7 +23,7 @@ MAX_SHOWN = 10  # rejected records listed after a summary; the rest are counted
 @tenant_option
 @json_option
 def ingest(location: str, tenant: str, as_json: bool) -> None:
-    """Ingest CloudTrail records now, inline: a file, or every file under a directory.
+    """Ingest CloudTrail records now, inline: a file, or every file under a directory or prefix.
 
     LOCATION is a local file or directory, s3://bucket/key, or s3://bucket/prefix/ (every
     object under it). A file is a log file as a trail delivers it, a JSON array of records,

@@ -1,23 +1,30 @@
-"""JSON text cut into the values of an array, or the members of an object, without parsing them.
+"""JSON text cut into the values of an array, or the members of an object, without decoding
+them into Python objects.
 
 A parser that meets a record nested past its recursion limit, or an escape it refuses (a lone
 surrogate, ``"\\ud800"``), gives up on the whole document; cut apart first, such a record is one
-value among the others, refused alone. Only strings and brackets are tokenized (a string may hold
-any bracket), and depth is a counter, never a recursion.
+value among the others, refused alone. Each value's end is found by msgspec (in C: a value
+followed by more text makes it say where the first value ends) and, for a value msgspec refuses,
+by a tokenizer that reads only strings and brackets and counts depth, never recursing.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import pairwise
+from dataclasses import dataclass
 
 import msgspec
 
-# A string, a bracket or separator, or a quote that opens a string never closed.
-_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{},:]|"', re.DOTALL)
-_OPEN, _CLOSE = b"[{", b"]}"
-_QUOTE, _COMMA, _COLON = ord('"'), ord(","), ord(":")
+# A string, a bracket, or a quote that opens a string never closed.
+_TOKENS = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]|"', re.DOTALL)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_SCALAR = re.compile(rb"[^\s,\]}]+")
+_SPACE = re.compile(rb"[ \t\r\n]*")
+# msgspec's word for a value followed by more text, with the 1-based offset of that text.
+_TRAILING = re.compile(r"trailing characters \(byte (\d+)\)")
+_OPEN, _CLOSE, _QUOTE = b"[{", b"]}", ord('"')
 _WHITESPACE = b" \t\r\n"
+_raw = msgspec.json.Decoder(msgspec.Raw)
 
 Span = tuple[int, int]
 
@@ -26,11 +33,108 @@ class Malformed(ValueError):
     """The text is not one whole JSON array or object where one was expected."""
 
 
-def _separators(text: bytes, start: int) -> tuple[list[int], int]:
-    """The commas and colons directly inside the array or object opening at ``start``, and the
-    position just past its closing bracket."""
+@dataclass
+class Member:
+    span: Span  # the value's
+    values: list[Span] | None  # an array's values
+
+
+def array_values(text: bytes, start: int) -> tuple[list[Span], int]:
+    """The spans of the values of the array at ``start``, and the position past its end."""
+    if text[start : start + 1] != b"[":
+        raise Malformed(f"expected an array at byte {start:,}")
+    spans: list[Span] = []
+    at = _skip_space(text, start + 1)
+    if text[at : at + 1] == b"]":
+        return spans, at + 1
+    while True:
+        end = _value_end(text, at)
+        spans.append((at, end))
+        at = _skip_space(text, end)
+        separator = text[at : at + 1]
+        if separator == b"]":
+            return spans, at + 1
+        if separator != b",":
+            raise _early_or_unexpected(text, at, "',' or ']'")
+        at = _skip_space(text, at + 1)
+
+
+def object_members(text: bytes, start: int) -> tuple[dict[str, Member], int]:
+    """Each member of the object at ``start`` by its key (an array member with its values),
+    and the position past the object's end."""
+    if text[start : start + 1] != b"{":
+        raise Malformed(f"expected an object at byte {start:,}")
+    members: dict[str, Member] = {}
+    at = _skip_space(text, start + 1)
+    if text[at : at + 1] == b"}":
+        return members, at + 1
+    while True:
+        match = _STRING.match(text, at)
+        if match is None:
+            raise _early_or_unexpected(text, at, "a key")
+        try:
+            key = msgspec.json.decode(match.group(), type=str)
+        except (msgspec.DecodeError, UnicodeDecodeError):
+            raise Malformed(f"not a key at byte {at:,}") from None
+        at = _skip_space(text, match.end())
+        if text[at : at + 1] != b":":
+            raise _early_or_unexpected(text, at, "':'")
+        at = _skip_space(text, at + 1)
+        values = None
+        if text[at : at + 1] == b"[":  # each value found in turn: one bad value is no obstacle
+            values, end = array_values(text, at)
+        else:
+            end = _value_end(text, at)
+        members[key] = Member((at, end), values)
+        at = _skip_space(text, end)
+        separator = text[at : at + 1]
+        if separator == b"}":
+            return members, at + 1
+        if separator != b",":
+            raise _early_or_unexpected(text, at, "',' or '}'")
+        at = _skip_space(text, at + 1)
+
+
+def _skip_space(text: bytes, at: int) -> int:
+    match = _SPACE.match(text, at)
+    return match.end() if match else at
+
+
+def _early_or_unexpected(text: bytes, at: int, expected: str) -> Malformed:
+    if at >= len(text):
+        return Malformed(f"the JSON ends early (truncated?): expected {expected}")
+    return Malformed(f"expected {expected} at byte {at:,}")
+
+
+def _value_end(text: bytes, start: int) -> int:
+    """The position just past the value at ``start``, in a container that goes on after it."""
+    try:
+        _raw.decode(memoryview(text)[start:])
+    except msgspec.DecodeError as e:
+        trailing = _TRAILING.search(str(e))
+        if trailing is not None:
+            after = start + int(trailing.group(1)) - 1  # the separator after the value
+            if text[after : after + 1] in (b",", b"]", b"}"):
+                return len(text[start:after].rstrip(_WHITESPACE)) + start
+    except (UnicodeDecodeError, RecursionError):
+        pass
+    return _scanned_value_end(text, start)
+
+
+def _scanned_value_end(text: bytes, start: int) -> int:
+    """``_value_end`` for a value msgspec refuses: by the tokenizer."""
+    first = text[start : start + 1]
+    if first == b'"':
+        match = _STRING.match(text, start)
+        if match is None:
+            raise Malformed(f"a string opened at byte {start:,} is never closed (truncated?)")
+        return match.end()
+    if not first or first not in (b"[", b"{"):
+        match = _SCALAR.match(text, start)
+        if match is None:
+            raise _early_or_unexpected(text, start, "a value")
+        return match.end()
     depth = 0
-    separators: list[int] = []
     for token in _TOKENS.finditer(text, start):
         at = token.start()
         char = text[at]
@@ -42,54 +146,5 @@ def _separators(text: bytes, start: int) -> tuple[list[int], int]:
         elif char in _CLOSE:
             depth -= 1
             if depth == 0:
-                return separators, token.end()
-        elif depth == 1:
-            separators.append(at)
+                return token.end()
     raise Malformed("the JSON ends early (truncated?)")
-
-
-def _trimmed(text: bytes, start: int, end: int) -> Span:
-    while start < end and text[start] in _WHITESPACE:
-        start += 1
-    while end > start and text[end - 1] in _WHITESPACE:
-        end -= 1
-    return start, end
-
-
-def array_values(text: bytes, start: int) -> tuple[list[Span], int]:
-    """The spans of the values of the array at ``start``, and the position past its end."""
-    if text[start : start + 1] != b"[":
-        raise Malformed(f"expected an array at byte {start:,}")
-    separators, end = _separators(text, start)
-    bounds = [start, *(at for at in separators if text[at] == _COMMA), end - 1]
-    spans = [_trimmed(text, a + 1, b) for a, b in pairwise(bounds)]
-    if len(spans) == 1 and spans[0][0] == spans[0][1]:
-        return [], end  # []
-    return spans, end
-
-
-def object_members(text: bytes, start: int) -> tuple[dict[str, Span], int]:
-    """The span of each member's value of the object at ``start`` by its key, and the position
-    past the object's end."""
-    if text[start : start + 1] != b"{":
-        raise Malformed(f"expected an object at byte {start:,}")
-    separators, end = _separators(text, start)
-    members: dict[str, Span] = {}
-    key_start = start + 1
-    key_end = None
-    for at in [*separators, end - 1]:
-        if text[at] == _COLON and key_end is None:
-            key_end = at
-            continue
-        if key_end is None:
-            if _trimmed(text, key_start, at) == (at, at) and at == end - 1:
-                break  # {}
-            raise Malformed(f"expected a key and ':' before byte {at:,}")
-        key_span = _trimmed(text, key_start, key_end)
-        try:
-            key = msgspec.json.decode(text[key_span[0] : key_span[1]], type=str)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            raise Malformed(f"not a key at byte {key_span[0]:,}") from None
-        members[key] = _trimmed(text, key_end + 1, at)
-        key_start, key_end = at + 1, None
-    return members, end

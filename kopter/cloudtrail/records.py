@@ -200,10 +200,9 @@ def _object(document: bytes, start: int) -> Decoded:
     if _FIRST_BYTE.search(document, end):  # more than one value: a record a line
         return _entries(_lines(document), LINES)
     for key, shape in (("Records", LOG_FILE), ("Events", LOOKUP_EVENTS)):
-        at = members.get(key)
-        if at is not None and document[at[0] : at[0] + 1] == b"[":
-            spans, _ = jsonsplit.array_values(document, at[0])
-            return _entries([document[a:b] for a, b in spans], shape)
+        member = members.get(key)
+        if member is not None and member.values is not None:
+            return _entries([document[a:b] for a, b in member.values], shape)
     return _entries([document[start:end]], LINES)  # a single record
 
 
