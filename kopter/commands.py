@@ -40,6 +40,10 @@ def cli() -> None:
     """
 
 
+cli.add_command(ingest)  # commands in modules of their own
+cli.add_command(pricing_group)
+
+
 @cli.command()
 def settings() -> None:
     """Show the settings this process reads from the environment."""
@@ -816,8 +820,3 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
     from kopter.dev import run_dev_stack
 
     sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))
-
-
-# Commands in modules of their own.
-cli.add_command(ingest)
-cli.add_command(pricing_group)
