@@ -198,7 +198,7 @@ def test_a_run_a_person_asks_for_starts_every_task_now(kopter, workers):
     c = kopter.connect("--regions", ",".join(regions), account=account)
     worker = workers.start("describer-now", "describer", env=setting)
     workers.wait_ready(worker)
-    run = ["run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "240"]
+    run = ["run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "100"]
     out = kopter(*run, env=setting).stdout
     assert json.loads(out[out.index("{") :])["regions_described"] == 3
 
