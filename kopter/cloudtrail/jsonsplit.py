@@ -50,13 +50,9 @@ def array_values(text: bytes, start: int) -> tuple[list[Span], int]:
     while True:
         end = _value_end(text, at)
         spans.append((at, end))
-        at = _skip_space(text, end)
-        separator = text[at : at + 1]
-        if separator == b"]":
-            return spans, at + 1
-        if separator != b",":
-            raise _early_or_unexpected(text, at, "',' or ']'")
-        at = _skip_space(text, at + 1)
+        at, closed = _after_value(text, end, b"]")
+        if closed:
+            return spans, at
 
 
 def object_members(text: bytes, start: int) -> tuple[dict[str, Member], int]:
@@ -86,13 +82,20 @@ def object_members(text: bytes, start: int) -> tuple[dict[str, Member], int]:
         else:
             end = _value_end(text, at)
         members[key] = Member((at, end), values)
-        at = _skip_space(text, end)
-        separator = text[at : at + 1]
-        if separator == b"}":
-            return members, at + 1
-        if separator != b",":
-            raise _early_or_unexpected(text, at, "',' or '}'")
-        at = _skip_space(text, at + 1)
+        at, closed = _after_value(text, end, b"}")
+        if closed:
+            return members, at
+
+
+def _after_value(text: bytes, end: int, close: bytes) -> tuple[int, bool]:
+    """Past what follows a value: the next value's start, or the container's end (True)."""
+    at = _skip_space(text, end)
+    separator = text[at : at + 1]
+    if separator == close:
+        return at + 1, True
+    if separator != b",":
+        raise _early_or_unexpected(text, at, f"',' or '{close.decode()}'")
+    return _skip_space(text, at + 1), False
 
 
 def _skip_space(text: bytes, at: int) -> int:
