@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict
 from datetime import UTC, date, datetime, timedelta
@@ -16,49 +15,11 @@ from typing import Any
 import click
 
 from kopter import accounts, queues
+from kopter.cli.ingest import ingest
+from kopter.cli.output import cell, emit, json_option, jsonable, tenant_option
+from kopter.cli.pricing import pricing_group
 from kopter.errors import KopterError
-from kopter.settings import get_settings
-
-# --- output -----------------------------------------------------------------------------------
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    return str(value)
-
-
-def emit(rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
-    """Rows as aligned columns, or as JSON lines with ``--json`` (streamed: a long listing
-    starts at once)."""
-    if as_json:
-        for row in rows:
-            click.echo(json.dumps(row, default=_jsonable, sort_keys=True))
-        return
-    rows = list(rows)
-    if not rows:
-        click.echo("(none)")
-        return
-    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    click.echo("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-    for r in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip())
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%SZ")
-    if isinstance(value, list | tuple):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
-json_option = click.option("--json", "as_json", is_flag=True, help="One JSON object a line.")
+from kopter.settings import SQS_MAX_DELAY_SECONDS, get_settings
 
 
 def _csv(_: Any, __: Any, value: str | None) -> tuple[str, ...] | None:
@@ -77,6 +38,10 @@ def cli() -> None:
     Settings come from KOPTER_* environment variables (see the README); `kopter settings`
     shows what this process reads.
     """
+
+
+cli.add_command(ingest)  # commands in modules of their own
+cli.add_command(pricing_group)
 
 
 @cli.command()
@@ -204,9 +169,6 @@ def tenants_list(as_json: bool) -> None:
 @cli.group("accounts")
 def accounts_group() -> None:
     """Customers' AWS accounts."""
-
-
-tenant_option = click.option("--tenant", required=True, help="Tenant id or name.")
 
 
 def _account_row(a: Any) -> dict[str, Any]:
@@ -356,50 +318,6 @@ def audit(
 
 
 @cli.command()
-@click.argument("location")
-@tenant_option
-@json_option
-def ingest(location: str, tenant: str, as_json: bool) -> None:
-    """Ingest one CloudTrail log file now: a local file (gzipped or not) or s3://bucket/key.
-
-    Same idempotency as the workers: ingesting a file twice changes nothing."""
-    from kopter.cloudtrail.ingest import REFUSED, ingest_document, ingest_object
-    from kopter.cloudtrail.objects import log_object
-    from kopter.crossaccount import shared_sessions
-
-    settings = get_settings()
-    owner = accounts.resolve_tenant(tenant)
-    if location.startswith("s3://"):
-        bucket, _, key = location[5:].partition("/")
-        obj = log_object(bucket, key)
-        if obj is None:
-            raise KopterError(f"{location} is not a CloudTrail log file key")
-        if accounts.account_owner(obj.account_id) != owner.tenant_id:
-            raise KopterError(f"account {obj.account_id} is not connected to tenant {owner.name}")
-        result = ingest_object(bucket, key, shared_sessions(), settings)
-    else:
-        path = Path(location)
-        if not path.is_file():
-            raise KopterError(f"{location}: no such file")
-        account_ids = [a.account_id for a in accounts.list_accounts(owner.tenant_id)]
-        result = ingest_document(
-            path.read_bytes(), owner.tenant_id, account_ids, path.resolve().as_uri(), settings
-        )
-    if as_json:
-        emit([result.as_dict()], True, [])
-    else:
-        click.echo(
-            f"{result.source}: {result.status}, {result.records} records, "
-            f"{result.written} written, {len(result.rejected)} rejected"
-            + (f" ({result.reason})" if result.reason else "")
-        )
-        for reason in result.rejected[:10]:
-            click.echo(f"  rejected {reason}")
-    if result.status == REFUSED:
-        sys.exit(1)
-
-
-@cli.command()
 @tenant_option
 @click.option("--account", required=True, help="The account id whose logs to ingest.")
 @click.option("--since", required=True, help="First day (ISO date, UTC).")
@@ -531,108 +449,10 @@ def _utc(text: str) -> datetime:
 # --- prices -----------------------------------------------------------------------------------
 
 
-@cli.group("pricing")
-def pricing_group() -> None:
-    """The EC2 price list (AWS Price List bulk files)."""
-
-
-@pricing_group.command("import")
-@click.argument("source")
-@click.option(
-    "--region",
-    "regions",
-    multiple=True,
-    help="The file's region (required for a file or an index.json URL); for a region index, "
-    "the regions to import (default: every region kopter prices).",
-)
-@json_option
-def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None:
-    """Import prices now, inline, as the pricing worker would.
-
-    SOURCE is a local offer file, the URL of a region's index.json, or the URL of a
-    region_index.json (each region whose version changed is imported)."""
-    from kopter import cache
-    from kopter.pricing import refresh
-    from kopter.pricing.cache import PriceCache
-    from kopter.pricing.source import HttpSource, is_url, open_file
-    from kopter.pricing.store import DynamoPriceTable
-
-    settings = get_settings()
-    table = DynamoPriceTable(settings)
-    prices = PriceCache(cache.client(settings), settings.prefix)
-    jobs: list[tuple[str, Any, str | None]] = []  # region, opener, version
-    if source.endswith("region_index.json") and is_url(source):
-        http = HttpSource.from_settings(settings, source.rsplit("/offers/", 1)[0])
-        plan = refresh.plan(http, regions or refresh.pricing_regions(settings))
-        for region in plan.unchanged:
-            click.echo(f"{region}: version unchanged, nothing to import", err=True)
-        for region in plan.not_offered:
-            click.echo(f"{region}: not in the price list's index", err=True)
-        for offer in plan.due:
-            etag = refresh.stored_state(offer.region).get("etag")
-            jobs.append(
-                (offer.region, lambda o=offer, e=etag: http.download(o.url, e), offer.version)
-            )
-    else:
-        if len(regions) != 1:
-            raise KopterError("give the file's region: --region R")
-        if is_url(source):
-            http = HttpSource.from_settings(settings, source)
-            jobs.append((regions[0], lambda: http.download(source), None))
-        else:
-            path = Path(source)
-            if not path.is_file():
-                raise KopterError(f"{source}: no such file")
-            jobs.append((regions[0], lambda: open_file(path), None))
-    failed = False
-    for region, opener, version in jobs:
-        bar = _Progress(region)
-        result = refresh.import_offer(opener, region, version, table, prices, bar.update)
-        bar.done()
-        failed |= result.status == "failed"
-        if as_json:
-            emit([result.as_dict()], True, [])
-        elif result.status == "imported":
-            click.echo(
-                f"{region}: imported version {result.version}, {result.megabytes} MB in "
-                f"{result.seconds}s: {result.rows} prices ({result.written} written, "
-                f"{result.unchanged} unchanged, {result.gone} gone), "
-                f"{result.duplicates} duplicates resolved, {result.products} products read"
-            )
-        else:
-            click.echo(f"{region}: {result.status}" + (f": {result.error}" if result.error else ""))
-    if failed:
-        sys.exit(1)
-
-
 def _usd(amount: Decimal | None) -> str | None:
     """Exact, in plain digits without trailing zeros (DynamoDB and the files spell them
     differently)."""
     return None if amount is None else format(amount.normalize(), "f")
-
-
-class _Progress:
-    """MB read so far on stderr: redrawn in place on a terminal, every 10 % in a log."""
-
-    def __init__(self, label: str) -> None:
-        self.label = label
-        self.started = time.monotonic()
-        self.tty = sys.stderr.isatty()
-        self.shown = -1
-
-    def update(self, read: int, size: int | None) -> None:
-        step = int(read * 10 / size) if size else read >> 26  # tenths, or every 64 MB
-        if not self.tty and step == self.shown:
-            return
-        self.shown = step
-        rate = read / 1e6 / max(time.monotonic() - self.started, 1e-3)
-        total = f" of {size / 1e6:,.0f} MB ({read * 100 // size}%)" if size else " MB"
-        line = f"{self.label}: {read / 1e6:,.0f}{total}, {rate:,.0f} MB/s"
-        click.echo(f"\r{line}" if self.tty else line, err=True, nl=not self.tty)
-
-    def done(self) -> None:
-        if self.tty and self.shown >= 0:
-            click.echo("", err=True)
 
 
 @cli.command()
@@ -722,7 +542,7 @@ def digest(tenant: str, day: str | None, as_json: bool) -> None:
         emit([d], True, [])
         return
     click.echo(
-        f"audit digest of {owner.name} for {d['day']} (computed {_cell(d['computed_at'])}): "
+        f"audit digest of {owner.name} for {d['day']} (computed {cell(d['computed_at'])}): "
         f"{d['records']} records, {d['denied_calls']} denied, {d['failed_calls']} failed, "
         f"{d['findings_total']} findings"
     )
@@ -824,8 +644,16 @@ JOBS = {
 @click.option("--date", "day", help="audit only: the day to digest (ISO date, UTC).")
 @click.option("--wait", is_flag=True, help="Block until the job finishes and print a summary.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
-def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: int) -> None:
-    """Enqueue what beat would enqueue for JOB, now."""
+@click.option(
+    "--spread",
+    type=click.IntRange(0, SQS_MAX_DELAY_SECONDS),
+    help="describer only: spread its tasks over this many seconds, as beat's hourly run does "
+    "(default: every task starts now).",
+)
+def run_job(
+    job: str, tenant: str | None, day: str | None, wait: bool, timeout: int, spread: int | None
+) -> None:
+    """Enqueue what beat would enqueue for JOB, now: every task of it starts at once."""
     from beat_schedule import beat_schedule
     from tasks import app
 
@@ -839,6 +667,10 @@ def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: 
         if job != "audit":
             raise KopterError("--date applies to `kopter run audit` only")
         kwargs["day"] = _iso_date(day)
+    if job == "describer":
+        kwargs["spread_seconds"] = spread or 0
+    elif spread is not None:
+        raise KopterError("--spread applies to `kopter run describer` only")
     queues.verify_queues(get_settings(), queues.WORK_QUEUES)
     result = app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
     click.echo(f"enqueued {entry['task']} as {result.id}")
@@ -851,7 +683,7 @@ def run_job(job: str, tenant: str | None, day: str | None, wait: bool, timeout: 
         # A job that fans out returns its group: wait for every task of it too.
         results = _wait(GroupResult.restore(value.pop("group"), app=app), timeout)
         value = SUMMARIES.get(job, _results)(value, results)
-    click.echo(json.dumps(value, default=_jsonable, indent=2))
+    click.echo(json.dumps(value, default=jsonable, indent=2))
     if isinstance(value, dict) and value.get("failed"):
         raise KopterError(f"{job}: {value['failed']} of its tasks failed (above)")
 
@@ -1000,4 +832,4 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
 
 
 # The lifecycle commands register themselves on the groups above.
-from kopter import lifecycle_commands  # noqa: E402, F401
+from kopter.cli import lifecycle  # noqa: E402, F401

@@ -27,15 +27,16 @@ def check_account(tenant_id: str, account_id: str) -> list[dict[str, Any]]:
 
 @app.task
 def describe_all_accounts(
-    run_at: str | None = None, tenant_id: str | None = None
+    run_at: str | None = None, tenant_id: str | None = None, spread_seconds: int | None = None
 ) -> dict[str, Any]:
     """Fan out one describe task per (account due, region), read from the accounts table now;
     when all have finished, the aggregator computes the hour's costs.
 
-    The tasks are spread over a few minutes, by a stable hash of account and region, so a run
-    over many accounts never stampedes one region's API."""
+    Beat's hourly run spreads the tasks over ``KOPTER_DESCRIBE_SPREAD_SECONDS``, by a stable hash
+    of account and region, so a run over many accounts never stampedes one region's API. A run a
+    person asks for (`kopter run describer`) passes its own ``spread_seconds``: 0 unless asked."""
     run_at = run_at or datetime.now(UTC).replace(minute=0, second=0, microsecond=0).isoformat()
-    spread = get_settings().describe_spread_seconds
+    spread = get_settings().describe_spread_seconds if spread_seconds is None else spread_seconds
     listed = accounts.list_accounts(tenant_id) if tenant_id else accounts.all_accounts()
     header, skipped = [], 0
     for account in listed:

@@ -32,6 +32,8 @@ from kopter.devstack import (
 )
 from tests.samples import ROOT
 
+pytest_plugins = ["tests.trails"]  # the real CloudTrail samples' tenant, for every ingest test
+
 # Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
 # in a directory of its own (test-output/gw0/, …).
 OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve() / (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sys
@@ -14,7 +15,7 @@ from kopter.devstack import spawn
 from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
-from tests.conftest import MOTO_PORT, OUTPUT, customer_client, wait_for
+from tests.conftest import MOTO_PORT, OUTPUT, customer_client, new_account_id, wait_for
 from tests.proxy import RecordingProxy
 from tests.samples import FIXTURES, ROOT
 
@@ -174,6 +175,41 @@ def test_run_describer_waits_for_the_run_and_then_triggers_the_aggregator(kopter
     assert summary["events"] == {"launched": 2} and summary["unhealthy"] == []
     # Every task of the run done: the chord enqueued the aggregator, once.
     wait_for(lambda: _visible(kopter, "aggregator") == aggregations + 1, 30, "the aggregator")
+
+
+def _spread_offset(account: str, region: str, spread: int) -> int:
+    """When, within a spread, tasks/describer.py starts the task of this account and region."""
+    return int(hashlib.sha256(f"{account}/{region}".encode()).hexdigest(), 16) % spread
+
+
+def test_a_run_a_person_asks_for_starts_every_task_now(kopter, workers):
+    """Beat's hourly run spreads its tasks over KOPTER_DESCRIBE_SPREAD_SECONDS; `kopter run
+    describer` starts them all at once, unless `--spread` asks for a spread."""
+    setting = {"KOPTER_DESCRIBE_SPREAD_SECONDS": "900", "KOPTER_TASK_TIME_LIMIT": "60"}
+    regions = ["us-east-1", "eu-west-1", "ap-southeast-2"]
+    # An account whose every region the setting would start later than --timeout allows, and
+    # one of whose regions a spread of 20 s would start 10 s late or more.
+    account = next(
+        a
+        for a in iter(new_account_id, None)
+        if min(_spread_offset(a, r, 900) for r in regions) > 300
+        and max(_spread_offset(a, r, 20) for r in regions) >= 10
+    )
+    c = kopter.connect("--regions", ",".join(regions), account=account)
+    worker = workers.start("describer-now", "describer", env=setting)
+    workers.wait_ready(worker)
+    run = ["run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "100"]
+    out = kopter(*run, env=setting).stdout
+    assert json.loads(out[out.index("{") :])["regions_described"] == 3
+
+    # Asked for: the last task starts no sooner than its place in the spread.
+    latest = max(_spread_offset(account, r, 20) for r in regions)
+    started = time.monotonic()
+    out = kopter(*run, "--spread", "20", env=setting).stdout
+    assert time.monotonic() - started >= latest
+    assert json.loads(out[out.index("{") :])["regions_described"] == 3
+    refused = kopter("run", "backup", "--spread", "20", ok=False)
+    assert "--spread applies to `kopter run describer` only" in refused.stderr
 
 
 def _visible(kopter, queue: str) -> int:

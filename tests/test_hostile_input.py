@@ -7,10 +7,12 @@ exception and a one-line reason; no other exception leaves it.
   queue): a message is parked in the DLQ with its reason (``Unparseable``) or handed on as
   (bucket, key) strings an ingest task can carry, and deleted either way, once. Valid S3 and
   CloudTrail notifications give back their bucket and keys, URL-decoded where S3 encodes them.
-- CloudTrail log files (``ingest.decompress``, ``records.decode``, ``records.items`` and the EC2
-  changes ingest reads from each record): refused whole (``Refused``) or decoded; then every
-  record is an item or a counted rejection, a record of the right shape is never lost beside a
-  bad one, and every item fits DynamoDB's 400 KB with keys within DynamoDB's limits. Gzip is
+- CloudTrail log files and exports (``ingest.decompress``, ``records.decode``, ``records.items``
+  and the EC2 changes ingest reads from each record), in every shape ``kopter ingest`` reads:
+  refused whole (``Refused``) or decoded; then every record is an item or a counted rejection,
+  a record of the right shape is never lost beside a bad one (not even beside one no parser
+  takes: a lone-surrogate escape, nesting past the recursion limit), and every item fits
+  DynamoDB's 400 KB with keys within DynamoDB's limits. Every gzip member is read; gzip is
   refused when corrupt, and a gzip bomb is refused without being inflated.
 - Offer files (``pricing.catalog.build_catalog`` over ``offerfile.read_offer``): refused
   (``OfferFileError``, saying where) or read into a catalog, the same in any chunking; every
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import itertools
 import json
 import re
 import string
@@ -38,7 +41,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kopter import dlq
-from kopter.cloudtrail import bridge, records
+from kopter.cloudtrail import bridge, jsonsplit, records
 from kopter.cloudtrail.ingest import GZIP_MAGIC, decompress, unique_items
 from kopter.cloudtrail.notifications import Unparseable, parse
 from kopter.cloudtrail.objects import log_object
@@ -537,6 +540,77 @@ def test_a_bad_record_is_rejected_alone_and_counted(entries: list[tuple[Any, boo
     assert all(record["eventID"] in kept for record, whole in entries if whole)
 
 
+def gzip_members(data: bytes, cuts: list[int]) -> bytes:
+    """``data`` gzipped as several members, cut at ``cuts`` (``cat a.gz b.gz`` makes one)."""
+    points = sorted({min(cut, len(data)) for cut in cuts})
+    bounds = [0, *points, len(data)]
+    return b"".join(gzip.compress(data[a:b], 1) for a, b in itertools.pairwise(bounds))
+
+
+@st.composite
+def shaped(draw: st.DrawFn, entries: list[Any]) -> tuple[str, bytes]:
+    """``entries`` written down in one of the shapes ``kopter ingest`` reads, gzipped (in one or
+    several members) or not."""
+    shape = draw(
+        st.sampled_from([records.LOG_FILE, records.ARRAY, records.LINES, records.LOOKUP_EVENTS])
+    )
+    if shape == records.LINES:
+        text = "\n".join(draw(dumped(entry)) for entry in entries)
+    elif shape == records.LOOKUP_EVENTS:
+        events = [{"EventId": "e", "CloudTrailEvent": draw(dumped(e))} for e in entries]
+        text = draw(dumped({"Events": events}))
+    else:
+        text = draw(dumped(entries if shape == records.ARRAY else {"Records": entries}))
+    data = text.encode("utf-8", "surrogatepass")
+    if draw(st.booleans()):
+        data = gzip_members(data, draw(st.lists(st.integers(0, len(data)), max_size=3)))
+    return shape, data
+
+
+@QUICK
+@given(
+    values=st.lists(json_values(HOSTILE_SCALARS) | st.just(DEEP), max_size=6),
+    separator=st.sampled_from([",", ", ", " ,\n\t"]),
+    choices=st.data(),
+)
+def test_jsonsplit_cuts_any_array_or_object_into_its_values(
+    values: list[Any], separator: str, choices: st.DataObject
+) -> None:
+    """Whatever the values (NaN, lone surrogates escaped or as bytes, nesting past any
+    parser's recursion), each is cut out whole, as it was written."""
+    texts = [choices.draw(dumped(value)).encode("utf-8", "surrogatepass") for value in values]
+    joined = separator.encode().join(texts)
+    spans, end = jsonsplit.array_values(b"[ " + joined + b" ] tail", 0)
+    assert [(b"[ " + joined)[a:b] for a, b in spans] == texts and end == len(joined) + 4
+    keys = [f"k{i}" for i in range(len(texts))]
+    members_text = separator.encode().join(
+        json.dumps(k).encode() + b" : " + t for k, t in zip(keys, texts, strict=True)
+    )
+    document = b"{" + members_text + b"}"
+    members, end = jsonsplit.object_members(document, 0)
+    assert end == len(document) and list(members) == keys
+    assert [document[slice(*m.span)] for m in members.values()] == texts
+
+
+@LARGE
+@given(entries=st.lists(log_records(hostile=True), max_size=6), choices=st.data())
+def test_a_record_no_parser_takes_is_rejected_alone_in_every_shape(
+    entries: list[tuple[Any, bool]], choices: st.DataObject
+) -> None:
+    """A lone-surrogate escape, nesting past the recursion limit, NaN, bytes that are not
+    UTF-8: the record is rejected and counted, the others kept. Only a file with no record at
+    all, in a shape other than a log file, is refused whole."""
+    shape, document = choices.draw(shaped([record for record, _ in entries]))
+    decoded = normalized(document)
+    whole = {record["eventID"] for record, kept_whole in entries if kept_whole}
+    if decoded is None:
+        assert shape != records.LOG_FILE and not whole
+        return
+    assert decoded.shape == shape
+    assert len(decoded.records) + len(decoded.rejected) == len(entries)
+    assert whole <= {r.eventID for r in decoded.records}
+
+
 def test_a_record_at_every_bound_still_fits_an_item() -> None:
     """The largest item a record can make: every bounded field at its bound in 4-byte
     characters, and the free text and the request and response far over theirs."""
@@ -583,6 +657,37 @@ def test_decompress_keeps_to_its_limit(payload: bytes, limit: int) -> None:
         with pytest.raises(Refused, match="limit") as refused:
             decompress(document, limit)
         assert_clear(str(refused.value))
+
+
+@QUICK
+@given(
+    payload=st.binary(max_size=2048),
+    cuts=st.lists(st.integers(0, 2048), max_size=4),
+    limit=st.integers(0, 2048),
+    zeros=st.integers(0, 16),
+)
+def test_every_gzip_member_is_read_within_the_limit(
+    payload: bytes, cuts: list[int], limit: int, zeros: int
+) -> None:
+    """As `gzip -d` reads them: every member, then the zeros some writers pad with."""
+    document = gzip_members(payload, cuts) + bytes(zeros)
+    if len(payload) <= limit:
+        assert decompress(document, limit) == payload
+    else:
+        with pytest.raises(Refused, match="limit"):
+            decompress(document, limit)
+
+
+@QUICK
+@given(payload=st.binary(max_size=2048), garbage=st.binary(min_size=1, max_size=16))
+def test_data_after_the_last_member_is_refused(payload: bytes, garbage: bytes) -> None:
+    document = gzip.compress(payload, 1) + garbage
+    if not garbage.strip(b"\0"):
+        assert decompress(document, GZIP_LIMIT) == payload
+        return
+    with pytest.raises(Refused, match="corrupt gzip") as refused:
+        decompress(document, GZIP_LIMIT)
+    assert_clear(str(refused.value))
 
 
 @QUICK

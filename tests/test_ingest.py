@@ -5,135 +5,49 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
-import pytest
-
-from kopter import aws, queues
-from kopter.settings import get_settings
-from kopter.tables import AuditLogEvent, GlobalItem
-from tests.conftest import (
-    Connected,
-    Kopter,
-    customer_client,
-    wait_for,
-)
+from kopter import aws
+from kopter.tables import AuditLogEvent
+from tests.conftest import customer_client, wait_for
 from tests.factories import log_file, log_key, log_records
 from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
-
-SNITCH_KEY = "my trail/AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/" + (
-    CLOUD_SNITCH_FILE.name
+from tests.trails import (
+    SNITCH_KEY,
+    STRATUS_KEY,
+    audit,
+    cloudtrail_sns,
+    marker,
+    notify,
+    raw_queue,
+    s3_event,
+    sns,
 )
-STRATUS_KEY = (
-    "AWSLogs/457448411975/CloudTrail/us-east-1/2024/07/30/"
-    "457448411975_CloudTrail_us-east-1_20240730T2130Z_Str4tusRedTeam00.json.gz"
-)
-
-
-@dataclass
-class Trail:
-    tenant: str
-    snitch: Connected
-    stratus: Connected
-
-
-@pytest.fixture(scope="module")
-def trail() -> Iterator[Trail]:
-    """One tenant with the two real samples' accounts, their buckets and log files in moto."""
-    kopter = Kopter()
-    tenant = kopter.new_tenant()
-    snitch = kopter.connect(
-        "--cloudtrail-bucket",
-        "snitch-trail",
-        "--cloudtrail-prefix",
-        "my trail",
-        tenant=tenant,
-        account="222222222222",
-    )
-    stratus = kopter.connect(
-        "--cloudtrail-bucket", "stratus-trail", tenant=tenant, account="457448411975"
-    )
-    s3 = customer_client(snitch, "s3")
-    s3.create_bucket(Bucket="snitch-trail")
-    s3.put_object(Bucket="snitch-trail", Key=SNITCH_KEY, Body=CLOUD_SNITCH_FILE.read_bytes())
-    s3 = customer_client(stratus, "s3")
-    s3.create_bucket(Bucket="stratus-trail")
-    # The sample is a bare array of records: wrapped and gzipped as CloudTrail delivers it.
-    wrapped = {"Records": json.loads(STRATUS_FILE.read_text())}
-    s3.put_object(
-        Bucket="stratus-trail", Key=STRATUS_KEY, Body=gzip.compress(json.dumps(wrapped).encode())
-    )
-    yield Trail(tenant, snitch, stratus)
-
-
-def _raw_queue(dlq: bool = False) -> str:
-    name = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), "cloudtrail-notifications")
-    return aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
-
-
-def _notify(*bodies: str) -> None:
-    for body in bodies:
-        aws.client("sqs").send_message(QueueUrl=_raw_queue(), MessageBody=body)
-
-
-def _s3_event(bucket: str, key: str) -> str:
-    return json.dumps(
-        {
-            "Records": [
-                {
-                    "eventSource": "aws:s3",
-                    "eventName": "ObjectCreated:Put",
-                    "s3": {"bucket": {"name": bucket}, "object": {"key": key.replace(" ", "+")}},
-                }
-            ]
-        }
-    )
-
-
-def _sns(message: str, kind: str = "Notification") -> str:
-    return json.dumps({"Type": kind, "MessageId": "x", "Message": message})
-
-
-def _cloudtrail_sns(bucket: str, *keys: str) -> str:
-    return _sns(json.dumps({"s3Bucket": bucket, "s3ObjectKey": list(keys)}))
-
-
-def _audit(kopter: Kopter, tenant: str, *filters: str) -> list[dict]:
-    return kopter.rows("audit", "--tenant", tenant, "--limit", "100000", *filters)
-
-
-def _marker(kind: str, bucket: str, key: str) -> dict | None:
-    try:
-        return GlobalItem.get(f"{kind}#s3://{bucket}/{key}", consistent_read=True).value
-    except GlobalItem.DoesNotExist:
-        return None
 
 
 def test_real_logs_through_every_notification_shape(kopter, workers, trail):
     worker = workers.start("ingest", "ingest")
     workers.wait_ready(worker)
-    _notify(
-        _s3_event("snitch-trail", SNITCH_KEY),  # S3 straight to SQS, key URL-encoded
-        _sns(_s3_event("stratus-trail", STRATUS_KEY)),  # S3 through SNS
-        _cloudtrail_sns("snitch-trail", SNITCH_KEY),  # CloudTrail's own SNS, a duplicate
+    notify(
+        s3_event("snitch-trail", SNITCH_KEY),  # S3 straight to SQS, key URL-encoded
+        sns(s3_event("stratus-trail", STRATUS_KEY)),  # S3 through SNS
+        cloudtrail_sns("snitch-trail", SNITCH_KEY),  # CloudTrail's own SNS, a duplicate
         json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent"}),
-        _sns("CloudTrail validation message."),
-        _sns("", kind="SubscriptionConfirmation"),
+        sns("CloudTrail validation message."),
+        sns("", kind="SubscriptionConfirmation"),
         "garbage that is no notification",
     )
     wait_for(
         lambda: (
-            len(_audit(kopter, trail.tenant)) == 54
-            and _marker("ingested", "stratus-trail", STRATUS_KEY)
-            and _marker("ingested", "snitch-trail", SNITCH_KEY)
+            len(audit(kopter, trail.tenant)) == 54
+            and marker("ingested", "stratus-trail", STRATUS_KEY)
+            and marker("ingested", "snitch-trail", SNITCH_KEY)
         ),
         60,
         "both real files in the audit log",
     )
 
-    rows = _audit(kopter, trail.tenant)
+    rows = audit(kopter, trail.tenant)
     expected = json.loads(gzip.decompress(CLOUD_SNITCH_FILE.read_bytes()))["Records"]
     expected += json.loads(STRATUS_FILE.read_text())
     assert sorted(r["event_id"] for r in rows) == sorted(r["eventID"] for r in expected)
@@ -159,18 +73,18 @@ def test_real_logs_through_every_notification_shape(kopter, workers, trail):
     # The same object again, inline: S3 answers If-None-Match with 304 and nothing is read.
     again = kopter("ingest", f"s3://snitch-trail/{SNITCH_KEY}", "--tenant", trail.tenant)
     assert again.stdout.startswith(f"s3://snitch-trail/{SNITCH_KEY}: duplicate, 0 records")
-    assert len(_audit(kopter, trail.tenant)) == 54
+    assert len(audit(kopter, trail.tenant)) == 54
 
     # The filters of `kopter audit`.
-    assert len(_audit(kopter, trail.tenant, "--event-name", "GetPasswordData")) == 30
-    assert len(_audit(kopter, trail.tenant, "--account", "222222222222")) == 20
+    assert len(audit(kopter, trail.tenant, "--event-name", "GetPasswordData")) == 30
+    assert len(audit(kopter, trail.tenant, "--account", "222222222222")) == 20
     errors = [r for r in expected if r.get("errorCode")]
-    assert len(_audit(kopter, trail.tenant, "--errors")) == len(errors)
+    assert len(audit(kopter, trail.tenant, "--errors")) == len(errors)
     arn = expected[0]["userIdentity"]["arn"]
-    by_user = _audit(kopter, trail.tenant, "--user", arn)
+    by_user = audit(kopter, trail.tenant, "--user", arn)
     assert {r["principal_arn"] for r in by_user} == {arn}
     assert len(by_user) == sum(r.get("userIdentity", {}).get("arn") == arn for r in expected)
-    window = _audit(
+    window = audit(
         kopter,
         trail.tenant,
         "--since",
@@ -181,21 +95,21 @@ def test_real_logs_through_every_notification_shape(kopter, workers, trail):
         "ssm.amazonaws.com",
     )
     assert window and all(r["event_time"].startswith("2025-03-06T02:25") for r in window)
-    assert len(_audit(kopter, trail.tenant, "--limit", "5")) == 5
+    assert len(audit(kopter, trail.tenant, "--limit", "5")) == 5
     assert "GetPasswordData" in kopter("audit", "--tenant", trail.tenant).stdout
 
     # The garbage message is parked with its reason; the noise is gone; nothing is left behind.
     sqs = aws.client("sqs")
     parked = wait_for(
         lambda: sqs.receive_message(
-            QueueUrl=_raw_queue(dlq=True), MessageAttributeNames=["All"], VisibilityTimeout=0
+            QueueUrl=raw_queue(dlq=True), MessageAttributeNames=["All"], VisibilityTimeout=0
         ).get("Messages"),
         30,
         "the garbage message in the DLQ",
     )
     assert parked[0]["Body"] == "garbage that is no notification"
     assert parked[0]["MessageAttributes"]["kopter-reason"]["StringValue"].startswith("not JSON")
-    sqs.delete_message(QueueUrl=_raw_queue(dlq=True), ReceiptHandle=parked[0]["ReceiptHandle"])
+    sqs.delete_message(QueueUrl=raw_queue(dlq=True), ReceiptHandle=parked[0]["ReceiptHandle"])
     assert "parked in the DLQ: not JSON" in worker.tail(200)
     assert "deleting S3 test event" in worker.tail(200)
 
@@ -217,15 +131,15 @@ def test_bad_objects_are_refused_and_good_ones_beside_them_go_through(kopter, wo
     s3.put_object(Bucket="snitch-trail", Key=unprefixed_key, Body=log_file(good))
     worker = workers.start("ingest-bad", "ingest")
     workers.wait_ready(worker)
-    _notify(
-        _cloudtrail_sns(
+    notify(
+        cloudtrail_sns(
             "snitch-trail", corrupt_key, not_json_key, stranger_key, unprefixed_key, good_key
         )
     )
 
-    wait_for(lambda: _marker("ingested", "snitch-trail", good_key), 60, "the good file")
+    wait_for(lambda: marker("ingested", "snitch-trail", good_key), 60, "the good file")
     reasons = {
-        k: (_marker("refused", "snitch-trail", k) or {}).get("reason")
+        k: (marker("refused", "snitch-trail", k) or {}).get("reason")
         for k in (corrupt_key, not_json_key, stranger_key, unprefixed_key)
     }
     assert reasons[corrupt_key].startswith("corrupt gzip")
@@ -233,8 +147,8 @@ def test_bad_objects_are_refused_and_good_ones_beside_them_go_through(kopter, wo
     assert reasons[stranger_key] == "account 999999999999 is not registered with kopter"
     assert reasons[unprefixed_key].startswith("prefix None is not the CloudTrail prefix")
     since = ["--since", "2026-01-02", "--until", "2026-01-03"]
-    assert len(_audit(kopter, trail.tenant, *since)) == 41
-    [big] = [r for r in _audit(kopter, trail.tenant, *since) if r["event_id"] == "huge-record"]
+    assert len(audit(kopter, trail.tenant, *since)) == 41
+    [big] = [r for r in audit(kopter, trail.tenant, *since) if r["event_id"] == "huge-record"]
     assert big["truncated"] is True and big["request"].startswith('{"blob":"yyy')
     assert f"refused s3://snitch-trail/{stranger_key}" in worker.tail(300)
 
@@ -247,14 +161,14 @@ def test_local_ingest_is_idempotent_and_confined_to_the_tenant(kopter, trail, tm
     for _ in range(2):
         out = kopter("ingest", str(wrapped), "--tenant", trail.tenant).stdout
         assert "ingested, 34 records, 34 written, 0 rejected" in out
-        rows = _audit(kopter, trail.tenant)
+        rows = audit(kopter, trail.tenant)
         assert stratus_ids <= {r["event_id"] for r in rows}
         counts.append(len(rows))
     assert counts[0] == counts[1]
     other = kopter.new_tenant()
     refused = kopter("ingest", str(wrapped), "--tenant", other, ok=False)
     assert "account(s) 457448411975, not connected to this tenant" in refused.stderr
-    assert _audit(kopter, other) == []
+    assert audit(kopter, other) == []
 
 
 def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail):
@@ -296,10 +210,10 @@ def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail):
     first.kill()
     assert not _has(account.tenant, records[-1])
     second = workers.start("bulk-second", "ingest")
-    wait_for(lambda: _marker("ingested", "bulk-trail", key), 300, "the second worker", 2)
+    wait_for(lambda: marker("ingested", "bulk-trail", key), 300, "the second worker", 2)
     assert _missing(table, account.tenant, records) == []
-    marker = _marker("ingested", "bulk-trail", key)
-    assert marker["records"] == 20_000
+    done = marker("ingested", "bulk-trail", key)
+    assert done["records"] == 20_000
     assert "ingest_object" in second.tail(100)
 
 

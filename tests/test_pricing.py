@@ -20,8 +20,9 @@ from kopter.pricing.source import HttpSource
 from kopter.pricing.store import DynamoPriceTable
 from kopter.settings import get_settings, load
 from tests.conftest import MOTO_PORT
-from tests.offers import EU_WEST_3, US_EAST_1, P, write_offer
+from tests.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
 from tests.proxy import RecordingProxy
+from tests.samples import FIXTURES
 
 DYNAMODB_WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "TransactWriteItems")
 
@@ -285,8 +286,8 @@ def test_pricing_import_from_a_file_shows_progress_and_a_summary(kopter, tmp_pat
     again = kopter("pricing", "import", str(path), "--region", "eu-west-3")
     assert "(0 written, 2 unchanged, 0 gone)" in again.stdout
 
-    missing = kopter("pricing", "import", str(path), ok=False)
-    assert "--region" in missing.stderr
+    named = kopter("pricing", "import", str(path))  # its products name their region
+    assert "eu-west-3: imported version 20261127000000" in named.stdout
     nofile = kopter(
         "pricing", "import", str(tmp_path / "nope.json"), "--region", "eu-west-3", ok=False
     )
@@ -296,3 +297,55 @@ def test_pricing_import_from_a_file_shows_progress_and_a_summary(kopter, tmp_pat
     truncated = kopter("pricing", "import", str(bad), "--region", "eu-west-3", ok=False)
     assert "truncated" in truncated.stdout + truncated.stderr
     assert "stored prices of eu-west-3 are unchanged" in truncated.stdout + truncated.stderr
+
+
+REAL_2018 = (
+    FIXTURES / "pricing" / "spinnaker-clouddriver_AmazonEC2_us-west-2_offer_excerpt_2018.json"
+)
+
+
+def test_pricing_import_reads_the_region_from_the_products(kopter, tmp_path):
+    # A region's file also lists its Local Zones' products: still one region, and theirs are
+    # not its prices.
+    products = [*EU_WEST_3, P("m5.large", on_demand="0.1500000000", region_code="us-west-2-lax-1")]
+    oregon = write_offer(tmp_path / "index.json", "us-west-2", "20261201000000", products)
+    out = kopter("pricing", "import", str(oregon))
+    assert "us-west-2: imported version 20261201000000" in out.stdout
+    assert "2 prices" in out.stdout
+    [row] = kopter.rows("prices", "--region", "us-west-2", "--instance-type", "m5.large")
+    assert row["on_demand_hourly_usd"] == "0.112"
+
+    # A file older than regionCode names its region by location: the real 2018 file is Oregon's
+    # (its terms were sampled apart from its products, so it holds no price to import).
+    real = kopter("pricing", "import", str(REAL_2018), ok=False)
+    assert "has 7 products and no instance price for us-west-2" in real.stdout
+
+    # Several regions, or none: one line that asks for --region, and nothing imported.
+    mixed = write_offer(
+        tmp_path / "mixed.json",
+        "us-west-2",
+        "20261202000000",
+        [P("m5.large", on_demand="0.2000000000", region_code="eu-west-3"), *EU_WEST_3],
+    )
+    refused = kopter("pricing", "import", str(mixed), ok=False)
+    assert refused.stderr.splitlines()[-1] == (
+        f"kopter: error: {mixed} names 2 regions (eu-west-3, us-west-2): pass --region R"
+    )
+    assert refused.stderr.count("kopter: error") == 1 and "Traceback" not in refused.stderr
+    nameless = offer("us-west-2", "20261203000000", EU_WEST_3)
+    for product in nameless["products"].values():
+        del product["attributes"]["regionCode"], product["attributes"]["location"]
+    unnamed = tmp_path / "unnamed.json"
+    unnamed.write_text(json.dumps(nameless))
+    refused = kopter("pricing", "import", str(unnamed), ok=False)
+    assert refused.stderr.splitlines()[-1] == (
+        f"kopter: error: {unnamed} names no region (no product has a regionCode or a known "
+        "location): pass --region R"
+    )
+    assert refused.stderr.count("kopter: error") == 1 and "Traceback" not in refused.stderr
+    [row] = kopter.rows("prices", "--region", "us-west-2", "--instance-type", "m5.large")
+    assert row["on_demand_hourly_usd"] == "0.112"
+
+    # Told the region, the mixed file imports that region's products.
+    out = kopter("pricing", "import", str(mixed), "--region", "us-west-2")
+    assert "us-west-2: imported version 20261202000000" in out.stdout

@@ -50,6 +50,7 @@ class IngestResult:
     written: int = 0
     rejected: list[str] = field(default_factory=list)
     reason: str | None = None
+    shape: str | None = None  # how the records were written down (records.LOG_FILE, …)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -67,7 +68,7 @@ def ingest_object(
     try:
         account = _registered_account(obj)
         s3 = sessions.client(accounts.target(account), "s3", settings.region)
-        downloaded = _download(s3, obj, _ingested_etag(source), settings.ingest_max_bytes)
+        downloaded = download(s3, bucket, key, _ingested_etag(source), settings.ingest_max_bytes)
         if downloaded is None:
             log.info("%s was already ingested: skipped", source)
             return IngestResult(source, DUPLICATE)
@@ -88,11 +89,12 @@ def ingest_document(
     source: str,
     settings: Settings,
 ) -> IngestResult:
-    """Write a log file already in hand (``kopter ingest FILE``). Every record must belong to
-    one of the tenant's accounts: a file is never a way into another tenant's log."""
+    """Write records already in hand (``kopter ingest``), in any shape ``records.decode``
+    reads. Every record must belong to one of the tenant's accounts: a file is never a way into
+    another tenant's log."""
     decoded = records.decode(decompress(document, settings.ingest_max_bytes))
     allowed = set(allowed_accounts)
-    foreign = sorted({r.recipientAccountId or "?" for r in decoded.records} - allowed)
+    foreign = sorted({records.account_of(r) for r in decoded.records} - allowed)
     if foreign:
         raise Refused(
             f"{source} has records of account(s) {', '.join(foreign)}, not connected to this "
@@ -120,7 +122,9 @@ def write(
         written,
         len(decoded.rejected),
     )
-    return IngestResult(source, INGESTED, len(decoded.records), written, decoded.rejected)
+    return IngestResult(
+        source, INGESTED, len(decoded.records), written, decoded.rejected, shape=decoded.shape
+    )
 
 
 def unique_items(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
@@ -164,14 +168,14 @@ def _registered_account(obj: LogObject) -> AwsAccount:
     return account
 
 
-def _download(
-    s3: Any, obj: LogObject, ingested_etag: str | None, limit: int
+def download(
+    s3: Any, bucket: str, key: str, ingested_etag: str | None, limit: int
 ) -> tuple[str, bytes] | None:
     """The object's ETag and bytes, or None when it is still the version already ingested
     (S3 answers 304 to If-None-Match without sending the body again)."""
     conditional = {"IfNoneMatch": f'"{ingested_etag}"'} if ingested_etag else {}
     try:
-        response = s3.get_object(Bucket=obj.bucket, Key=obj.key, **conditional)
+        response = s3.get_object(Bucket=bucket, Key=key, **conditional)
     except ClientError as e:
         code = e.response["Error"]["Code"]
         if code in ("304", "NotModified"):
@@ -187,20 +191,32 @@ def _download(
 
 
 def decompress(document: bytes, limit: int) -> bytes:
-    """Gunzip ``document`` (plain JSON passes through), refusing more than ``limit`` bytes of
-    output: a small object must not be able to expand into all of a worker's memory."""
+    """Gunzip ``document`` (plain JSON passes through), every member of it as ``gzip -d`` does,
+    refusing more than ``limit`` bytes of output: a small object must not be able to expand into
+    all of a worker's memory."""
     if not document.startswith(GZIP_MAGIC):
         return document
-    inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)  # zlib's API, 2-3x faster
-    try:
-        out = inflater.decompress(document, limit + 1)
-    except IsalError as e:  # type: ignore[misc]  # the stub calls it an instance
-        raise Refused(f"corrupt gzip: {e}") from None
-    if len(out) > limit:
-        raise Refused(f"decompresses to more than the {limit:,}-byte limit")
-    if not inflater.eof:
-        raise Refused("corrupt gzip: truncated")
-    return out
+    members: list[bytes] = []
+    size = 0
+    rest = document
+    while True:
+        inflater = isal_zlib.decompressobj(16 + isal_zlib.MAX_WBITS)  # zlib's API, 2-3x faster
+        try:
+            out = inflater.decompress(rest, limit + 1 - size)
+        except IsalError as e:  # type: ignore[misc]  # the stub calls it an instance
+            raise Refused(f"corrupt gzip: {e}") from None
+        size += len(out)
+        if size > limit:
+            raise Refused(f"decompresses to more than the {limit:,}-byte limit")
+        if not inflater.eof:
+            raise Refused("corrupt gzip: truncated")
+        members.append(out)
+        rest = inflater.unused_data
+        if not rest.strip(b"\0"):  # the end, or the zeros some writers pad with
+            break
+        if not rest.startswith(GZIP_MAGIC):
+            raise Refused(f"corrupt gzip: {len(rest):,} bytes after the last member")
+    return members[0] if len(members) == 1 else b"".join(members)
 
 
 def _ingested_etag(source: str) -> str | None:

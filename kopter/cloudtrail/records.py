@@ -19,12 +19,14 @@ DynamoDB's key limits and the whole item its size limit.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import msgspec
 
+from kopter.cloudtrail import jsonsplit
 from kopter.errors import Refused
 
 # What is left of DynamoDB's 400 KB (409,600 bytes) for request + response once the other
@@ -93,48 +95,148 @@ class _RawLogFile(msgspec.Struct, gc=False):
     Records: list[msgspec.Raw]
 
 
+class _LookupEvent(msgspec.Struct, gc=False):
+    """An event of `aws cloudtrail lookup-events`: its record is the JSON text it carries."""
+
+    CloudTrailEvent: str
+
+
+class _LookupEvents(msgspec.Struct, gc=False):
+    Events: list[msgspec.Raw]
+
+
 _file_decoder = msgspec.json.Decoder(_LogFile)
 _raw_file_decoder = msgspec.json.Decoder(_RawLogFile)
+_array_decoder = msgspec.json.Decoder(list[Record])
+_raw_array_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+_lookup_decoder = msgspec.json.Decoder(_LookupEvents)
 _record_decoder = msgspec.json.Decoder(Record)
+_event_decoder = msgspec.json.Decoder(_LookupEvent)
 _sign_in_decoder = msgspec.json.Decoder(_SignInData)
+# What msgspec raises for a document it cannot take: not JSON, of another shape, not UTF-8
+# (UnicodeDecodeError, not a DecodeError), nested past the recursion limit.
+_UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+_FIRST_BYTE = re.compile(rb"[^ \t\r\n]")
+_BOM = b"\xef\xbb\xbf"
+
+# The shapes records come in (``Decoded.shape``).
+LOG_FILE = "log file"  # {"Records": [...]}, as a trail delivers it
+ARRAY = "JSON array"  # [record, ...], as incident-response datasets and tools export
+LINES = "JSON lines"  # a record a line
+LOOKUP_EVENTS = "lookup-events output"  # {"Events": [{"CloudTrailEvent": "<record>"}, ...]}
 
 
 class NotALogFile(Refused):
-    """The bytes are not a CloudTrail log file: not JSON, or no ``Records`` list."""
+    """The bytes hold no CloudTrail records in any shape kopter reads."""
 
 
 @dataclass
 class Decoded:
     records: list[Record] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each bad record was refused
+    shape: str = LOG_FILE
 
 
 def decode(document: bytes) -> Decoded:
+    """The records of a log file, a JSON array of records, JSON lines, or `aws cloudtrail
+    lookup-events` output (its events, or a record a line, may also be lookup-events events).
+
+    Each record is decoded on its own when the whole does not decode at once: one record of an
+    unknown shape, with an escape no parser takes, or nested past the recursion limit, is
+    rejected and counted, and the rest goes in. A log file whose every record is bad is still a
+    log file; any other shape that holds no record at all is refused, as is what is not JSON."""
+    if document.startswith(_BOM):
+        document = document[len(_BOM) :]
+    first = _FIRST_BYTE.search(document)
+    if first is None:
+        raise NotALogFile("not a CloudTrail log file: empty")
+    start = first.start()
     try:
-        return _decode(document)
-    except RecursionError:  # msgspec recurses once per level; no CloudTrail record nests so deep
-        raise NotALogFile("not a CloudTrail log file: JSON nested too deeply") from None
+        if document[start] == ord("["):
+            return _array(document, start)
+        if document[start] == ord("{"):
+            return _object(document, start)
+    except jsonsplit.Malformed as e:
+        raise NotALogFile(f"not a CloudTrail log file: {e}") from None
+    lines = _lines(document)
+    if len(lines) > 1:  # JSON lines whose first line is no record
+        return _entries(lines, LINES)
+    raise NotALogFile("not a CloudTrail log file: not JSON")
 
 
-def _decode(document: bytes) -> Decoded:
-    # msgspec raises UnicodeDecodeError, not a DecodeError, for a string that is not UTF-8.
+def _lines(document: bytes) -> list[bytes]:
+    return [line for line in document.split(b"\n") if _FIRST_BYTE.search(line)]
+
+
+def _array(document: bytes, start: int) -> Decoded:
+    try:
+        return Decoded(_array_decoder.decode(document), shape=ARRAY)
+    except _UNDECODABLE:
+        pass
+    try:
+        return _entries(_raw_array_decoder.decode(document), ARRAY)
+    except _UNDECODABLE:
+        pass
+    spans, end = jsonsplit.array_values(document, start)
+    if _FIRST_BYTE.search(document, end):  # more than one value: a record a line
+        return _entries(_lines(document), LINES)
+    return _entries([document[a:b] for a, b in spans], ARRAY)
+
+
+def _object(document: bytes, start: int) -> Decoded:
     try:
         return Decoded(_file_decoder.decode(document).Records)
-    except (msgspec.ValidationError, UnicodeDecodeError):
-        pass  # a record of an unknown shape: decode them one at a time, to keep the others
-    except msgspec.DecodeError as e:
-        raise NotALogFile(f"not a CloudTrail log file: {e}") from None
+    except _UNDECODABLE:
+        pass
     try:
-        raw_records = _raw_file_decoder.decode(document).Records
-    except (msgspec.DecodeError, UnicodeDecodeError) as e:
-        raise NotALogFile(f"not a CloudTrail log file: {e}") from None
-    out = Decoded()
-    for i, raw in enumerate(raw_records):
+        return _entries(_raw_file_decoder.decode(document).Records, LOG_FILE)
+    except _UNDECODABLE:
+        pass
+    try:
+        return _entries(_lookup_decoder.decode(document).Events, LOOKUP_EVENTS)
+    except _UNDECODABLE:
+        pass
+    members, end = jsonsplit.object_members(document, start)
+    if _FIRST_BYTE.search(document, end):  # more than one value: a record a line
+        return _entries(_lines(document), LINES)
+    for key, shape in (("Records", LOG_FILE), ("Events", LOOKUP_EVENTS)):
+        member = members.get(key)
+        if member is not None and member.values is not None:
+            return _entries([document[a:b] for a, b in member.values], shape)
+    return _entries([document[start:end]], LINES)  # a single record
+
+
+def _entries(raws: list[Any], shape: str) -> Decoded:
+    """Each record (or lookup-events event) decoded on its own."""
+    out = Decoded(shape=shape)
+    label = "line" if shape == LINES else "event" if shape == LOOKUP_EVENTS else "record"
+    events_first = shape == LOOKUP_EVENTS
+    for i, raw in enumerate(raws, 1 if shape == LINES else 0):
         try:
-            out.records.append(_record_decoder.decode(raw))
-        except (msgspec.DecodeError, UnicodeDecodeError) as e:
-            out.rejected.append(f"record {i}: {e}")
+            out.records.append(_record(raw, events_first))
+        except _UNDECODABLE as e:
+            reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
+            out.rejected.append(f"{label} {i}: {reason}")
+    if shape != LOG_FILE and out.rejected and not out.records:
+        raise NotALogFile(f"not a CloudTrail log file: no record in the {shape}: {out.rejected[0]}")
     return out
+
+
+def _record(raw: Any, event_first: bool) -> Record:
+    """A record, or the record of a lookup-events event."""
+    if event_first:
+        try:
+            return _record_decoder.decode(_event_decoder.decode(raw).CloudTrailEvent)
+        except msgspec.ValidationError:
+            return _record_decoder.decode(raw)
+    try:
+        return _record_decoder.decode(raw)
+    except msgspec.ValidationError as not_a_record:
+        try:
+            event = _event_decoder.decode(raw)
+        except msgspec.ValidationError:
+            raise not_a_record from None
+        return _record_decoder.decode(event.CloudTrailEvent)
 
 
 def _mfa_used(raw: msgspec.Raw) -> str | None:
@@ -154,6 +256,12 @@ def _compact(raw: msgspec.Raw) -> bytes:
     return bytes(msgspec.json.format(raw, indent=-1))
 
 
+def account_of(record: Record) -> str:
+    """The account a record is kept under: the one it was delivered to, or its caller's."""
+    identity = record.userIdentity
+    return record.recipientAccountId or (identity and identity.accountId) or "unknown"
+
+
 def items(
     records: list[Record], tenant_id: str, source: str, expires_at: int | None
 ) -> Iterator[dict[str, Any]]:
@@ -167,7 +275,7 @@ def items(
     event_types: dict[str, dict[str, str]] = {}  # a handful of values, shared like the others
     for r in records:
         identity = r.userIdentity
-        account = r.recipientAccountId or (identity and identity.accountId) or "unknown"
+        account = account_of(r)
         item: dict[str, Any] = {
             "tenant_id": tenant,
             "event_key": {"S": f"{r.eventTime}#{r.eventID}"},

@@ -37,6 +37,7 @@ from kopter.pricing.offerfile import (
     Terms,
     read_offer,
 )
+from kopter.pricing.regions import region_of, the_region
 
 log = logging.getLogger(__name__)
 
@@ -138,28 +139,40 @@ class Catalog:
 
 
 def build_catalog(
-    chunks: Iterable[bytes], region: str, progress: Callable[[int], None] | None = None
+    chunks: Iterable[bytes],
+    region: str | None,
+    progress: Callable[[int], None] | None = None,
+    source: str = "the offer file",
 ) -> Catalog:
-    """Read an offer file for ``region``. ``progress`` is called with the products seen so far.
-    Raises ``OfferFileError`` for a file that is not a whole offer file."""
+    """Read an offer file for ``region`` (None: the one region its products name, else
+    ``RegionNotNamed``). ``progress`` is called with the products seen so far. Raises
+    ``OfferFileError`` for a file that is not a whole offer file."""
     header = OfferHeader()
     key_of_sku: dict[str, PriceKey] = {}
     keys: dict[PriceKey, PriceKey] = {}  # one tuple per key, however many SKUs share it
     on_demand: dict[str, str] = {}
     reserved: dict[str, str] = {}
     products = 0
+    # With no region given, the products of every zone are read, their codes kept, and the
+    # other regions' dropped once the file has named its region.
+    named: set[str] = set()
+    zone_of_sku: dict[str, str] = {}
     for batch in read_offer(chunks, header):
         if isinstance(batch, Products):
             products += len(batch.entries)
             for sku, product in batch.entries.items():
                 a = product.attributes
+                if region is None:
+                    named.add(region_of(a.regionCode, a.location) or "")
                 if (
                     product.productFamily in INSTANCE_FAMILIES
                     and a.capacitystatus in ("Used", "")
                     and a.marketoption in ("OnDemand", "")
-                    and a.regionCode in (region, "")
+                    and (region is None or a.regionCode in (region, ""))
                     and a.instanceType
                 ):
+                    if region is None:
+                        zone_of_sku[sku] = a.regionCode
                     key = PriceKey(
                         a.instanceType,
                         a.operatingSystem,
@@ -180,6 +193,12 @@ def build_catalog(
             for sku, raw in batch.entries.items():
                 if sku in key_of_sku:
                     reserved[sku] = _reserved(sku, _offers(sku, raw))
+    if region is None:
+        named.discard("")
+        region = the_region(named, source)
+        for sku, zone in zone_of_sku.items():
+            if zone not in (region, ""):
+                del key_of_sku[sku]
     catalog = Catalog(region, header.version, {}, products)
     skus_of_key: dict[PriceKey, list[str]] = {}
     for sku, key in key_of_sku.items():

@@ -52,6 +52,7 @@ class ProductAttributes(msgspec.Struct, gc=False):
     capacitystatus: str = ""
     marketoption: str = ""
     regionCode: str = ""
+    location: str = ""  # files older than regionCode name the region only here
     usagetype: str = ""
     operation: str = ""
 

@@ -98,7 +98,7 @@ class RegionImport:
 
 def import_offer(
     open_offer: Callable[[], Download],
-    region: str,
+    region: str | None,
     version: str | None,
     table: PriceTable,
     cache: PriceCache | None,
@@ -106,9 +106,10 @@ def import_offer(
 ) -> RegionImport:
     """Read a region's file whole, then write what changed. A file that cannot be read whole, or
     holds no instance prices at all, changes nothing and says why. ``version`` is the index's
-    (None: the file's own)."""
+    (None: the file's own). ``region`` None: the one region the file's products name (a file
+    naming several, or none, raises ``RegionNotNamed``)."""
     started = time.perf_counter()
-    result = RegionImport(region, version or "", "failed")
+    result = RegionImport(region or "", version or "", "failed")
     read = 0
     etag = None
 
@@ -126,14 +127,17 @@ def import_offer(
         if download.not_modified:
             result.status = "not-modified"
         else:
-            catalog = build_catalog(counted(download.chunks, download.size), region)
+            catalog = build_catalog(
+                counted(download.chunks, download.size), region, source=download.url
+            )
+            result.region = catalog.region
             _refuse_empty(catalog, download.url)
             result.version = version or catalog.version or "unknown"
             now = datetime.now(UTC)
             stored = store(catalog, table, result.version, now)
             if cache is not None:
                 cache.replace(
-                    region,
+                    catalog.region,
                     (
                         (str(key), kept.on_demand_usd)
                         for key, kept in catalog.kept.items()
@@ -150,11 +154,13 @@ def import_offer(
             result.products, result.duplicates = catalog.products, len(catalog.duplicates)
             result.unpriced = catalog.unpriced
     except (OfferFileError, PriceListUnavailable) as e:
-        result.error = f"{e}; the stored prices of {region} are unchanged"
-        log.error("price list %s (version %s): %s", region, version, result.error)
+        kept = f"the stored prices of {result.region} are" if result.region else "stored prices"
+        result.error = f"{e}; {kept} unchanged"
+        log.error("price list %s (version %s): %s", result.region, version, result.error)
     result.megabytes = round(read / 1e6, 1)
     result.seconds = round(time.perf_counter() - started, 2)
-    record(result, etag)
+    if result.region:  # a file that failed before it named its region has nowhere to be kept
+        record(result, etag)
     return result
 
 

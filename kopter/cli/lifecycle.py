@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from kopter import accounts, lifecycle
-from kopter.commands import _account_row, _csv, accounts_group, emit, json_option, tenant_option
+from kopter.cli.output import emit, json_option, tenant_option
+from kopter.commands import _account_row, _csv, accounts_group
 from kopter.commands import tenants as tenants_group
 from kopter.errors import NotFound
 from kopter.settings import get_settings

@@ -1,0 +1,94 @@
+"""`kopter pricing`: the EC2 price list, imported now."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from kopter.cli.output import Progress, emit, json_option
+from kopter.errors import KopterError
+from kopter.settings import get_settings
+
+
+@click.group("pricing")
+def pricing_group() -> None:
+    """The EC2 price list (AWS Price List bulk files)."""
+
+
+@pricing_group.command("import")
+@click.argument("source")
+@click.option(
+    "--region",
+    "regions",
+    multiple=True,
+    help="For a file or an index.json URL: its region, when its products do not name exactly "
+    "one; for a region index: the regions to import (default: every region kopter prices).",
+)
+@json_option
+def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None:
+    """Import prices now, inline, as the pricing worker would.
+
+    SOURCE is a local offer file, the URL of a region's index.json, or the URL of a
+    region_index.json (each region whose version changed is imported). A file's region is read
+    from its products (regionCode, or the location's name in older files); a file that names
+    several regions, or none, needs --region."""
+    from kopter import cache
+    from kopter.pricing import refresh
+    from kopter.pricing.cache import PriceCache
+    from kopter.pricing.source import HttpSource, is_url, open_file
+    from kopter.pricing.store import DynamoPriceTable
+
+    settings = get_settings()
+    table = DynamoPriceTable(settings)
+    prices = PriceCache(cache.client(settings), settings.prefix)
+    # (region, or None for the one its products name; opener; version)
+    jobs: list[tuple[str | None, Any, str | None]] = []
+    if source.endswith("region_index.json") and is_url(source):
+        http = HttpSource.from_settings(settings, source.rsplit("/offers/", 1)[0])
+        plan = refresh.plan(http, regions or refresh.pricing_regions(settings))
+        for region in plan.unchanged:
+            click.echo(f"{region}: version unchanged, nothing to import", err=True)
+        for region in plan.not_offered:
+            click.echo(f"{region}: not in the price list's index", err=True)
+        for offer in plan.due:
+            etag = refresh.stored_state(offer.region).get("etag")
+            jobs.append(
+                (offer.region, lambda o=offer, e=etag: http.download(o.url, e), offer.version)
+            )
+    else:
+        if len(regions) > 1:
+            raise KopterError("a file is of one region: give --region once")
+        named = regions[0] if regions else None
+        if is_url(source):
+            http = HttpSource.from_settings(settings, source)
+            jobs.append((named, lambda: http.download(source), None))
+        else:
+            path = Path(source)
+            if not path.is_file():
+                raise KopterError(f"{source}: no such file")
+            jobs.append((named, lambda: open_file(path), None))
+    failed = False
+    for file_region, opener, version in jobs:
+        bar = Progress(file_region or source)
+        try:
+            result = refresh.import_offer(opener, file_region, version, table, prices, bar.update)
+        finally:
+            bar.done()
+        failed |= result.status == "failed"
+        label = result.region or source
+        if as_json:
+            emit([result.as_dict()], True, [])
+        elif result.status == "imported":
+            click.echo(
+                f"{label}: imported version {result.version}, {result.megabytes} MB in "
+                f"{result.seconds}s: {result.rows} prices ({result.written} written, "
+                f"{result.unchanged} unchanged, {result.gone} gone), "
+                f"{result.duplicates} duplicates resolved, {result.products} products read"
+            )
+        else:
+            click.echo(f"{label}: {result.status}" + (f": {result.error}" if result.error else ""))
+    if failed:
+        sys.exit(1)
