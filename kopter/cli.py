@@ -23,7 +23,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         # Imported here: the commands read the settings on import, and a bad setting must be
         # reported like any other error.
         from kopter.commands import cli
+        from kopter.health_commands import health
 
+        cli.add_command(health)
         cli.main(args=argv, prog_name="kopter", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("aborted", 130)

@@ -36,6 +36,7 @@ app = Celery(
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
+app.steps["consumer"].add("tasks.health:Heartbeat")  # for `kopter health worker`
 
 
 def consumed_queues(celery_app: Celery) -> list[str]:
