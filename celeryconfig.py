@@ -17,6 +17,8 @@ The SQS-specific choices, and why:
 from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from beat_schedule import beat_schedule
 from kopter.aws import MAX_ATTEMPTS
@@ -99,6 +101,14 @@ redbeat_key_prefix = f"{_settings.prefix}redbeat"
 # each tick, so it takes over at most a fifth of the timeout after the lock expired.
 redbeat_lock_timeout = _settings.beat_lock_timeout
 beat_max_loop_interval = max(1, _settings.beat_lock_timeout // 5)
+# Beat's Redis calls time out within a quarter of a tick and are retried once on a new
+# connection: a Redis that stops answering (a half-open connection, a proxy that swallows bytes)
+# costs beat a tick, not the schedule (redis-py would otherwise wait forever).
+redbeat_redis_options = {
+    "socket_timeout": beat_max_loop_interval / 4,
+    "socket_connect_timeout": beat_max_loop_interval / 4,
+    "retry": Retry(NoBackoff(), 1),
+}
 beat_schedule = beat_schedule()
 
 timezone = "UTC"
