@@ -9,7 +9,10 @@ The SQS-specific choices, and why:
   instead of vanishing;
 - a worker renews the visibility of every message it holds (``tasks.visibility``), so SQS never
   hands a running task to a second worker, however long it runs; the visibility timeout only
-  decides how soon a dead worker's messages come back. Countdowns are capped at SQS's 900 s;
+  decides how soon a dead worker's messages come back;
+- a countdown or ETA waits in SQS, not in a worker: the message is sent with SQS's DelaySeconds
+  (tasks/base.py), and one that arrives early (a wait beyond SQS's 900 s) goes back to SQS for
+  what remains (tasks/consumer.py);
 - prefetch of one message per process, so a long task never sits on messages others could run;
 - children are recycled after N tasks or M MB, a guard against slow leaks.
 """

@@ -73,13 +73,6 @@ class Settings:
     def ingest_max_bytes(self) -> int:
         return self.ingest_max_mb * 1024 * 1024
 
-    @property
-    def max_countdown(self) -> int:
-        """The longest countdown a task may be given: SQS's own DelaySeconds maximum. Longer
-        waits belong to beat. (A worker renews the visibility of a delayed message it holds,
-        see ``tasks.visibility``, so the wait may outlast the visibility timeout.)"""
-        return SQS_MAX_DELAY_SECONDS
-
     def for_display(self) -> dict[str, str]:
         shown = {}
         for f in fields(self):
