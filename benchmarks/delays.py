@@ -26,22 +26,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kopter.devstack import (  # noqa: E402
-    LOCAL_AWS_ENV,
-    free_port,
-    spawn,
-    start_moto,
-    start_redis,
-    stop_all,
-    wait_for_line,
-)
+from kopter import devstack  # noqa: E402
 
-MOTO_PORT, REDIS_PORT = free_port(), free_port()
+MOTO_PORT, REDIS_PORT = devstack.free_port(), devstack.free_port()
 VISIBILITY = 30
 SPREAD = 60
 os.environ.update(
     {
-        **LOCAL_AWS_ENV,
+        **devstack.LOCAL_AWS_ENV,
         "KOPTER_AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
         "KOPTER_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
         "KOPTER_PREFIX": f"benchq{secrets.token_hex(3)}-",
@@ -80,9 +72,9 @@ def run(label: str, app: str, stock: bool, logs: Path) -> dict[str, float]:
         env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": proxy.url}
         argv = [sys.executable, "-m", "celery", "-A", app, "worker", "-Q", "audit"]
         argv += ["-c", str(PROCESSES), "-n", f"{label}@%h", "-l", "INFO"]
-        worker = spawn(f"worker-{label}", argv, env, logs, cwd=ROOT)
+        worker = devstack.spawn(f"worker-{label}", argv, env, logs, cwd=ROOT)
         try:
-            wait_for_line(worker, " ready.", 120)
+            devstack.wait_for_line(worker, " ready.", 120)
             started = time.monotonic()
             for offset in _offsets(TASKS, SPREAD):
                 # Before: sent as Celery sends a countdown, with no delay in SQS.
@@ -115,7 +107,7 @@ def run(label: str, app: str, stock: bool, logs: Path) -> dict[str, float]:
             sampler.join()
             ran = r.llen(key)
         finally:
-            stop_all([worker])
+            devstack.stop_all([worker])
         calls = [
             q
             for q in proxy.requests
@@ -146,15 +138,15 @@ def main() -> int:
         flush=True,
     )
     logs = Path(tempfile.mkdtemp(prefix="kopter-bench-delays-"))
-    moto = start_moto(MOTO_PORT, logs)
-    redis = start_redis(REDIS_PORT, logs / "redis", logs)
+    moto = devstack.start_moto(MOTO_PORT, logs)
+    redis = devstack.start_redis(REDIS_PORT, logs / "redis", logs)
     ok = True
     try:
         bootstrap(get_settings())
         before = run("before", "benchmarks.stockworker", True, logs)
         after = run("after", "tests.harness", False, logs)
     finally:
-        stop_all([moto, redis])
+        devstack.stop_all([moto, redis])
     interval = VISIBILITY / 3
     # Each held message is renewed once per keeper interval while it waits (on average half
     # the spread), ten to a call.

@@ -46,6 +46,15 @@ def _beat(name: str, env: dict[str, str], scheduler: str | None = None) -> Child
     return spawn(name, argv, {**os.environ, **env}, OUTPUT / "logs", cwd=ROOT)
 
 
+def _env(redis_port: int, health_dir: Path) -> dict[str, str]:
+    """A beat of its own Redis, lock timeout and heartbeat directory."""
+    return {
+        "KOPTER_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        "KOPTER_BEAT_LOCK_TIMEOUT": str(LOCK_TIMEOUT),
+        "KOPTER_HEALTH_DIR": str(health_dir),
+    }
+
+
 def _unavailable(beat: Child) -> int:
     assert beat.log_path is not None
     return beat.log_path.read_text().count("Redis unavailable")
@@ -58,11 +67,7 @@ def _ran(r: redis.Redis, started: float, after: float) -> list[float]:
 def test_beat_started_while_redis_is_down_fires_once_it_answers(workers, kopter, tmp_path):
     r = redis.Redis.from_url(get_settings().redis_url)  # where the worker records the ticks
     port = free_port()
-    env = {
-        "KOPTER_REDIS_URL": f"redis://127.0.0.1:{port}/0",  # beat's: nothing listens yet
-        "KOPTER_BEAT_LOCK_TIMEOUT": str(LOCK_TIMEOUT),
-        "KOPTER_HEALTH_DIR": str(tmp_path),
-    }
+    env = _env(port, tmp_path)  # nothing listens there yet
     worker = workers.start("hangs-ticker", "audit", app="tests.harness")
     started = time.time()
     beat = _beat("beat-before-redis", env)
@@ -108,11 +113,7 @@ def test_a_redis_that_stops_answering_costs_beat_ticks_not_the_schedule(workers,
     server = start_redis(port, redis_dir, redis_dir)
     try:
         with SwallowingProxy(port) as proxy:
-            env = {
-                "KOPTER_REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0",
-                "KOPTER_BEAT_LOCK_TIMEOUT": str(LOCK_TIMEOUT),
-                "KOPTER_HEALTH_DIR": str(tmp_path),
-            }
+            env = _env(proxy.port, tmp_path)
             worker = workers.start("swallow-ticker", "audit", app="tests.harness")
             started = time.time()
             beat = _beat("beat-swallowed", env)
