@@ -140,7 +140,7 @@ class Scheduler(RedBeatScheduler):
         if self.lock is not None:
             try:
                 self.lock.reacquire()  # back to the full timeout
-                return True
+                return self._write_schedule()
             except redis.exceptions.LockError:
                 logger.warning("beat: Lost the lock (it expired, or Redis lost it)")
                 self.lock = None
@@ -153,13 +153,17 @@ class Scheduler(RedBeatScheduler):
             return False
         self.lock, self.standing_by = lock, False
         logger.info("beat: Acquired lock")
+        if self.schedule_written and not client.exists(self.app.redbeat_conf.schedule_key):
+            logger.warning("beat: Redis lost the schedule: writing it again")
+            self.schedule_written = False
+        return self._write_schedule()
+
+    def _write_schedule(self) -> bool:
+        """Write the schedule if Redis has not taken it yet; tried again each tick until it has."""
         if not self.schedule_written:
-            logger.info("beat: Writing the schedule (Redis did not answer at start-up)")
+            logger.info("beat: Writing the schedule (Redis did not take it before)")
             super().setup_schedule()
             self.schedule_written = True
-        elif not client.exists(self.app.redbeat_conf.schedule_key):
-            logger.warning("beat: Redis lost the schedule: writing it again")
-            super().setup_schedule()
         return True
 
     def close(self) -> None:

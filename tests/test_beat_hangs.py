@@ -92,7 +92,7 @@ def test_beat_started_while_redis_is_down_fires_once_it_answers(workers, kopter,
     fires = _ran(r, started, 0)
     cadence = Cadence(fires)
     first = fires[0] - back
-    assert "Writing the schedule (Redis did not answer at start-up)" in beat.tail(400)
+    assert "Writing the schedule (Redis did not take it before)" in beat.tail(400)
     assert first <= RESUME_BOUND, (first, beat.tail(40))
     assert cadence.doubled == 0, cadence.gaps
     record(
