@@ -163,16 +163,16 @@ def main() -> int:
         f" / 10 = {expected:.0f})"
     )
     scale_interval = SCALE_VISIBILITY / 3
-    share = before["held"] / TASKS
     scale_calls = SCALE_TASKS * (SCALE_SPREAD / 2) / scale_interval / 10
     print(
         f"\n   5,000 accounts x 4 regions ({SCALE_TASKS:,} tasks, spread {SCALE_SPREAD} s, "
         f"visibility timeout {SCALE_VISIBILITY} s), per hourly run:"
     )
     print(
-        f"   before: {SCALE_TASKS * share:,.0f} messages held by the workers together (here one "
-        f"worker held {share:.0%} of the run), ~{scale_calls:,.0f} ChangeMessageVisibilityBatch "
-        f"calls an hour"
+        f"   before: up to {SCALE_TASKS:,} messages held by the workers (each is received at "
+        f"once and held until due; here one worker held {before['held']} at once, "
+        f"{before['held'] / TASKS:.0%}, as sending took {before['sent']:.0f} s of the {SPREAD} s "
+        f"spread), ~{scale_calls:,.0f} ChangeMessageVisibilityBatch calls an hour"
     )
     print(
         f"   after:  at most what they run ({after['held']} here with {PROCESSES} processes; a "
