@@ -41,7 +41,8 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.pricing || status=1; \
 		$(BIN)/python -m benchmarks.aggregator || status=1; \
 		$(BIN)/python -m benchmarks.audit || status=1; \
-		$(BIN)/python -m benchmarks.api || status=1; exit $$status
+		$(BIN)/python -m benchmarks.api || status=1; \
+		$(BIN)/python -m benchmarks.delays || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV) .kopter-dev test-output *.egg-info

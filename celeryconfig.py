@@ -9,7 +9,10 @@ The SQS-specific choices, and why:
   instead of vanishing;
 - a worker renews the visibility of every message it holds (``tasks.visibility``), so SQS never
   hands a running task to a second worker, however long it runs; the visibility timeout only
-  decides how soon a dead worker's messages come back. Countdowns are capped at SQS's 900 s;
+  decides how soon a dead worker's messages come back;
+- a countdown or ETA waits in SQS, not in a worker: the message is sent with SQS's DelaySeconds
+  (tasks/base.py), and one that arrives early (a wait beyond SQS's 900 s) goes back to SQS for
+  what remains (tasks/consumer.py);
 - prefetch of one message per process, so a long task never sits on messages others could run;
 - children are recycled after N tasks or M MB, a guard against slow leaks.
 """
@@ -17,6 +20,8 @@ The SQS-specific choices, and why:
 from urllib.parse import urlsplit
 
 from kombu import Exchange, Queue
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from beat_schedule import beat_schedule
 from kopter.aws import MAX_ATTEMPTS
@@ -99,6 +104,14 @@ redbeat_key_prefix = f"{_settings.prefix}redbeat"
 # each tick, so it takes over at most a fifth of the timeout after the lock expired.
 redbeat_lock_timeout = _settings.beat_lock_timeout
 beat_max_loop_interval = max(1, _settings.beat_lock_timeout // 5)
+# Beat's Redis calls time out within a quarter of a tick and are retried once on a new
+# connection: a Redis that stops answering (a half-open connection, a proxy that swallows bytes)
+# costs beat a tick, not the schedule (redis-py would otherwise wait forever).
+redbeat_redis_options = {
+    "socket_timeout": beat_max_loop_interval / 4,
+    "socket_connect_timeout": beat_max_loop_interval / 4,
+    "retry": Retry(NoBackoff(), 1),
+}
 beat_schedule = beat_schedule()
 
 timezone = "UTC"

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from kopter import accounts, queues
+from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.output import cell, emit, json_option, jsonable, tenant_option
 from kopter.cli.pricing import pricing_group
@@ -42,6 +43,7 @@ def cli() -> None:
 
 cli.add_command(ingest)  # commands in modules of their own
 cli.add_command(pricing_group)
+cli.add_command(health)
 
 
 @cli.command()

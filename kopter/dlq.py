@@ -61,12 +61,14 @@ def _urls(settings: Settings, queue: str) -> tuple[str, str]:
     return url, dlq_url
 
 
-def park(settings: Settings, queue: str, body: str, reason: str) -> None:
-    """Put ``body`` (a message as it was received) in ``queue``'s DLQ with ``reason``."""
+def park(settings: Settings, queue: str, body: str, reason: str) -> str:
+    """Put ``body`` (a message as it was received) in ``queue``'s DLQ with ``reason``; its
+    message id there, the one `kopter dlq show` lists."""
     _, dlq_url = _urls(settings, queue)
-    aws.client("sqs", settings).send_message(
+    sent = aws.client("sqs", settings).send_message(
         QueueUrl=dlq_url, MessageBody=body, MessageAttributes=reason_attributes(reason)
     )
+    return str(sent["MessageId"])
 
 
 def reason_attributes(reason: str) -> dict[str, Any]:

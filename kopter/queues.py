@@ -246,3 +246,11 @@ def extend_visibility(settings: Settings, held: list[tuple[str, str]]) -> int:
             response = sqs.change_message_visibility_batch(QueueUrl=url, Entries=entries)
             extended += len(response.get("Successful", []))
     return extended
+
+
+def send_delayed(settings: Settings, queue_url: str, body: str, seconds: int) -> None:
+    """Send ``body`` (a message as it was received) to the queue again, hidden by SQS for
+    ``seconds`` (at most SQS's 900)."""
+    aws.client("sqs", settings).send_message(
+        QueueUrl=queue_url, MessageBody=body, DelaySeconds=seconds
+    )

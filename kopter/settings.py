@@ -66,17 +66,13 @@ class Settings:
     flower_basic_auth: tuple[str, ...] = field(repr=False)
     flower_auth: str | None
     flower_auth_provider: str | None
+    # Supervisors' probes (`kopter health`): where heartbeats are written, how stale is dead.
+    health_dir: str
+    health_grace: int
 
     @property
     def ingest_max_bytes(self) -> int:
         return self.ingest_max_mb * 1024 * 1024
-
-    @property
-    def max_countdown(self) -> int:
-        """The longest countdown a task may be given: SQS's own DelaySeconds maximum. Longer
-        waits belong to beat. (A worker renews the visibility of a delayed message it holds,
-        see ``tasks.visibility``, so the wait may outlast the visibility timeout.)"""
-        return SQS_MAX_DELAY_SECONDS
 
     def for_display(self) -> dict[str, str]:
         shown = {}
@@ -240,6 +236,9 @@ def load(env: Mapping[str, str]) -> Settings:
         flower_basic_auth=_credentials(env, "KOPTER_FLOWER_BASIC_AUTH"),
         flower_auth=env.get("KOPTER_FLOWER_AUTH") or None,
         flower_auth_provider=env.get("KOPTER_FLOWER_AUTH_PROVIDER") or None,
+        health_dir=env.get("KOPTER_HEALTH_DIR") or "/tmp/kopter-health",
+        # Above the worker's 5 s long poll, so an idle worker is never called dead.
+        health_grace=_int(env, "KOPTER_HEALTH_GRACE", 60, 10, 3600),
     )
 
 

@@ -39,6 +39,7 @@ app = ControlPlaneCelery(
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
+app.steps["consumer"].add("tasks.health:Heartbeat")  # for `kopter health worker`
 # Flower serves the default registry at /metrics: the SQS queue depths join its task counters
 # there. No other kopter process serves that registry, so nowhere else are they collected.
 REGISTRY.register(QueueDepths(get_settings()))

@@ -11,6 +11,7 @@ other error (an access denied, a queue deleted) is still raised as kombu raises 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kombu.transport import SQS
@@ -18,6 +19,10 @@ from kombu.transport import SQS
 log = logging.getLogger(__name__)
 
 _THROTTLED = (b"Throttling", b"RequestThrottled", b"ThrottlingException")
+
+# When SQS last answered one of this process's receives, whatever it answered: the worker's
+# heartbeat (tasks/health.py) tells a consumer that stopped receiving from one that waits.
+last_receive_answer = time.time()
 
 
 def _transient(response: Any, body: bytes) -> bool:
@@ -34,6 +39,8 @@ class Channel(SQS.Channel):  # type: ignore[misc]
             on_list_ready = connection._on_list_ready
 
             def tolerant(parent: Any, markers: Any, operation: str, response: Any) -> Any:
+                global last_receive_answer
+                last_receive_answer = time.time()
                 if response.status != 200:
                     body = response.read() or b""
                     if _transient(response, body):

@@ -2,7 +2,8 @@
 
 SQS hands a message to another consumer once its visibility timeout runs out, whether or not the
 first is still working on it. This worker step renews the visibility of every message the worker
-holds (prefetched, waiting for its countdown, or running) every third of the timeout. So a task
+holds (prefetched or running: a task waiting for its countdown waits in SQS, see
+tasks/consumer.py) every third of the timeout. So a task
 may run longer than the visibility timeout without being started twice, and the timeout only
 decides how soon the messages of a worker that died come back.
 """

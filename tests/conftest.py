@@ -52,6 +52,8 @@ TEST_ENV = {
     "KOPTER_TASK_TIME_LIMIT": "4",
     "KOPTER_MAX_RECEIVE_COUNT": "2",
     "KOPTER_DESCRIBE_SPREAD_SECONDS": "0",
+    # Workers' and beats' heartbeats (`kopter health`) stay in the tests' output.
+    "KOPTER_HEALTH_DIR": str(OUTPUT / "health"),
     # Nothing answers there: a test that forgets its own price server never reaches AWS.
     "KOPTER_PRICING_URL": "http://127.0.0.1:9",
     "PYTHONUNBUFFERED": "1",

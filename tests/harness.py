@@ -7,13 +7,17 @@ with its configuration; tests send them to the `audit` queue, where a worker sta
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from datetime import datetime
+from typing import Any
 
 import redis
 
 from kopter.settings import get_settings
 from tasks import app
+from tasks.beat import Scheduler
 
 __all__ = ["app"]
 
@@ -66,3 +70,18 @@ def touch(path: str) -> None:
     """Leaves a file, and nothing in Redis: work that needs only SQS."""
     with open(path, "w") as f:
         f.write(str(time.time()))
+
+
+# A beat started with `-S tests.harness:FreezingScheduler` stops its own process (SIGSTOP) once
+# the file named here appears, mid-tick: after it found an entry due, before it claims it, the
+# worst moment for a holder to freeze. The test sends SIGCONT.
+FREEZE_FILE = "HARNESS_FREEZE_FILE"
+
+
+class FreezingScheduler(Scheduler):
+    def _claim(self, entry: Any) -> Any:
+        path = os.environ.get(FREEZE_FILE)
+        if path and os.path.exists(path):
+            os.remove(path)
+            os.kill(os.getpid(), signal.SIGSTOP)
+        return super()._claim(entry)

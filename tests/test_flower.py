@@ -131,9 +131,8 @@ def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flo
     assert task["args"] == repr((f"{key}:fails",))
     assert flower.tasks()[ok[0].id]["runtime"] >= 0.1  # each slept 0.1 s
 
-    # Revoke from Flower's API: a task a worker holds, waiting for its countdown, never runs.
-    held = slow.apply_async((f"{key}:revoked", 0), queue="audit", countdown=4)
-    wait_for(lambda: states().get(held.id) == "RECEIVED", 30, "a worker to hold the task")
+    # Revoke from Flower's API: a task waiting for its countdown (in SQS) never runs.
+    held = slow.apply_async((f"{key}:revoked", 0), queue="audit", countdown=6)
     assert flower.request("POST", f"/api/task/revoke/{held.id}")["message"]
     wait_for(lambda: states().get(held.id) == "REVOKED", 30, "the revoked task to be discarded")
     assert r.llen(f"{key}:revoked") == 0

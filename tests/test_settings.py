@@ -12,7 +12,6 @@ def test_defaults_are_the_documented_ones():
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.pricing_url == "https://pricing.us-east-1.amazonaws.com"
     assert s.visibility_timeout > s.task_time_limit  # the SPEC's rule, kept by the defaults
-    assert s.max_countdown == 900
 
 
 @pytest.mark.parametrize(

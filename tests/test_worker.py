@@ -6,13 +6,14 @@ from __future__ import annotations
 import base64
 import json
 import secrets
+import socket
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis
 
 from kopter import aws, queues
 from kopter.settings import get_settings
-from tasks.base import CountdownTooLong
 from tests.conftest import wait_for
 
 
@@ -95,12 +96,38 @@ def test_worker_refuses_queues_that_were_never_bootstrapped(workers):
     assert "SQS queue nowhere-ingest does not exist: run `kopter bootstrap`" in worker.tail(50)
 
 
-def test_countdown_beyond_the_visibility_timeout_is_refused():
-    from tests.harness import slow
+def test_countdowns_wait_in_sqs_not_in_the_worker_and_run_once_when_due(workers, r):
+    from tests.harness import app, slow
 
-    limit = get_settings().max_countdown
-    with pytest.raises(CountdownTooLong, match="longer than"):
-        slow.apply_async(("k", 0), countdown=limit + 1)
+    name = f"delays-{secrets.token_hex(3)}"
+    node = f"{name}@{socket.gethostname()}"
+    worker = workers.start(name, "audit", app="tests.harness")
+    workers.wait_ready(worker)
+    key = f"delays:{secrets.token_hex(4)}"
+    settings, sqs = get_settings(), aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "audit"))["QueueUrl"]
+    # Four due in 15 s: SQS holds each for its whole countdown. One due in 16 s that SQS was
+    # asked to hold for 3 s only, as a wait beyond SQS's 900 s arrives early: the worker sends
+    # it back for what remains.
+    sent = datetime.now(UTC)
+    due = [slow.apply_async((f"{key}:{i}", 0), queue="audit", countdown=15) for i in range(4)]
+    early = slow.apply_async((f"{key}:early", 0), queue="audit", countdown=16, delay_seconds=3)
+    wait_for(lambda: f"[{early.id}] due in" in worker.tail(200), 30, "the early one sent back")
+
+    held = app.control.inspect(destination=[node], timeout=5).scheduled()
+    delayed = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]["ApproximateNumberOfMessagesDelayed"]
+    assert held == {node: []}, held
+    assert int(delayed) >= 5, delayed
+    assert not r.keys(f"{key}:*")  # none ran early
+
+    for result, countdown in [*((d, 15) for d in due), (early, 16)]:
+        result.get(timeout=60)
+        done = result.date_done if result.date_done.tzinfo else result.date_done.replace(tzinfo=UTC)
+        assert done >= sent + timedelta(seconds=countdown), (done, sent)
+    for label in [*(str(i) for i in range(4)), "early"]:
+        assert r.lrange(f"{key}:{label}", 0, -1) == [node.encode()], label
 
 
 def _task_id(message: dict) -> str:

@@ -1,0 +1,64 @@
+"""What the consumer parks, Flower shows: each message a worker cannot run (no Celery message,
+a body that does not decode, an unknown task) is parked in its DLQ and is a failed task in
+Flower, with the reason `kopter dlq show` gives, under the id it lists."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kopter import aws, queues
+from kopter.settings import get_settings
+from tests.conftest import Kopter, wait_for
+from tests.test_flower import AUTH, Flower, _start_flower
+from tests.test_poison import UNDECODABLE
+
+
+def _empty(sqs, url: str) -> None:
+    """Delete what the DLQ holds (moto allows one PurgeQueue a minute, test_poison's)."""
+    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+        "Messages"
+    ):
+        for m in batch:
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+
+@pytest.fixture
+def flower() -> Iterator[Flower]:
+    yield from _start_flower(env={"KOPTER_FLOWER_BASIC_AUTH": AUTH})
+
+
+def test_every_message_the_consumer_parks_is_a_failure_in_flower(
+    kopter: Kopter, workers, flower: Flower
+):
+    from tasks import app
+
+    settings, sqs = get_settings(), aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "ingest"))["QueueUrl"]
+    dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "ingest"))["QueueUrl"]
+    _empty(sqs, dlq)
+    worker = workers.start("parking", "ingest")
+    workers.wait_ready(worker)
+    sqs.send_message(QueueUrl=url, MessageBody="no Celery message at all")
+    sqs.send_message(QueueUrl=url, MessageBody=UNDECODABLE)
+    unknown = app.send_task("tasks.ingest.no_such_task", args=("x",), queue="ingest")
+
+    wait_for(lambda: len(kopter.rows("dlq", "show", "ingest")) == 3, 60, "3 parked", 1)
+    parked = {
+        row["task_id"] or row["message_id"]: row["reason"]
+        for row in kopter.rows("dlq", "show", "ingest")
+    }
+    assert unknown.id in parked
+
+    def failures() -> dict[str, str]:
+        return {
+            uuid: task["exception"]
+            for uuid, task in flower.tasks().items()
+            if task["state"] == "FAILURE" and uuid in parked
+        }
+
+    wait_for(lambda: len(failures()) == 3, 60, "Flower to show the 3 parked messages", 1)
+    assert failures() == parked
+    assert flower.tasks()[unknown.id]["name"] == "tasks.ingest.no_such_task"
+    _empty(sqs, dlq)
