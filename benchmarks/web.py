@@ -11,8 +11,6 @@ styles, uPlot), compressed as the server sent them: the budget is 200 KB.
 
 from __future__ import annotations
 
-import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -23,17 +21,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kopter.devstack import LOCAL_AWS_ENV, free_port  # noqa: E402
+from benchmarks import local_aws_and_redis, machine  # noqa: E402
 
-MOTO_PORT, REDIS_PORT = free_port(), free_port()
-os.environ.update(
-    {
-        **LOCAL_AWS_ENV,
-        "KOPTER_AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
-        "KOPTER_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
-        "KOPTER_PREFIX": f"benchw{secrets.token_hex(3)}-",
-    }
-)
+MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
 
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.devstack import start_moto, start_redis  # noqa: E402
@@ -77,12 +67,7 @@ def app_bytes(browser: object) -> tuple[int, int]:
 
 
 def main() -> int:
-    cores = os.cpu_count()
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    print(
-        f"kopter bench: web app   (machine: {cores} cores, {memory:.1f} GiB, "
-        f"load average {os.getloadavg()[0]:.1f} at the start)"
-    )
+    print(f"kopter bench: web app   ({machine()})")
     paths = browser_paths()
     if paths is None:
         print("   skipped: needs Debian's chromium and chromium-driver (scripts/ensure-chromium)")

@@ -27,9 +27,11 @@ from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
     celery_argv,
+    jwt_api_env,
     port_open,
     redis_reachable,
     spawn,
+    start_api,
     start_moto,
     start_redis,
     stop_all,
@@ -278,16 +280,7 @@ def _start_api(env: dict, port: int, logs: Path, children: list[Child]) -> Signe
     if port_open("127.0.0.1", port):
         raise KopterError(f"port {port} is taken: set KOPTER_DEV_API_PORT")
     key = secrets.token_urlsafe(32)
-    api_env = {
-        **env,
-        "KOPTER_API_AUTH": "jwt",
-        "KOPTER_API_JWT_ALGORITHM": "HS256",
-        "KOPTER_API_JWT_KEY": key,
-        "KOPTER_API_CURSOR_KEY": secrets.token_urlsafe(32),
-    }
-    argv = [sys.executable, "-m", "kopter", "api", "--port", str(port)]
-    children.append(spawn("api", argv, api_env, logs))
-    wait_for_port(children[-1], port)
+    children.append(start_api("api", port, {**env, **jwt_api_env(key)}, logs))
     [tenant] = [
         json.loads(line)
         for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()

@@ -22,7 +22,7 @@ from typing import Any
 
 import jwt
 
-from kopter.devstack import Child, free_port, spawn, wait_for_port
+from kopter.devstack import Child, free_port, jwt_api_env, start_api
 from tests.samples import ROOT
 
 WEB = ROOT / "web"
@@ -104,18 +104,9 @@ class WebApi:
 def web_api(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[WebApi]:
     """`kopter api` in jwt mode (HS256), serving the app at /."""
     port = free_port()
-    settings = {
-        **os.environ,
-        "KOPTER_API_AUTH": "jwt",
-        "KOPTER_API_JWT_ALGORITHM": "HS256",
-        "KOPTER_API_JWT_KEY": JWT_KEY,
-        "KOPTER_API_CURSOR_KEY": secrets.token_urlsafe(32),
-        **(env or {}),
-    }
-    argv = [sys.executable, "-m", "kopter", "api", "--port", str(port)]
-    child = spawn(f"api-web-{port}", argv, settings, log_dir, cwd=ROOT)
+    settings = {**os.environ, **jwt_api_env(JWT_KEY), **(env or {})}
+    child = start_api(f"api-web-{port}", port, settings, log_dir, cwd=ROOT)
     try:
-        wait_for_port(child, port)
         yield WebApi(child, f"http://127.0.0.1:{port}")
     finally:
         child.stop()
@@ -169,7 +160,7 @@ def web_tenant(tmp: Path, days: int, audit_records: int) -> WebTenant:
     from kopter.pricing.cache import PriceCache
     from kopter.settings import get_settings
     from tests.factories import log_records
-    from tests.offers import P, write_offer
+    from tests.offers import SMALL_FLEET_PRICES, write_offer
 
     # A jump of a few dollars counts here (the default asks for 1 USD more).
     settings = dataclasses.replace(get_settings(), cost_jump_min_usd=Decimal("0.1"))
@@ -178,16 +169,7 @@ def web_tenant(tmp: Path, days: int, audit_records: int) -> WebTenant:
     account = "".join(secrets.choice("0123456789") for _ in range(12))
     role = f"arn:aws:iam::{account}:role/kopter"
     accounts.add_account(tenant, accounts.AccountRequest(account, role, (REGION,)))
-    offer = write_offer(
-        tmp / "offer.json",
-        REGION,
-        "20261120000000",
-        [
-            P("m5.large", on_demand="0.1530000000"),
-            P("t3.micro", on_demand="0.0134000000"),
-            P("c5.xlarge", os="Windows", on_demand="0.3540000000"),
-        ],
-    )
+    offer = write_offer(tmp / "offer.json", REGION, "20261120000000", SMALL_FLEET_PRICES)
     subprocess.run(
         [sys.executable, "-m", "kopter", "pricing", "import", str(offer), "--region", REGION],
         check=True,

@@ -59,6 +59,16 @@ export function when(text) {
   return timeElement(text);
 }
 
+/** A listing page: its title, filters, one page of rows (or why there are none), its pager. */
+export function listing(main, { title, form, page, name, query, caption, columns, rows, empty }) {
+  main.replaceChildren(
+    h("h1", {}, title),
+    form,
+    page.items.length ? table(caption, columns, rows) : h("p", { class: "empty" }, empty),
+    pager(name, query, page.next, page.items.length),
+  );
+}
+
 /** Links to the first and next page of a listing (the previous one is the browser's Back). */
 export function pager(page, params, next, shown) {
   const first = { ...params };

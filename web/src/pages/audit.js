@@ -1,7 +1,7 @@
 // The audit log (/v1/audit/aws): its filters, cursor paging, each call's request and response.
 import { call } from "../api.js";
 import { fromLocalInput, toLocalInput } from "../format.js";
-import { field, filterForm, h, json, pager, select, table, when } from "../ui.js";
+import { field, filterForm, h, json, listing, select, when } from "../ui.js";
 
 const FILTERS = ["since", "until", "account", "event_name", "event_source", "user", "errors", "limit", "cursor"];
 
@@ -46,14 +46,17 @@ export async function auditPage(main, params) {
       h("td", {}, e.error_code || ""),
     ),
   );
-  main.replaceChildren(
-    h("h1", {}, "Audit log"),
+  listing(main, {
+    title: "Audit log",
     form,
-    page.items.length
-      ? table("CloudTrail calls, newest first (open a call for its request and response)", ["Time", "Call", "Service", "Account", "Region", "Principal", "Source IP", "Error"], rows)
-      : h("p", { class: "empty" }, "No call matches these filters on this page."),
-    pager("audit", query, page.next, page.items.length),
-  );
+    page,
+    name: "audit",
+    query,
+    caption: "CloudTrail calls, newest first (open a call for its request and response)",
+    columns: ["Time", "Call", "Service", "Account", "Region", "Principal", "Source IP", "Error"],
+    rows,
+    empty: "No call matches these filters on this page.",
+  });
 }
 
 function record(e) {

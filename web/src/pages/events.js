@@ -1,7 +1,7 @@
 // What changed in the EC2 fleets (/v1/ec2/events), newest first, with cursor paging.
 import { call } from "../api.js";
 import { fromLocalInput, toLocalInput } from "../format.js";
-import { field, filterForm, h, pager, table, when } from "../ui.js";
+import { field, filterForm, h, listing, when } from "../ui.js";
 
 export async function eventsPage(main, params) {
   const query = Object.fromEntries(["since", "account", "cursor"].filter((k) => params[k]).map((k) => [k, params[k]]));
@@ -29,14 +29,17 @@ export async function eventsPage(main, params) {
       h("td", {}, e.sources.join(", ")),
     ),
   );
-  main.replaceChildren(
-    h("h1", {}, "EC2 events"),
+  listing(main, {
+    title: "EC2 events",
     form,
-    page.items.length
-      ? table("Changes to the fleets, newest first", ["Time", "Change", "Instance", "Account", "Region", "Detail", "By", "Seen by"], rows)
-      : h("p", { class: "empty" }, "No change to the fleets matches."),
-    pager("events", query, page.next, page.items.length),
-  );
+    page,
+    name: "events",
+    query,
+    caption: "Changes to the fleets, newest first",
+    columns: ["Time", "Change", "Instance", "Account", "Region", "Detail", "By", "Seen by"],
+    rows,
+    empty: "No change to the fleets matches.",
+  });
 }
 
 function detail(d) {
