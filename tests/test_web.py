@@ -8,7 +8,6 @@ Screenshots of every page are kept in screenshots/ of the test output directory.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -77,6 +76,11 @@ def api_get(server: WebApi, tenant: WebTenant, path: str, **params: Any) -> Any:
 def show(browser: Any, server: WebApi, page: str, query: str = "") -> None:
     browser.get(f"{server.base}/#/{page}{'?' + query if query else ''}")
     wait_ready(browser, page)
+
+
+def stale(browser: Any) -> None:
+    """Mark the page shown as old, so that waiting for ready waits for the next one."""
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
 
 
 def texts(browser: Any, css: str) -> list[str]:
@@ -164,6 +168,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     from selenium.webdriver.support.ui import Select
 
     Select(browser.find_element("id", "f-by")).select_by_value("instance-type")
+    stale(browser)
     browser.find_element("css selector", "form.filters button[type=submit]").click()
     wait_for(lambda: "by=instance-type" in browser.current_url, 10, "the split in the URL")
     wait_ready(browser, "cost")
@@ -190,6 +195,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
         links = browser.find_elements("css selector", "a[rel=next]")
         if not links:
             break
+        stale(browser)
         links[0].click()
         wait_for(lambda: "cursor=" in browser.current_url, 10, "the next page")
         wait_ready(browser, "audit")
@@ -205,6 +211,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     show(browser, server, "audit")
     name = api_get(server, tenant, "/v1/audit/aws", limit=1)["items"][0]["event_name"]
     browser.find_element("id", "f-event_name").send_keys(name)
+    stale(browser)
     browser.find_element("css selector", "form.filters button[type=submit]").click()
     wait_for(lambda: f"event_name={name}" in browser.current_url, 10, "the filter in the URL")
     wait_ready(browser, "audit")
@@ -276,10 +283,12 @@ def test_an_expired_or_refused_token_goes_back_to_sign_in(browser, server, tenan
     # Chromium logs the 401 itself; nothing else.
     assert all(" 401 " in e["message"] for e in errors_in_console(browser))
 
-    # A token that expires while the app is open: the next page goes to sign-in.
-    browser.get(f"{server.base}/#token={token(tenant.id, seconds=3)}")
+    # A token that expires while the app is open (its successor, already expired, put in its
+    # place): the next page goes to sign-in.
+    browser.get(f"{server.base}/#token={token(tenant.id)}")
     wait_ready(browser, "cost")
-    time.sleep(3.5)
+    expired = token(tenant.id, seconds=-1)
+    browser.execute_script("sessionStorage.setItem('kopter.token', arguments[0])", expired)
     browser.find_element("link text", "Accounts").click()
     wait_ready(browser, "sign-in")
     assert "expired" in browser.find_element("id", "sign-in-reason").text
