@@ -36,13 +36,15 @@ soak: $(INSTALLED)
 # Figures on this machine, beside the limits they must meet (not a test: nothing flakes).
 bench: $(INSTALLED)
 	@scripts/ensure-redis-server
+	@scripts/ensure-chromium
 	@status=0; $(BIN)/python -m benchmarks.ingest || status=1; \
 		$(BIN)/python -m benchmarks.describer || status=1; \
 		$(BIN)/python -m benchmarks.pricing || status=1; \
 		$(BIN)/python -m benchmarks.aggregator || status=1; \
 		$(BIN)/python -m benchmarks.audit || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; \
-		$(BIN)/python -m benchmarks.delays || status=1; exit $$status
+		$(BIN)/python -m benchmarks.delays || status=1; \
+		$(BIN)/python -m benchmarks.web || status=1; exit $$status
 
 clean:
 	rm -rf $(VENV) .kopter-dev test-output *.egg-info

@@ -19,6 +19,7 @@ from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.output import cell, emit, json_option, jsonable, tenant_option
 from kopter.cli.pricing import pricing_group
+from kopter.cli.web import api, web
 from kopter.errors import KopterError
 from kopter.settings import SQS_MAX_DELAY_SECONDS, get_settings
 
@@ -44,6 +45,8 @@ def cli() -> None:
 cli.add_command(ingest)  # commands in modules of their own
 cli.add_command(pricing_group)
 cli.add_command(health)
+cli.add_command(api)
+cli.add_command(web)
 
 
 @cli.command()
@@ -614,21 +617,6 @@ def snapshots(tenant: str, account: str | None, as_json: bool) -> None:
     emit(rows, as_json, [*columns, "state", "expires_on", "failure"])
 
 
-# --- read API ---------------------------------------------------------------------------------
-
-
-@cli.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
-def api(host: str, port: int) -> None:
-    """The read API over HTTP: the audit log, EC2 events, the cost graph, notifications and
-    accounts of the caller's tenant, with JSON access logs on stdout. KOPTER_API_AUTH chooses
-    how callers prove their identity (see the README's "Read API")."""
-    from kopter.api.server import serve
-
-    serve(get_settings(), host, port)
-
-
 # --- jobs -------------------------------------------------------------------------------------
 
 JOBS = {
@@ -644,6 +632,7 @@ JOBS = {
 @click.argument("job", type=click.Choice(sorted(JOBS)))
 @click.option("--tenant", help="Just this tenant (not for pricing, which is not per tenant).")
 @click.option("--date", "day", help="audit only: the day to digest (ISO date, UTC).")
+@click.option("--hour", help="aggregator only: the hour to cost (ISO time; default the last).")
 @click.option("--wait", is_flag=True, help="Block until the job finishes and print a summary.")
 @click.option("--timeout", default=600, show_default=True, help="Seconds --wait waits.")
 @click.option(
@@ -653,7 +642,13 @@ JOBS = {
     "(default: every task starts now).",
 )
 def run_job(
-    job: str, tenant: str | None, day: str | None, wait: bool, timeout: int, spread: int | None
+    job: str,
+    tenant: str | None,
+    day: str | None,
+    hour: str | None,
+    wait: bool,
+    timeout: int,
+    spread: int | None,
 ) -> None:
     """Enqueue what beat would enqueue for JOB, now: every task of it starts at once."""
     from beat_schedule import beat_schedule
@@ -673,6 +668,10 @@ def run_job(
         kwargs["spread_seconds"] = spread or 0
     elif spread is not None:
         raise KopterError("--spread applies to `kopter run describer` only")
+    if hour:
+        if job != "aggregator":
+            raise KopterError("--hour applies to `kopter run aggregator` only")
+        kwargs["hour"] = _iso_hour(hour)
     queues.verify_queues(get_settings(), queues.WORK_QUEUES)
     result = app.send_task(entry["task"], kwargs=kwargs, **entry.get("options", {}))
     click.echo(f"enqueued {entry['task']} as {result.id}")
@@ -695,6 +694,19 @@ def _iso_date(text: str) -> str:
         return date.fromisoformat(text).isoformat()
     except ValueError:
         raise KopterError(f"--date {text!r} is not an ISO date like 2026-11-27") from None
+
+
+def _iso_hour(text: str) -> str:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise KopterError(f"--hour {text!r} is not an ISO time like 2026-11-27T13:00Z") from None
+    return (
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        .astimezone(UTC)
+        .replace(minute=0, second=0, microsecond=0)
+        .isoformat()
+    )
 
 
 def _results(fan_out: dict[str, Any], results: list[Any]) -> dict[str, Any]:
@@ -823,14 +835,16 @@ def flower(address: str, port: int, no_auth: bool) -> None:
 @cli.command()
 @click.option("--moto-port", envvar="KOPTER_DEV_MOTO_PORT", default=5050, show_default=True)
 @click.option("--flower-port", envvar="KOPTER_DEV_FLOWER_PORT", default=5555, show_default=True)
+@click.option("--api-port", envvar="KOPTER_DEV_API_PORT", default=8080, show_default=True)
 @click.option("--state-dir", envvar="KOPTER_DEV_DIR", default=".kopter-dev", show_default=True)
 @click.option("--smoke", is_flag=True, help="Bring the stack up, show it working, stop.")
-def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
+def dev(moto_port: int, flower_port: int, api_port: int, state_dir: str, smoke: bool) -> None:
     """The embedded local stack (`make run`): moto's server as AWS, Redis, queues and tables,
-    a demo tenant, a worker on every queue, beat and Flower. Ctrl-C stops everything."""
+    a demo tenant, a worker on every queue, beat, Flower, and the read API with the web app
+    (its URL signs you in as the demo tenant). Ctrl-C stops everything."""
     from kopter.dev import run_dev_stack
 
-    sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))
+    sys.exit(run_dev_stack(moto_port, flower_port, api_port, Path(state_dir), smoke))
 
 
 # The lifecycle commands register themselves on the groups above.

@@ -10,22 +10,28 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
+
+import jwt
 
 from kopter import demo
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
     celery_argv,
+    jwt_api_env,
     port_open,
     redis_reachable,
     spawn,
+    start_api,
     start_moto,
     start_redis,
     stop_all,
@@ -36,6 +42,9 @@ from kopter.pricing.offerserver import SAMPLE_OFFERS, OfferServer
 from kopter.queues import WORK_QUEUES
 from kopter.settings import load
 
+DEV_TOKEN_SECONDS = 3600
+DEV_TOKEN_RENEW_SECONDS = 300
+
 
 class _Stop(Exception):
     pass
@@ -45,7 +54,9 @@ def _raise_stop(signum: int, _: FrameType | None) -> None:
     raise _Stop(signal.Signals(signum).name)
 
 
-def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool) -> int:
+def run_dev_stack(
+    moto_port: int, flower_port: int, api_port: int, state_dir: Path, smoke: bool
+) -> int:
     state_dir = state_dir.resolve()
     logs = state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -57,7 +68,9 @@ def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool
         trail = _seed_demo(env)
         _start_processes(env, flower_port, logs, children)
         _show_pipeline(env, trail)
+        app = _start_api(env, api_port, logs, children)
         _say(f"flower     http://127.0.0.1:{flower_port}  (workers and tasks; no login locally)")
+        app.show()
         _say(f"logs       {logs}/")
         _say(
             "try        export KOPTER_AWS_ENDPOINT_URL=" + env["KOPTER_AWS_ENDPOINT_URL"] + " "
@@ -68,7 +81,7 @@ def run_dev_stack(moto_port: int, flower_port: int, state_dir: Path, smoke: bool
             _say("smoke run: the stack came up and worked; stopping")
             return 0
         _say("ready      Ctrl-C stops everything")
-        _watch(children)
+        _watch(children, app)
         return 1
     except _Stop as stop:
         _say(f"{stop}: stopping")
@@ -118,6 +131,8 @@ def _start_services(moto_port: int, state_dir: Path, logs: Path, children: list[
         "KOPTER_AWS_ENDPOINT_URL": endpoint,
         "KOPTER_REDIS_URL": redis_url,
         "KOPTER_PRICING_URL": pricing_url,
+        # One demo account: its describer run need not be spread over minutes.
+        "KOPTER_DESCRIBE_SPREAD_SECONDS": os.environ.get("KOPTER_DESCRIBE_SPREAD_SECONDS", "0"),
         "PYTHONUNBUFFERED": "1",
     }
 
@@ -220,10 +235,63 @@ def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
     _say("pipeline   the price list, imported by the worker for the demo's regions:")
     _kopter(env, "run", "pricing", "--wait", "--timeout", "120", quiet=True)
     _kopter(env, "prices", "--region", demo.REGIONS[0], "--os", "Linux")
+    _say("pipeline   the fleet described on the worker, and the cost of its hours:")
+    _kopter(env, "run", "describer", "--tenant", demo.TENANT, "--wait", quiet=True)
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    _kopter(
+        env,
+        "run",
+        "aggregator",
+        "--tenant",
+        demo.TENANT,
+        "--hour",
+        hour.isoformat(),
+        "--wait",
+        quiet=True,
+    )
+    since = f"{hour - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"
+    _kopter(env, "graph", "--tenant", demo.TENANT, "--since", since, "--by", "instance-type")
 
 
-def _watch(children: list[Child]) -> None:
+class SignedInApp:
+    """The web app as the demo tenant: a URL holding a short-lived token minted here with the
+    API's key (in the fragment, which the browser never sends), renewed before it expires."""
+
+    def __init__(self, port: int, key: str, tenant_id: str) -> None:
+        self.port, self.key, self.tenant_id = port, key, tenant_id
+        self.expires = 0.0
+
+    def show(self) -> None:
+        self.expires = time.time() + DEV_TOKEN_SECONDS
+        claims = {"sub": self.tenant_id, "iat": int(time.time()), "exp": int(self.expires)}
+        token = jwt.encode(claims, self.key, "HS256")
+        _say(
+            f"app        http://127.0.0.1:{self.port}/#token={token}  (the web app, signed in as "
+            f"{demo.TENANT!r} for {DEV_TOKEN_SECONDS // 60} minutes; a new URL comes before then)"
+        )
+
+    def renew_if_due(self) -> None:
+        if time.time() > self.expires - DEV_TOKEN_RENEW_SECONDS:
+            self.show()
+
+
+def _start_api(env: dict, port: int, logs: Path, children: list[Child]) -> SignedInApp:
+    """`kopter api` with bearer tokens signed by a key made for this run."""
+    if port_open("127.0.0.1", port):
+        raise KopterError(f"port {port} is taken: set KOPTER_DEV_API_PORT")
+    key = secrets.token_urlsafe(32)
+    children.append(start_api("api", port, {**env, **jwt_api_env(key)}, logs))
+    [tenant] = [
+        json.loads(line)
+        for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
+        if json.loads(line)["name"] == demo.TENANT
+    ]
+    return SignedInApp(port, key, tenant["tenant_id"])
+
+
+def _watch(children: list[Child], app: SignedInApp) -> None:
     while True:
+        app.renew_if_due()
         for child in children:
             if not child.alive:
                 raise KopterError(f"{child.name} exited:\n{child.tail()}")

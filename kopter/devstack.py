@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -156,6 +157,31 @@ def start_moto(port: int, log_dir: Path | None) -> Child:
     argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     child = spawn("moto", argv, {**os.environ, **LOCAL_AWS_ENV}, log_dir)
     wait_for_port(child, port)
+    return child
+
+
+def jwt_api_env(key: str) -> dict[str, str]:
+    """The settings of a `kopter api` on this machine taking HS256 bearer tokens signed with
+    ``key``, with a cursor key of its own."""
+    return {
+        "KOPTER_API_AUTH": "jwt",
+        "KOPTER_API_JWT_ALGORITHM": "HS256",
+        "KOPTER_API_JWT_KEY": key,
+        "KOPTER_API_CURSOR_KEY": secrets.token_urlsafe(32),
+    }
+
+
+def start_api(
+    name: str, port: int, env: Mapping[str, str], log_dir: Path | None, cwd: Path | None = None
+) -> Child:
+    """`kopter api` on 127.0.0.1:port, listening when this returns."""
+    argv = [sys.executable, "-m", "kopter", "api", "--port", str(port)]
+    child = spawn(name, argv, env, log_dir, cwd)
+    try:
+        wait_for_port(child, port)
+    except KopterError:
+        child.stop()
+        raise
     return child
 
 

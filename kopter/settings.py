@@ -62,6 +62,13 @@ class Settings:
     api_cors_headers: tuple[str, ...]
     api_cursor_key: str | None = field(repr=False)
     api_tenant_cache_seconds: int
+    # The web app (served by `kopter api`, or built by `kopter web build`): where it finds the
+    # API, and the OIDC provider it signs users in with (e.g. a Cognito user pool's hosted UI).
+    web_api_url: str | None
+    web_oidc_issuer: str | None
+    web_oidc_client_id: str | None
+    web_oidc_scopes: str
+    web_oidc_redirect_uri: str | None
     # Flower (`kopter flower`): basic auth, or Flower's OAuth (emails allowed, provider).
     flower_basic_auth: tuple[str, ...] = field(repr=False)
     flower_auth: str | None
@@ -164,6 +171,13 @@ def _list(
     return values
 
 
+def _token(env: Mapping[str, str], name: str, pattern: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not re.fullmatch(pattern, raw):
+        raise ConfigError(f"{name}={raw!r} is not of the form {pattern}")
+    return raw
+
+
 def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """``user:password`` pairs, comma-separated; an error never shows a password."""
     pairs = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
@@ -233,6 +247,12 @@ def load(env: Mapping[str, str]) -> Settings:
         ),
         api_cursor_key=env.get("KOPTER_API_CURSOR_KEY") or None,
         api_tenant_cache_seconds=_int(env, "KOPTER_API_TENANT_CACHE_SECONDS", 60, 0, 3600),
+        web_api_url=_url(env, "KOPTER_WEB_API_URL", None, {"http", "https"}),
+        web_oidc_issuer=_url(env, "KOPTER_WEB_OIDC_ISSUER", None, {"https", "http"}),
+        web_oidc_client_id=_token(env, "KOPTER_WEB_OIDC_CLIENT_ID", r"[\w.-]{1,128}"),
+        web_oidc_scopes=_token(env, "KOPTER_WEB_OIDC_SCOPES", r"[\w:/.-]+( [\w:/.-]+)*")
+        or "openid",
+        web_oidc_redirect_uri=_url(env, "KOPTER_WEB_OIDC_REDIRECT_URI", None, {"http", "https"}),
         flower_basic_auth=_credentials(env, "KOPTER_FLOWER_BASIC_AUTH"),
         flower_auth=env.get("KOPTER_FLOWER_AUTH") or None,
         flower_auth_provider=env.get("KOPTER_FLOWER_AUTH_PROVIDER") or None,

@@ -168,3 +168,11 @@ EU_WEST_3 = [
     P("m5.large", on_demand="0.1120000000"),
     P("x2iezn.12xlarge", on_demand="11.8800000000"),  # not offered in us-east-1 here
 ]
+
+
+# What the aggregator's tests and the web app's price: a small fleet's types.
+SMALL_FLEET_PRICES = [
+    P("m5.large", on_demand="0.1530000000"),
+    P("t3.micro", on_demand="0.0134000000"),
+    P("c5.xlarge", os="Windows", on_demand="0.3540000000"),
+]

@@ -14,7 +14,7 @@ from kopter.ec2.instances import InstanceState
 from kopter.settings import get_settings
 from kopter.tables import PriceGraphPoint
 from tasks.aggregator import aggregate_tenant_hour
-from tests.offers import P, write_offer
+from tests.offers import SMALL_FLEET_PRICES, write_offer
 
 REGION = "sa-east-1"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -55,16 +55,7 @@ def _cost(tenant: str, account: str, hour: datetime) -> Decimal:
 
 def test_a_scripted_day_costs_what_a_hand_computes(kopter, workers, tmp_path):
     c = kopter.connect("--regions", REGION)
-    prices = write_offer(
-        tmp_path / "sa.json",
-        REGION,
-        "20261120000000",
-        [
-            P("m5.large", on_demand="0.1530000000"),
-            P("t3.micro", on_demand="0.0134000000"),
-            P("c5.xlarge", os="Windows", on_demand="0.3540000000"),
-        ],
-    )
+    prices = write_offer(tmp_path / "sa.json", REGION, "20261120000000", SMALL_FLEET_PRICES)
     kopter("pricing", "import", str(prices), "--region", REGION)
 
     # What the describer saw at the start of the day and at its end.

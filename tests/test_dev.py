@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from decimal import Decimal
 from pathlib import Path
+
+import httpx
 
 from kopter.devstack import free_port
 from tests.conftest import ROOT, wait_for
@@ -45,10 +49,13 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
         "KOPTER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
         "KOPTER_DEV_MOTO_PORT": str(free_port()),
         "KOPTER_DEV_FLOWER_PORT": str(free_port()),
+        "KOPTER_DEV_API_PORT": str(free_port()),
         "KOPTER_DEV_DIR": str(tmp_path / "dev"),
     }
     env.pop("KOPTER_AWS_ENDPOINT_URL")  # kopter dev sets it to its own moto server
     env.pop("KOPTER_PRICING_URL")  # ... and serves its sample price list
+    for name in ("KOPTER_TASK_TIME_LIMIT", "KOPTER_VISIBILITY_TIMEOUT", "KOPTER_MAX_RECEIVE_COUNT"):
+        env.pop(name)  # the tests' short limits: `make run` has the defaults
     log = tmp_path / "dev.out"
     with open(log, "wb") as out:
         dev = subprocess.Popen(
@@ -82,8 +89,16 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
             "m5.large       Linux  Dedicated  No License required  NA        0.106  ",
         ):
             assert expected in output, output
+        # The app's URL signs in as the demo tenant, whose hours the aggregator costed.
+        [url] = re.findall(r"app +(http://127\.0\.0\.1:\d+/)#token=(\S+)", output)
+        page = httpx.get(url[0], timeout=30)
+        assert page.status_code == 200 and '<script type="module" src="app.js">' in page.text
+        bearer = {"Authorization": f"Bearer {url[1]}"}
+        costs = httpx.get(url[0] + "v1/price-graph", headers=bearer, timeout=30).json()["items"]
+        assert sum(Decimal(p["cost_usd"]) for p in costs) > 0, costs
+        assert httpx.get(url[0] + "v1/accounts", timeout=30).status_code == 401
         processes = _descendants(dev.pid)
-        assert len(processes) >= 6  # moto, redis, worker (+ pool), beat, flower
+        assert len(processes) >= 7  # moto, redis, worker (+ pool), beat, flower, api
         dev.send_signal(signal.SIGINT)
         assert dev.wait(timeout=60) == 0
     finally:
@@ -91,4 +106,4 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
             dev.kill()
     time.sleep(0.5)
     assert [p for p in processes if _alive(p)] == [], "kopter dev left processes behind"
-    assert "stopped flower, beat, worker, redis, moto" in log.read_text()
+    assert "stopped api, flower, beat, worker, redis, moto" in log.read_text()

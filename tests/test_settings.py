@@ -22,6 +22,8 @@ def test_defaults_are_the_documented_ones():
         ({"KOPTER_PREFIX": "bad prefix!"}, "KOPTER_PREFIX"),
         ({"KOPTER_VISIBILITY_TIMEOUT": "ten"}, "not a whole number"),
         ({"KOPTER_VISIBILITY_TIMEOUT": "50000"}, "outside"),
+        ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "KOPTER_WEB_OIDC_ISSUER"),
+        ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "KOPTER_WEB_OIDC_CLIENT_ID"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):

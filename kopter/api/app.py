@@ -8,8 +8,9 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 
-from kopter.api import accounts, audit, costs, ec2, errors, identity, notifications
+from kopter.api import accounts, audit, costs, ec2, errors, identity, notifications, web
 from kopter.api.access import REQUEST_ID_HEADER, RequestContext
 from kopter.api.cursors import Cursors
 from kopter.settings import Settings
@@ -68,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     for module in (audit, ec2, costs, notifications, accounts):
         app.include_router(module.router)
+    web.install(app, settings)  # last: the app's files at / answer what no route does
     app.add_middleware(
         CORSMiddleware,
         allow_origins=list(settings.api_cors_origins),
@@ -76,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
         expose_headers=[REQUEST_ID_HEADER],
         max_age=600,
     )
+    app.add_middleware(GZipMiddleware, minimum_size=1024)  # the app's files, long listings
     app.add_middleware(RequestContext)  # added last: outermost, so it sees every response
     app.openapi = lambda: _document(app, settings)  # type: ignore[method-assign]
     return app

@@ -24,6 +24,7 @@ class PricePoint(BaseModel):
     account: str | None = None
     region: str | None = None
     instance_type: str | None = None
+    missing_prices: int | None = None  # running instances without a price, not in cost_usd
 
 
 class PriceGraph(BaseModel):

@@ -311,23 +311,34 @@ def graph(
     tenant_id: str, since: datetime, until: datetime, by: str | None
 ) -> Iterable[dict[str, Any]]:
     """The tenant's cost per hour from ``since`` to ``until``, summed over accounts, or split
-    ``by`` account, region or instance-type."""
+    ``by`` account, region or instance-type; ``missing_prices``: how many running instances of
+    that hour (and split) have no price, so are not in its cost."""
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    missing: dict[tuple[str, str], int] = defaultdict(int)
     for point in PriceGraphPoint.query(
         tenant_id,
         PriceGraphPoint.hour_account.between(f"{since:%Y-%m-%dT%H}", f"{until:%Y-%m-%dT%H}~"),
     ):
         hour = point.hour.strftime("%Y-%m-%dT%H:00Z")
+        unpriced = point.missing_prices or []
         if by == "account":
             totals[(hour, point.account_id)] += point.cost_usd
+            missing[(hour, point.account_id)] += sum(m["count"] for m in unpriced)
         elif by in ("region", "instance-type"):
             split = point.by_region if by == "region" else point.by_instance_type
             for name, cost in (split or {}).items():
                 totals[(hour, name)] += Decimal(cost)
+            for m in unpriced:
+                name = m["region"] if by == "region" else m["instance_type"]
+                totals[(hour, name)] += 0  # an hour whose only instances have no price
+                missing[(hour, name)] += m["count"]
         else:
             totals[(hour, "")] += point.cost_usd
+            missing[(hour, "")] += sum(m["count"] for m in unpriced)
     for (hour, name), cost in sorted(totals.items()):
         row: dict[str, Any] = {"hour": hour, "cost_usd": str(cost.quantize(CENT))}
         if by:
             row[by.replace("-", "_")] = name
+        if missing[(hour, name)]:
+            row["missing_prices"] = missing[(hour, name)]
         yield row

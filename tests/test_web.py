@@ -1,0 +1,294 @@
+"""The customers' web app in headless Chromium (Debian's chromium and chromium-driver, through
+Selenium), served by a real `kopter api`, over a tenant whose data kopter's own ingest,
+describer, price import and aggregator wrote to moto: every page shows it, filters and pages
+round-trip through the URL, mark-read survives a reload, an expired or refused token goes back
+to sign-in, no console error, axe-core finds nothing, every control is reached by Tab.
+Screenshots of every page are kept in screenshots/ of the test output directory."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from kopter.costs.aggregator import graph
+from tests.conftest import OUTPUT, wait_for
+from tests.webapp import (
+    BOB,
+    WebApi,
+    WebTenant,
+    browser_paths,
+    chromium,
+    node_modules,
+    token,
+    wait_ready,
+    web_api,
+    web_tenant,
+)
+
+PATHS = browser_paths()
+pytestmark = pytest.mark.skipif(
+    PATHS is None, reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)"
+)
+SHOTS = OUTPUT / "screenshots"
+ZONE = "America/New_York"  # not the machine's: times must follow the browser
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    modules = node_modules(OUTPUT)
+    if modules is None:
+        pytest.skip("needs npm, to install axe-core from web/package-lock.json")
+    return (modules / "axe-core" / "axe.min.js").read_text()
+
+
+@pytest.fixture(scope="module")
+def tenant(tmp_path_factory: pytest.TempPathFactory) -> WebTenant:
+    return web_tenant(tmp_path_factory.mktemp("web"), days=2, audit_records=60)
+
+
+@pytest.fixture(scope="module")
+def server(tenant: WebTenant) -> Iterator[WebApi]:
+    with web_api(OUTPUT / "logs") as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    assert PATHS
+    with chromium(PATHS) as b:
+        b.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": ZONE})
+        yield b
+
+
+def api_get(server: WebApi, tenant: WebTenant, path: str, **params: Any) -> Any:
+    headers = {"Authorization": f"Bearer {token(tenant.id)}"}
+    reply = httpx.get(server.base + path, params=params, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def show(browser: Any, server: WebApi, page: str, query: str = "") -> None:
+    browser.get(f"{server.base}/#/{page}{'?' + query if query else ''}")
+    wait_ready(browser, page)
+
+
+def stale(browser: Any) -> None:
+    """Mark the page shown as old, so that waiting for ready waits for the next one."""
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+
+
+def texts(browser: Any, css: str) -> list[str]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())", css
+    )
+
+
+def errors_in_console(browser: Any) -> list[dict[str, Any]]:
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def check_accessible(browser: Any, axe: str, page: str) -> None:
+    browser.execute_script(axe)
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(JSON.stringify(r.violations)), e => done(String(e)));"
+    )
+    violations = json.loads(result)
+    assert violations == [], f"{page}: " + "; ".join(
+        f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations
+    )
+
+
+def reached_by_tab(browser: Any) -> None:
+    """Every link, button, input, select and summary gets the focus by Tab alone."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    controls = browser.execute_script(
+        "const all = [...document.querySelectorAll('a[href], button, input, select, summary')];"
+        "all.forEach((e, i) => e.dataset.tabProbe = i);"
+        "return all.filter(e => e.offsetParent !== null).map(e => e.dataset.tabProbe);"
+    )
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    focused = set()
+    for _ in range(3 * len(controls) + 20):  # other stops too: scrollable <pre>s
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        probe = browser.execute_script("return document.activeElement.dataset.tabProbe")
+        if probe is not None:
+            focused.add(probe)
+        if focused >= set(controls):
+            break
+    missed = set(controls) - focused
+    assert not missed, browser.execute_script(
+        "return arguments[0].map(i => document.querySelector(`[data-tab-probe='${i}']`).outerHTML)",
+        sorted(missed),
+    )
+
+
+def signed_in(browser: Any, server: WebApi, tenant: WebTenant) -> None:
+    browser.get(f"{server.base}/#token={token(tenant.id)}")
+    wait_ready(browser, "cost")
+    assert "#token" not in browser.current_url  # out of the address bar and the history
+
+
+def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    signed_in(browser, server, tenant)
+    since, until = tenant.first_hour, tenant.first_hour + timedelta(hours=tenant.hours)
+    span = f"since={since:%Y-%m-%dT%H:%M:%SZ}&until={until:%Y-%m-%dT%H:%M:%SZ}"
+
+    # Cost: the exact total of the aggregator's points, the jump with bob, the missing prices.
+    show(browser, server, "cost", span)
+    points = list(graph(tenant.id, since, until, None))
+    assert len(points) == tenant.hours
+    total = sum((Decimal(p["cost_usd"]) for p in points), Decimal(0))
+    assert browser.find_element("id", "total").text == f"${total:,.2f}"
+    [jump] = texts(browser, "section.jumps li")
+    assert "i-0fffffffffffffff6" in jump and BOB in jump
+    missing = browser.execute_script(  # textContent: the list is folded when long
+        "return [...document.querySelectorAll('section.warning li')].map(e => e.textContent)"
+    )
+    assert len(missing) == tenant.hours and all("1 instance without a price" in m for m in missing)
+    first_time = browser.find_element("css selector", "p.total time")
+    assert first_time.get_attribute("title") == f"{since:%Y-%m-%dT%H:%M:%SZ} (UTC)"
+    assert "EST" in first_time.text or "GMT-5" in first_time.text  # the browser's zone
+    browser.find_element("css selector", "figure.graph canvas")
+    browser.set_window_size(1400, 1240)  # the graph, the missing prices and the jump in one
+    browser.save_screenshot(str(SHOTS / "web-cost.png"))
+    browser.set_window_size(1400, 1000)
+    check_accessible(browser, axe_source, "cost")
+
+    # Split by instance type through the form: the URL keeps it, the sums are the API's.
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element("id", "f-by")).select_by_value("instance-type")
+    stale(browser)
+    browser.find_element("css selector", "form.filters button[type=submit]").click()
+    wait_for(lambda: "by=instance-type" in browser.current_url, 10, "the split in the URL")
+    wait_ready(browser, "cost")
+    by_type: dict[str, Decimal] = {}
+    for p in graph(tenant.id, since, until, "instance-type"):
+        by_type[p["instance_type"]] = by_type.get(p["instance_type"], 0) + Decimal(p["cost_usd"])
+    shown = dict(row.split("\t") for row in texts(browser, "table tbody tr") if "\t" in row)
+    assert shown == {k: f"${v:,.2f}" for k, v in by_type.items()}
+    browser.save_screenshot(str(SHOTS / "web-cost-by-instance-type.png"))
+    browser.refresh()
+    wait_ready(browser, "cost")
+    assert Select(browser.find_element("id", "f-by")).first_selected_option.text == "Instance type"
+
+    # Audit log: pages of 25 followed to the end are every record, each once, as the API has it.
+    show(browser, server, "audit", "limit=25")
+    seen: list[str] = []
+    pages = 0
+    while True:
+        pages += 1
+        seen += browser.execute_script(
+            "return [...document.querySelectorAll('tbody tr')].map(r => "
+            "r.querySelector('dd').textContent)"
+        )
+        links = browser.find_elements("css selector", "a[rel=next]")
+        if not links:
+            break
+        stale(browser)
+        links[0].click()
+        wait_for(lambda: "cursor=" in browser.current_url, 10, "the next page")
+        wait_ready(browser, "audit")
+        if pages == 2:
+            # A reload shows the same page: the cursor is in the URL.
+            before = texts(browser, "tbody tr")
+            browser.refresh()
+            wait_ready(browser, "audit")
+            assert texts(browser, "tbody tr") == before
+    api_ids = [e["event_id"] for e in api_get(server, tenant, "/v1/audit/aws", limit=1000)["items"]]
+    assert seen == api_ids and len(seen) == tenant.audit_records and pages == 3
+    # A filter from the form, and a record's request and response.
+    show(browser, server, "audit")
+    name = api_get(server, tenant, "/v1/audit/aws", limit=1)["items"][0]["event_name"]
+    browser.find_element("id", "f-event_name").send_keys(name)
+    stale(browser)
+    browser.find_element("css selector", "form.filters button[type=submit]").click()
+    wait_for(lambda: f"event_name={name}" in browser.current_url, 10, "the filter in the URL")
+    wait_ready(browser, "audit")
+    filtered = api_get(server, tenant, "/v1/audit/aws", event_name=name, limit=100)["items"]
+    assert texts(browser, "tbody tr summary") == [name] * len(filtered)
+    browser.find_element("css selector", "tbody summary").click()
+    assert "Request" in browser.find_element("css selector", "tbody details").text
+    request = browser.find_element("css selector", "tbody details pre").text
+    assert request == (
+        json.dumps(json.loads(filtered[0]["request"]), indent=2) if filtered[0]["request"] else "—"
+    )
+    browser.save_screenshot(str(SHOTS / "web-audit.png"))
+    check_accessible(browser, axe_source, "audit")
+    reached_by_tab(browser)
+
+    # EC2 events: the describer's and CloudTrail's, bob's launch with him.
+    show(browser, server, "events")
+    events = api_get(server, tenant, "/v1/ec2/events")["items"]
+    rows = texts(browser, "tbody tr")
+    assert len(rows) == len(events) and events
+    assert any("i-0fffffffffffffff6" in r and "launched" in r and BOB in r for r in rows)
+    show(browser, server, "events", f"account={tenant.account}")
+    assert len(texts(browser, "tbody tr")) == len(events)
+    browser.save_screenshot(str(SHOTS / "web-events.png"))
+    check_accessible(browser, axe_source, "events")
+
+    # Accounts: health and last success.
+    show(browser, server, "accounts")
+    [row] = texts(browser, "tbody tr")
+    assert tenant.account in row and "healthy" in row
+    browser.save_screenshot(str(SHOTS / "web-accounts.png"))
+    check_accessible(browser, axe_source, "accounts")
+
+    # Notifications: the aggregator's price-missing and cost-jump; mark one read, reload.
+    show(browser, server, "notifications")
+    unread = api_get(server, tenant, "/v1/notifications", unread="true")["items"]
+    assert len(unread) >= 3  # a price missing on each day, one jump
+    wait_for(lambda: texts(browser, "#unread") == [str(len(unread))], 10, "the unread count")
+    check_accessible(browser, axe_source, "notifications")
+    first = browser.find_element("css selector", "li.unread button")
+    title = first.get_attribute("aria-label")
+    first.click()
+    wait_for(lambda: texts(browser, "#unread") == [str(len(unread) - 1)], 10, "one fewer")
+    browser.refresh()
+    wait_ready(browser, "notifications")
+    read = [t for t in texts(browser, "ul.notifications > li") if "Read " in t]
+    assert len(read) == 1 and title.removeprefix("Mark read: ") in read[0]
+    show(browser, server, "notifications", "unread=true")
+    assert len(texts(browser, "ul.notifications > li")) == len(unread) - 1
+    browser.save_screenshot(str(SHOTS / "web-notifications.png"))
+
+    assert errors_in_console(browser) == []
+
+
+def test_an_expired_or_refused_token_goes_back_to_sign_in(browser, server, tenant, axe_source):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    browser.get(f"{server.base}/#token={token(tenant.id, seconds=-60)}")
+    wait_ready(browser, "sign-in")
+    assert browser.find_element("tag name", "h1").text == "Sign in"
+    assert "expired" in browser.find_element("id", "sign-in-reason").text
+    browser.save_screenshot(str(SHOTS / "web-sign-in.png"))
+    check_accessible(browser, axe_source, "sign-in")
+    assert errors_in_console(browser) == []
+
+    # Signed by another key: the browser cannot tell; the API's 401 brings sign-in back.
+    browser.get(f"{server.base}/#token={token(tenant.id, key='another-key-' * 4)}")
+    wait_ready(browser, "sign-in")
+    assert "not valid" in browser.find_element("id", "sign-in-reason").text
+    # Chromium logs the 401 itself; nothing else.
+    assert all(" 401 " in e["message"] for e in errors_in_console(browser))
+
+    # A token that expires while the app is open (its successor, already expired, put in its
+    # place): the next page goes to sign-in.
+    browser.get(f"{server.base}/#token={token(tenant.id)}")
+    wait_ready(browser, "cost")
+    expired = token(tenant.id, seconds=-1)
+    browser.execute_script("sessionStorage.setItem('kopter.token', arguments[0])", expired)
+    browser.find_element("link text", "Accounts").click()
+    wait_ready(browser, "sign-in")
+    assert "expired" in browser.find_element("id", "sign-in-reason").text

@@ -1,0 +1,243 @@
+"""What the web app's tests and benchmark share: the web app's locked npm packages (installed by
+npm from web/package-lock.json, which checks each package's integrity), a real `kopter api`
+process serving the app, headless Chromium, and a tenant whose data comes from kopter's own
+ingest, describer, price import and aggregator against moto."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from kopter.devstack import Child, free_port, jwt_api_env, start_api
+from tests.samples import ROOT
+
+WEB = ROOT / "web"
+JWT_KEY = secrets.token_urlsafe(32)
+CHROMIUM_FLAGS = (
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
+
+
+def node_modules(output: Path) -> Path | None:
+    """`npm ci` of web/'s lockfile into ``output`` (once); None where npm is missing."""
+    npm = shutil.which("npm")
+    if not npm:
+        return None
+    target = output / "web-npm"
+    lock = (WEB / "package-lock.json").read_bytes()
+    if (
+        (target / "package-lock.json").is_file()
+        and (target / "package-lock.json").read_bytes() == lock
+        and (target / "node_modules").is_dir()
+    ):
+        return target / "node_modules"
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copy(WEB / name, target / name)
+    subprocess.run(
+        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        cwd=target,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return target / "node_modules"
+
+
+def browser_paths() -> tuple[str, str] | None:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    return (chromium, driver) if chromium and driver else None
+
+
+@contextmanager
+def chromium(paths: tuple[str, str]) -> Iterator[Any]:
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = paths[0]
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    browser = webdriver.Chrome(options=options, service=Service(paths[1]))
+    try:
+        yield browser
+    finally:
+        browser.quit()
+
+
+def token(tenant_id: str, seconds: int = 600, key: str = JWT_KEY) -> str:
+    now = int(time.time())
+    return jwt.encode({"sub": tenant_id, "iat": now, "exp": now + seconds}, key, "HS256")
+
+
+@dataclass
+class WebApi:
+    child: Child
+    base: str
+
+
+@contextmanager
+def web_api(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[WebApi]:
+    """`kopter api` in jwt mode (HS256), serving the app at /."""
+    port = free_port()
+    settings = {**os.environ, **jwt_api_env(JWT_KEY), **(env or {})}
+    child = start_api(f"api-web-{port}", port, settings, log_dir, cwd=ROOT)
+    try:
+        yield WebApi(child, f"http://127.0.0.1:{port}")
+    finally:
+        child.stop()
+
+
+def wait_ready(browser: Any, page: str, timeout: float = 30) -> None:
+    """Until the app has rendered ``page`` (main's data-state), or its error."""
+    deadline = time.monotonic() + timeout
+    state = None
+    while time.monotonic() < deadline:
+        state = browser.execute_script(
+            "const m = document.getElementById('main');"
+            "return m && m.dataset.page + ':' + m.dataset.state"
+        )
+        if state == f"{page}:ready":
+            return
+        if state and state.endswith(":error"):
+            text = browser.find_element("id", "main").text
+            raise AssertionError(f"the {page} page failed: {text}")
+        time.sleep(0.05)
+    raise AssertionError(f"the {page} page was not ready within {timeout}s (state {state})")
+
+
+# --- a tenant's data, from kopter's own pipeline functions ------------------------------------
+
+REGION = "sa-east-1"
+ALICE = "arn:aws:iam::123456789012:user/alice"
+BOB = "arn:aws:iam::123456789012:user/bob"
+
+
+@dataclass(frozen=True)
+class WebTenant:
+    id: str
+    account: str
+    first_hour: datetime
+    hours: int
+    audit_records: int
+    jump_instance: str
+
+
+def web_tenant(tmp: Path, days: int, audit_records: int) -> WebTenant:
+    """A tenant with one account in REGION: the price list imported, a fleet described, ``days``
+    of hours costed by the aggregator (a price missing every hour; on the last day at 10:00 bob
+    launches a Windows c5.xlarge: a cost jump), ``audit_records`` CloudTrail records ingested."""
+    from kopter import accounts, cache
+    from kopter.cloudtrail import ingest, records
+    from kopter.costs.aggregator import aggregate_hour
+    from kopter.ec2 import describer, events
+    from kopter.ec2.instances import InstanceState
+    from kopter.notifications import deliver
+    from kopter.pricing.cache import PriceCache
+    from kopter.settings import get_settings
+    from tests.factories import log_records
+    from tests.offers import SMALL_FLEET_PRICES, write_offer
+
+    # A jump of a few dollars counts here (the default asks for 1 USD more).
+    settings = dataclasses.replace(get_settings(), cost_jump_min_usd=Decimal("0.1"))
+    identity = f"us-east-1:{secrets.token_hex(8)}"
+    tenant = accounts.add_tenant(f"web-{secrets.token_hex(3)}", identity)
+    account = "".join(secrets.choice("0123456789") for _ in range(12))
+    role = f"arn:aws:iam::{account}:role/kopter"
+    accounts.add_account(tenant, accounts.AccountRequest(account, role, (REGION,)))
+    offer = write_offer(tmp / "offer.json", REGION, "20261120000000", SMALL_FLEET_PRICES)
+    subprocess.run(
+        [sys.executable, "-m", "kopter", "pricing", "import", str(offer), "--region", REGION],
+        check=True,
+        capture_output=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    first = today - timedelta(days=days)
+
+    def state(
+        instance_id: str,
+        itype: str,
+        launched: datetime,
+        platform: str = "Linux/UNIX",
+        stopped: datetime | None = None,
+    ) -> InstanceState:
+        return InstanceState(
+            instance_id=instance_id,
+            region=REGION,
+            state="stopped" if stopped else "running",
+            instance_type=itype,
+            platform=platform,
+            tenancy="default",
+            lifecycle="on-demand",
+            availability_zone=f"{REGION}a",
+            launch_time=launched,
+            transition_time=stopped,
+        )
+
+    fleet = [
+        state("i-0aaaaaaaaaaaaaaa1", "m5.large", first - timedelta(days=2)),
+        state("i-0bbbbbbbbbbbbbbb2", "t3.micro", first - timedelta(days=2)),
+        state("i-0ccccccccccccccc3", "x9.huge", first - timedelta(days=2)),  # no price
+    ]
+    describer.record(identity, account, REGION, fleet, first, settings)
+    jump_at = today - timedelta(days=1) + timedelta(hours=10)
+    jumper = state("i-0fffffffffffffff6", "c5.xlarge", jump_at, platform="Windows")
+    describer.record(identity, account, REGION, [*fleet, jumper], jump_at, settings)
+    launched = events.Change(
+        jumper.instance_id, REGION, "launched", jump_at, {"instance_type": "c5.xlarge"}
+    )
+    events.record(identity, account, launched, events.CLOUDTRAIL, BOB)
+    # bob stops it an hour later: one hour jumps.
+    stop_at = jump_at + timedelta(hours=1)
+    stopped = state(jumper.instance_id, "c5.xlarge", jump_at, "Windows", stopped=stop_at)
+    describer.record(identity, account, REGION, [*fleet, stopped], stop_at, settings)
+    events.record(
+        identity,
+        account,
+        events.Change(jumper.instance_id, REGION, "stopped", stop_at),
+        events.CLOUDTRAIL,
+        BOB,
+    )
+
+    prices = PriceCache(cache.client(settings), settings.prefix).on_demand
+    for hour in range(days * 24):
+        result = aggregate_hour(identity, first + timedelta(hours=hour), prices, settings)
+        for notice in result.notices:
+            deliver(notice, settings)
+
+    log = log_records(audit_records, account, today - timedelta(days=1), seed=7)
+    ingest.write(records.decode(_document(log)), identity, "s3://web/log.json.gz", settings)
+    return WebTenant(identity, account, first, days * 24, audit_records, jumper.instance_id)
+
+
+def _document(log: list[dict[str, Any]]) -> bytes:
+    import json
+
+    return json.dumps({"Records": log}).encode()
