@@ -25,6 +25,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from kopter.cloudtrail.objects import logs_root
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
 from kopter.errors import KopterError, NotFound, Refused
 from kopter.notifications import Notice
@@ -273,9 +274,10 @@ def check_account(
             checks.append(Check(step, True, f"DescribeInstances ok ({count} seen)"))
         if account.cloudtrail_bucket:
             step = "cloudtrail-bucket"
+            # Where the logs lie: the role may list nothing else (kopter.iam.customer).
             sessions.client(account_target, "s3", settings.region).list_objects_v2(
                 Bucket=account.cloudtrail_bucket,
-                Prefix=account.cloudtrail_prefix or "",
+                Prefix=logs_root(account.cloudtrail_prefix),
                 MaxKeys=1,
             )
             checks.append(Check(step, True, f"s3://{account.cloudtrail_bucket}"))

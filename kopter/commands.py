@@ -988,3 +988,10 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
     from kopter.dev import run_dev_stack
 
     sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))
+
+
+# --- generated IAM (kopter/iam_commands.py) ------------------------------------------------------
+
+from kopter import iam_commands  # noqa: E402
+
+accounts_group.add_command(iam_commands.accounts_template)

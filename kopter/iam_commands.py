@@ -1,0 +1,74 @@
+"""`kopter accounts template` and `kopter iam`: the policies kopter generates (`kopter.iam`),
+printed for the operator and the customer. Registered on the `kopter` group in commands.py."""
+
+from __future__ import annotations
+
+import click
+
+from kopter import accounts
+from kopter.errors import Refused
+from kopter.iam import arns, customer
+from kopter.settings import Settings, get_settings
+
+
+def deployment(settings: Settings) -> customer.Deployment:
+    return customer.Deployment(
+        arns.kopter_account(settings), settings.region, arns.raw_queue_arn(settings)
+    )
+
+
+def account_defaults(
+    tenant: str, account_id: str, with_trail: bool, kms_key_arn: str | None
+) -> customer.Defaults:
+    account = accounts.get_account(accounts.resolve_tenant(tenant).tenant_id, account_id)
+    if with_trail and not account.cloudtrail_bucket:
+        raise Refused(
+            f"account {account_id} has no CloudTrail bucket registered: --with-trail creates "
+            "the registered bucket (`kopter accounts add … --cloudtrail-bucket B`)"
+        )
+    return customer.Defaults(
+        tenant_id=account.tenant_id,
+        external_id=account.external_id,
+        cloudtrail_bucket=account.cloudtrail_bucket or "",
+        cloudtrail_prefix=account.cloudtrail_prefix or "",
+        kms_key_arn=kms_key_arn or "",
+        with_trail=with_trail,
+    )
+
+
+@click.command("template")
+@click.option("--tenant", help="Tenant id or name (with --account-id: that account's defaults).")
+@click.option("--account-id", help="The connected account whose values become the defaults.")
+@click.option(
+    "--with-trail",
+    is_flag=True,
+    help="Also create a trail, the registered bucket and its notifications to kopter.",
+)
+@click.option("--kms-key-arn", help="The KMS key that encrypts the trail's log files, if any.")
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["yaml", "json"]),
+    default="yaml",
+    show_default=True,
+)
+def accounts_template(
+    tenant: str | None,
+    account_id: str | None,
+    with_trail: bool,
+    kms_key_arn: str | None,
+    form: str,
+) -> None:
+    """The CloudFormation template of the role kopter assumes in a customer's account.
+
+    Without --tenant and --account-id: the template to publish once (at
+    KOPTER_ONBOARDING_TEMPLATE_URL) for the quick-create links `kopter accounts add` prints."""
+    if (tenant is None) != (account_id is None):
+        raise Refused("give both --tenant and --account-id, or neither (the generic template)")
+    defaults = customer.Defaults()
+    if tenant is not None and account_id is not None:
+        defaults = account_defaults(tenant, account_id, with_trail, kms_key_arn)
+    elif with_trail or kms_key_arn:
+        raise Refused("--with-trail and --kms-key-arn need --tenant and --account-id")
+    document = customer.template(deployment(get_settings()), defaults)
+    click.echo(customer.render(document, form), nl=False)
