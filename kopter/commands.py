@@ -995,3 +995,4 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
 from kopter import iam_commands  # noqa: E402
 
 accounts_group.add_command(iam_commands.accounts_template)
+cli.add_command(iam_commands.iam)

@@ -3,11 +3,13 @@ printed for the operator and the customer. Registered on the `kopter` group in c
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from kopter import accounts
 from kopter.errors import Refused
-from kopter.iam import arns, customer
+from kopter.iam import arns, customer, own
 from kopter.settings import Settings, get_settings
 
 
@@ -72,3 +74,26 @@ def accounts_template(
         raise Refused("--with-trail and --kms-key-arn need --tenant and --account-id")
     document = customer.template(deployment(get_settings()), defaults)
     click.echo(customer.render(document, form), nl=False)
+
+
+@click.command("iam")
+@click.argument("role", type=click.Choice(own.ROLES))
+@click.option(
+    "--queues",
+    "consumed",
+    help="worker only: the queues it consumes, comma-separated as for -Q (default: all).",
+)
+def iam(role: str, consumed: str | None) -> None:
+    """The least-privilege IAM policy of one kind of kopter process, as JSON.
+
+    ROLE: worker (for the queues it consumes), beat, api (the read API), flower, operator (this
+    command line). Resources are named by KOPTER_AWS_ACCOUNT_ID, KOPTER_REGION and
+    KOPTER_PREFIX; see the README's "IAM"."""
+    if consumed is not None and role != "worker":
+        raise Refused("--queues is for the worker's policy")
+    names = [q.strip() for q in (consumed or "").split(",") if q.strip()]
+    try:
+        document = own.policy(get_settings(), role, names)
+    except ValueError as e:
+        raise Refused(str(e)) from None
+    click.echo(json.dumps(document, indent=2))

@@ -5,6 +5,7 @@ new call kopter starts making fails the tests until its permission (and its read
 
 from __future__ import annotations
 
+import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable
@@ -189,3 +190,95 @@ def _s3(request: Recorded, account: str, principal: str) -> list[Authorization]:
     return [
         Authorization(principal, f"s3:{request.method}Unparsed", "*", account, what=request.path)
     ]
+
+
+# --- kopter's own account ---------------------------------------------------------------------
+
+_SQS_ACTIONS = {
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+    "SendMessageBatch": "SendMessage",
+}
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+    "Get": "GetItem",
+}
+
+
+def own_authorizations(
+    requests: Iterable[Recorded], principal: str, account: str, region: str, access_key: str
+) -> list[Authorization]:
+    """What IAM authorizes for each request signed with kopter's own credentials
+    (``access_key``), made as ``principal``."""
+    found = []
+    for request in requests:
+        signed = signer(request)
+        if signed is None or signed.access_key != access_key:
+            continue
+        parse = {"sqs": _sqs, "dynamodb": _dynamodb, "sts": _sts}.get(signed.service, _other)
+        for action, resource, context in parse(request, signed.service, account, region):
+            if action not in UNAUTHORIZED_CALLS:
+                found.append(Authorization(principal, action, resource, account, context, action))
+    return found
+
+
+Parsed = list[tuple[str, str, dict]]
+
+
+def _params(request: Recorded) -> tuple[str, dict]:
+    """The operation and parameters of a JSON-protocol (X-Amz-Target) or query request."""
+    headers = {k.lower(): v for k, v in request.headers.items()}
+    target = headers.get("x-amz-target")
+    if target:
+        return target.rsplit(".", 1)[-1], json.loads(request.body or b"{}")
+    form = parse_qs(request.body.decode(errors="replace")) or parse_qs(urlsplit(request.path).query)
+    params = {k: v[0] for k, v in form.items()}
+    return params.get("Action", "(unknown)"), params
+
+
+def _sqs(request: Recorded, service: str, account: str, region: str) -> Parsed:
+    operation, params = _params(request)
+    action = f"sqs:{_SQS_ACTIONS.get(operation, operation)}"
+    if operation == "ListQueues":
+        return [(action, "*", {})]
+    url = params.get("QueueUrl") or request.path.split("?")[0]
+    name = params.get("QueueName") or url.rstrip("/").rsplit("/", 1)[-1]
+    return [(action, f"arn:aws:sqs:{region}:{account}:{name}", {})]
+
+
+def _dynamodb(request: Recorded, service: str, account: str, region: str) -> Parsed:
+    operation, params = _params(request)
+    table = f"arn:aws:dynamodb:{region}:{account}:table/"
+    if operation == "ListTables":
+        return [("dynamodb:ListTables", "*", {})]
+    if operation in ("BatchGetItem", "BatchWriteItem"):
+        return [(f"dynamodb:{operation}", table + name, {}) for name in params["RequestItems"]]
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        return [
+            (f"dynamodb:{_TRANSACT_ACTIONS[kind]}", table + spec["TableName"], {})
+            for item in params["TransactItems"]
+            for kind, spec in item.items()
+        ]
+    resource = table + params["TableName"]
+    if params.get("IndexName"):
+        resource += f"/index/{params['IndexName']}"
+    return [(f"dynamodb:{operation}", resource, {})]
+
+
+def _sts(request: Recorded, service: str, account: str, region: str) -> Parsed:
+    operation, params = _params(request)
+    if operation == "AssumeRole":
+        context = {"sts:ExternalId": params["ExternalId"]} if "ExternalId" in params else {}
+        return [("sts:AssumeRole", params["RoleArn"], context)]
+    return [(f"sts:{operation}", "*", {})]
+
+
+def _other(request: Recorded, service: str, account: str, region: str) -> Parsed:
+    operation, params = _params(request)
+    service = {"monitoring": "cloudwatch"}.get(service, service)  # its signing name
+    if service == "sns" and operation == "Publish":
+        return [("sns:Publish", params.get("TopicArn", "*"), {})]
+    return [(f"{service}:{operation}", "*", {})]

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 
 from kopter import accounts
 from kopter.ec2 import backup
-from kopter.iam import customer
+from kopter.iam import customer, own
 from kopter.iam_commands import deployment
 from kopter.settings import get_settings
 from tests.awscalls import NEW_SNAPSHOT, customer_authorizations
@@ -37,14 +37,13 @@ REGIONS = ("us-east-1", "eu-west-1")
 DAY = datetime(2026, 3, 1, 12, tzinfo=UTC)
 PREFIX = "trails/main"
 KMS_KEY = "arn:aws:kms:us-east-1:{account}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-# kopter's own side, as it reaches AssumeRole (kopter.iam.own grants its processes this).
+# kopter's own side, as it reaches AssumeRole.
 KOPTER_PRINCIPAL = f"arn:aws:sts::{KOPTER_ACCOUNT}:assumed-role/kopter-worker/i-0123456789"
-ASSUME_CUSTOMER_ROLES = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Action": "sts:AssumeRole", "Resource": "arn:aws:iam::*:role/kopter"}
-    ],
-}
+
+
+def _kopter_worker_policy() -> dict[str, Any]:
+    """What kopter's side may assume: the policy of a worker reaching customers."""
+    return own.worker(get_settings(), ["describer", "backup", "ingest"])
 
 
 def _cfn_lint(paths: list[Path]) -> subprocess.CompletedProcess[str]:
@@ -224,7 +223,7 @@ def test_every_request_kopter_makes_in_a_customer_account_is_allowed(kopter, wor
         )
         for form in assume
     ]
-    decisions = evaluate(assume_requests, [ASSUME_CUSTOMER_ROLES], trust)
+    decisions = evaluate(assume_requests, [_kopter_worker_policy()], trust)
     assert all(d.allowed for d in decisions), decisions
 
 
@@ -363,7 +362,7 @@ def test_what_must_never_be_possible_is_denied(kopter):
     table = _denied_table(c, other, bucket)
     trusted = [a for a, kind in table if kind == "trust"]
     acting = [a for a, kind in table if kind == "access"]
-    decisions = evaluate(trusted, [ASSUME_CUSTOMER_ROLES], trust) + evaluate(acting, [access])
+    decisions = evaluate(trusted, [_kopter_worker_policy()], trust) + evaluate(acting, [access])
     allowed = [
         str(a)
         for a, d in zip(trusted + acting, decisions, strict=True)
