@@ -228,7 +228,10 @@ def _account_row(a: Any) -> dict[str, Any]:
 @accounts_group.command("add")
 @tenant_option
 @click.option("--account-id", required=True, help="The 12-digit AWS account id.")
-@click.option("--role-arn", required=True, help="The role kopter assumes in that account.")
+@click.option(
+    "--role-arn",
+    help="The role kopter assumes there (default: the one `kopter accounts template` creates).",
+)
 @click.option(
     "--regions",
     callback=_csv,
@@ -236,34 +239,39 @@ def _account_row(a: Any) -> dict[str, Any]:
 )
 @click.option("--cloudtrail-bucket", help="S3 bucket CloudTrail writes this account's logs to.")
 @click.option("--cloudtrail-prefix", help="Key prefix of the trail in that bucket.")
+@click.option("--with-trail", is_flag=True, help="The link's stack also creates the trail.")
 @json_option
 def accounts_add(
     tenant: str,
     account_id: str,
-    role_arn: str,
+    role_arn: str | None,
     regions: tuple[str, ...] | None,
     cloudtrail_bucket: str | None,
     cloudtrail_prefix: str | None,
+    with_trail: bool,
     as_json: bool,
 ) -> None:
-    """Connect an AWS account; prints the ExternalId its role's trust policy must require."""
+    """Connect an AWS account; prints the ExternalId its role's trust policy must require, and
+    the quick-create link of the stack that creates that role."""
+    from kopter import iam_commands
+
+    if with_trail and not cloudtrail_bucket:
+        raise KopterError("--with-trail needs --cloudtrail-bucket: the bucket the stack creates")
     request = accounts.AccountRequest(
         account_id,
-        role_arn,
+        role_arn or iam_commands.default_role_arn(account_id),
         regions or (get_settings().region,),
         cloudtrail_bucket,
         cloudtrail_prefix,
     )
     account = accounts.add_account(accounts.resolve_tenant(tenant), request)
+    link = iam_commands.quick_create_link(account, with_trail)
     if as_json:
-        emit([_account_row(account)], True, [])
+        emit([{**_account_row(account), "quick_create_link": link}], True, [])
         return
     click.echo(f"account {account.account_id} connected; its ExternalId is:")
     click.echo(account.external_id)
-    click.echo(
-        "Require it in the role's trust policy (Condition StringEquals sts:ExternalId), "
-        "then run `kopter accounts check`."
-    )
+    click.echo(iam_commands.onboarding_hint(account, link))
 
 
 @accounts_group.command("list")

@@ -9,8 +9,9 @@ import click
 
 from kopter import accounts
 from kopter.errors import Refused
-from kopter.iam import arns, customer, own
+from kopter.iam import arns, browser, customer, own
 from kopter.settings import Settings, get_settings
+from kopter.tables import AwsAccount
 
 
 def deployment(settings: Settings) -> customer.Deployment:
@@ -77,23 +78,63 @@ def accounts_template(
 
 
 @click.command("iam")
-@click.argument("role", type=click.Choice(own.ROLES))
+@click.argument("role", type=click.Choice([*own.ROLES, "browser"]))
 @click.option(
     "--queues",
     "consumed",
     help="worker only: the queues it consumes, comma-separated as for -Q (default: all).",
 )
-def iam(role: str, consumed: str | None) -> None:
+@click.option("--bucket", help="browser only: the bucket with a prefix per identity.")
+def iam(role: str, consumed: str | None, bucket: str | None) -> None:
     """The least-privilege IAM policy of one kind of kopter process, as JSON.
 
     ROLE: worker (for the queues it consumes), beat, api (the read API), flower, operator (this
-    command line). Resources are named by KOPTER_AWS_ACCOUNT_ID, KOPTER_REGION and
+    command line), or browser (a Cognito identity pool's authenticated role: each customer's
+    own items only). Resources are named by KOPTER_AWS_ACCOUNT_ID, KOPTER_REGION and
     KOPTER_PREFIX; see the README's "IAM"."""
     if consumed is not None and role != "worker":
         raise Refused("--queues is for the worker's policy")
+    if bucket is not None and role != "browser":
+        raise Refused("--bucket is for the browser's policy")
     names = [q.strip() for q in (consumed or "").split(",") if q.strip()]
     try:
-        document = own.policy(get_settings(), role, names)
+        if role == "browser":
+            document = browser.policy(get_settings(), bucket)
+        else:
+            document = own.policy(get_settings(), role, names)
     except ValueError as e:
         raise Refused(str(e)) from None
     click.echo(json.dumps(document, indent=2))
+
+
+def default_role_arn(account_id: str) -> str:
+    return f"arn:aws:iam::{account_id}:role/{customer.ROLE_NAME}"
+
+
+def quick_create_link(account: AwsAccount, with_trail: bool) -> str | None:
+    """The console link that creates the account's stack, or None until the operator has
+    published the template (KOPTER_ONBOARDING_TEMPLATE_URL)."""
+    settings = get_settings()
+    if not settings.onboarding_template_url:
+        return None
+    defaults = customer.Defaults(
+        tenant_id=account.tenant_id,
+        external_id=account.external_id,
+        cloudtrail_bucket=account.cloudtrail_bucket or "",
+        cloudtrail_prefix=account.cloudtrail_prefix or "",
+        with_trail=with_trail,
+    )
+    return customer.quick_create_link(settings.onboarding_template_url, settings.region, defaults)
+
+
+def onboarding_hint(account: AwsAccount, link: str | None) -> str:
+    check = f"then run `kopter accounts check --tenant {account.tenant_id} --account-id " + (
+        f"{account.account_id}`."
+    )
+    if link:
+        return f"In account {account.account_id}, create the stack of this link, {check}\n{link}"
+    return (
+        "Create its role with the template of `kopter accounts template --tenant "
+        f"{account.tenant_id} --account-id {account.account_id}` (or publish the generic "
+        f"template at KOPTER_ONBOARDING_TEMPLATE_URL for a one-click link), {check}"
+    )

@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from kopter import accounts
 from kopter.ec2 import backup
@@ -170,7 +170,7 @@ def test_every_request_kopter_makes_in_a_customer_account_is_allowed(kopter, wor
             "iam-customer", "describer,backup,ingest,aggregator,notifications", env=via
         )
         workers.wait_ready(worker)
-        kopter("accounts", "check", *as_tenant, "--account-id", c.account, env=via)
+        checked = kopter.rows("accounts", "check", *as_tenant, "--account-id", c.account, env=via)
         kopter("accounts", "check", *as_tenant, "--account-id", c.account, "--on-worker", env=via)
         kopter("run", "describer", *as_tenant, "--wait", env=via)
         ran = kopter("run", "backup", *as_tenant, "--wait", env=via).stdout
@@ -191,6 +191,16 @@ def test_every_request_kopter_makes_in_a_customer_account_is_allowed(kopter, wor
             60,
             "both log files ingested",
         )
+    # The check tried each permission of the role, in each region, and each worked.
+    assert {row["name"].split(":")[0] for row in checked} == {"assume-role"} | {
+        p.sid
+        for p in customer.PERMISSIONS
+        if p.sid not in ("SnapshotVolumes", "TagSnapshotsOnCreate", "DecryptTrailLogs")
+    }
+    assert all(row["ok"] for row in checked), checked
+    assert [r["detail"] for r in checked if r["name"] == "CreateKopterSnapshots:us-east-1"] == [
+        "allowed (dry run)"
+    ]
     summary = json.loads(ran[ran.index("{") :])  # the backup job made one and deleted one
     assert (summary["created"], summary["expired"]) == (1, 1), summary
 
@@ -408,3 +418,45 @@ def test_what_must_never_be_possible_is_denied(kopter):
     assert [d.decision for d in evaluate(decrypt[:1], [without_key], key_policy)] == [
         "ImplicitlyDenied"
     ]
+
+
+def test_the_quick_create_link_fills_the_published_template_with_the_accounts_values(kopter):
+    published = "https://kopter-onboarding.s3.amazonaws.com/kopter-role.yaml"
+    bucket = f"trail-{new_account_id()}"
+    tenant = kopter.new_tenant()
+    account = new_account_id()
+    add = ("accounts", "add", "--tenant", tenant, "--account-id", account)
+    trail = ("--cloudtrail-bucket", bucket, "--cloudtrail-prefix", PREFIX, "--with-trail")
+    [row] = kopter.rows(*add, *trail, env={"KOPTER_ONBOARDING_TEMPLATE_URL": published})
+    assert row["role_arn"] == f"arn:aws:iam::{account}:role/kopter"  # the template's role
+    link = urlsplit(row["quick_create_link"])
+    assert (link.scheme, link.netloc, link.path) == (
+        "https",
+        "us-east-1.console.aws.amazon.com",
+        "/cloudformation/home",
+    )
+    page, _, query = link.fragment.partition("?")
+    assert page == "/stacks/quickcreate"
+    given = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    assert given.pop("templateURL") == published
+    assert given.pop("stackName") == "kopter"
+    parameters = {k.removeprefix("param_"): v for k, v in given.items()}
+    assert parameters["ExternalId"] == row["external_id"]
+    assert (parameters["TenantId"], parameters["CreateTrail"]) == (tenant, "true")
+    # The published (generic) template with the link's parameters creates exactly what the
+    # account's own template creates.
+    generic = customer.template(deployment(get_settings()))
+    assert set(parameters) == set(generic["Parameters"])
+    mine = json.loads(
+        kopter("accounts", "template", "--tenant", tenant, "--account-id", account,
+               "--with-trail", "--format", "json").stdout
+    )  # fmt: skip
+    assert resolve(generic, parameters, account, "us-east-1") == resolve(
+        mine, {}, account, "us-east-1"
+    )
+    assert set(resolve(mine, {}, account, "us-east-1")) == {
+        "KopterRole", "TrailBucket", "TrailBucketPolicy", "Trail"
+    }  # fmt: skip
+    # Without a published template, `add` says how to create the role instead.
+    other = kopter(*add[:4], "--account-id", new_account_id()).stdout
+    assert "kopter accounts template --tenant" in other and "quickcreate" not in other
