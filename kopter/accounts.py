@@ -233,6 +233,16 @@ def get_account(tenant_id: str, account_id: str) -> AwsAccount:
         ) from None
 
 
+def remove_account(tenant_id: str, account_id: str) -> None:
+    """Disconnect an account: its registration and its claim go in one transaction (its
+    history, audit log and events stay). kopter no longer reaches it or ingests its logs."""
+    account = get_account(tenant_id, account_id)
+    claim = GlobalItem(owner_key(account_id))
+    with TransactWrite(connection=_connection()) as tx:
+        tx.delete(account, condition=AwsAccount.account_id.exists())
+        tx.delete(claim, condition=GlobalItem.key.exists())
+
+
 def target(account: AwsAccount) -> Target:
     return Target(account.account_id, account.role_arn, account.external_id)
 

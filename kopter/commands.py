@@ -253,25 +253,26 @@ def accounts_add(
 ) -> None:
     """Connect an AWS account; prints the ExternalId its role's trust policy must require, and
     the quick-create link of the stack that creates that role."""
-    from kopter import iam_commands
+    from kopter import onboarding_commands
 
     if with_trail and not cloudtrail_bucket:
         raise KopterError("--with-trail needs --cloudtrail-bucket: the bucket the stack creates")
     request = accounts.AccountRequest(
         account_id,
-        role_arn or iam_commands.default_role_arn(account_id),
+        role_arn or onboarding_commands.default_role_arn(account_id),
         regions or (get_settings().region,),
         cloudtrail_bucket,
         cloudtrail_prefix,
     )
     account = accounts.add_account(accounts.resolve_tenant(tenant), request)
-    link = iam_commands.quick_create_link(account, with_trail)
+    onboarding_commands.keep_raw_queue_policy(get_settings(), account)
+    link = onboarding_commands.quick_create_link(account, with_trail)
     if as_json:
         emit([{**_account_row(account), "quick_create_link": link}], True, [])
         return
     click.echo(f"account {account.account_id} connected; its ExternalId is:")
     click.echo(account.external_id)
-    click.echo(iam_commands.onboarding_hint(account, link))
+    click.echo(onboarding_commands.onboarding_hint(account, link))
 
 
 @accounts_group.command("list")
@@ -998,9 +999,10 @@ def dev(moto_port: int, flower_port: int, state_dir: str, smoke: bool) -> None:
     sys.exit(run_dev_stack(moto_port, flower_port, Path(state_dir), smoke))
 
 
-# --- generated IAM (kopter/iam_commands.py) ------------------------------------------------------
+# --- onboarding and IAM (kopter/onboarding_commands.py) --------------------------------------
 
-from kopter import iam_commands  # noqa: E402
+from kopter import onboarding_commands  # noqa: E402
 
-accounts_group.add_command(iam_commands.accounts_template)
-cli.add_command(iam_commands.iam)
+accounts_group.add_command(onboarding_commands.accounts_template)
+accounts_group.add_command(onboarding_commands.accounts_remove)
+cli.add_command(onboarding_commands.iam)

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 from kopter import accounts
 from kopter.ec2 import backup
 from kopter.iam import customer, own
-from kopter.iam_commands import deployment
+from kopter.onboarding_commands import deployment
 from kopter.settings import get_settings
 from tests.awscalls import NEW_SNAPSHOT, customer_authorizations
 from tests.conftest import MOTO_PORT, TEST_ENV, Connected, customer_client, new_account_id, wait_for

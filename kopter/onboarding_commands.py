@@ -1,5 +1,6 @@
-"""`kopter accounts template` and `kopter iam`: the policies kopter generates (`kopter.iam`),
-printed for the operator and the customer. Registered on the `kopter` group in commands.py."""
+"""Commands of onboarding and IAM: `kopter accounts template` and `remove`, and `kopter iam`,
+over the policies kopter generates (`kopter.iam`). Registered on the `kopter` group in
+commands.py."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import json
 
 import click
 
-from kopter import accounts
-from kopter.errors import Refused
+from kopter import accounts, rawqueue
+from kopter.errors import KopterError, Refused
 from kopter.iam import arns, browser, customer, own
 from kopter.settings import Settings, get_settings
 from kopter.tables import AwsAccount
@@ -138,3 +139,28 @@ def onboarding_hint(account: AwsAccount, link: str | None) -> str:
         f"{account.tenant_id} --account-id {account.account_id}` (or publish the generic "
         f"template at KOPTER_ONBOARDING_TEMPLATE_URL for a one-click link), {check}"
     )
+
+
+def keep_raw_queue_policy(settings: Settings, added: AwsAccount | None = None) -> None:
+    """After a registration (``added``) or a removal: the raw queue admits exactly the
+    registered accounts (a failure to write it is reported, not fatal: `kopter bootstrap`
+    repairs it)."""
+    try:
+        if added is None:
+            rawqueue.ensure_policy(settings)
+        else:
+            rawqueue.admit(settings, added.account_id, added.cloudtrail_bucket)
+    except KopterError as e:
+        click.echo(f"kopter: warning: the raw queue's policy is not current: {e}", err=True)
+
+
+@click.command("remove")
+@click.option("--tenant", required=True, help="Tenant id or name.")
+@click.option("--account-id", required=True)
+def accounts_remove(tenant: str, account_id: str) -> None:
+    """Disconnect an account: kopter stops reaching it, and the raw queue stops admitting its
+    bucket and topics. Its audit log and events stay."""
+    settings = get_settings()
+    accounts.remove_account(accounts.resolve_tenant(tenant).tenant_id, account_id)
+    keep_raw_queue_policy(settings)
+    click.echo(f"account {account_id} disconnected; delete the `kopter` stack in it as well")
