@@ -298,9 +298,10 @@ def accounts_list(tenant: str, as_json: bool) -> None:
 def accounts_check(
     tenant: str, account_id: str, on_worker: bool, timeout: int, as_json: bool
 ) -> None:
-    """Assume the account's role (with its ExternalId) and try what kopter needs there:
-    DescribeInstances in each region, and the CloudTrail bucket if one is registered. Records
-    the account's health."""
+    """Assume the account's role (with its ExternalId) and try each permission it grants, one
+    line each: in each region DescribeInstances, DescribeSnapshots and the snapshot rights (by
+    EC2's DryRun), then the CloudTrail bucket's listing and a log file's read if a bucket is
+    registered. Records the account's health."""
     from kopter.crossaccount import shared_sessions
 
     account = accounts.get_account(accounts.resolve_tenant(tenant).tenant_id, account_id)

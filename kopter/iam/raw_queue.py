@@ -4,7 +4,7 @@ S3 and SNS send as their service principals, so the policy names what they send 
 ``aws:SourceArn`` (the registered bucket, or a topic of the registered account) and
 ``aws:SourceAccount``. SQS caps a queue policy at 8,192 bytes; when the precise form (every
 bucket ARN and every account's topics) would not fit, the policy admits the registered accounts
-by ``aws:SourceAccount`` alone (16 bytes an account, about 480 accounts), and past that it
+by ``aws:SourceAccount`` alone (about 520 accounts), and past that it
 cannot be written at all: ingest then needs notifications fanned in through a topic of kopter's.
 """
 
