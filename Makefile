@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
+# The IAM evaluator the policy tests run (node, test-only, never shipped): tests/iam/.
+IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
 
 .PHONY: run test soak lint bench clean
 
@@ -18,12 +20,17 @@ run: $(INSTALLED)
 	@scripts/ensure-redis-server --unless-reachable "$${KOPTER_REDIS_URL:-redis://127.0.0.1:6379/0}"
 	$(BIN)/kopter dev
 
+$(IAM_EVALUATOR): tests/iam/package.json tests/iam/package-lock.json
+	@command -v npm >/dev/null || { echo "make test needs Node 20 and npm (the IAM evaluator)"; exit 1; }
+	npm ci --prefix tests/iam --no-audit --no-fund
+	@touch $@
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(INSTALLED) lint
+test: $(INSTALLED) $(IAM_EVALUATOR) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadfile
@@ -47,4 +54,4 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.web || status=1; exit $$status
 
 clean:
-	rm -rf $(VENV) .kopter-dev test-output *.egg-info
+	rm -rf $(VENV) .kopter-dev test-output *.egg-info tests/iam/node_modules

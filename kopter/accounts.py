@@ -25,6 +25,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
+from kopter import probes
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
 from kopter.errors import KopterError, NotFound, Refused
 from kopter.notifications import Notice
@@ -279,15 +280,13 @@ class Check:
 def check_account(
     account: AwsAccount, sessions: CrossAccountSessions, settings: Settings | None = None
 ) -> list[Check]:
-    """Assume the account's role and try what kopter needs there; record the account's health.
+    """Assume the account's role, then try each permission kopter's role grants there
+    (``kopter.probes``); record the account's health.
 
-    The checks stop at the first that fails: nothing after AssumeRole can work without it.
-    """
+    Nothing is tried when AssumeRole fails: nothing can work without it."""
     settings = settings or get_settings()
     account_target = target(account)
     sessions.forget(account_target)  # a check must prove the role works now, not an hour ago
-    checks: list[Check] = []
-    step = "assume-role"
     try:
         sts = sessions.client(account_target, "sts", settings.region)
         identity = sts.get_caller_identity()
@@ -295,26 +294,25 @@ def check_account(
             raise AssumeRoleFailed(
                 f"the role answered as account {identity['Account']}, not {account.account_id}"
             )
-        checks.append(Check(step, True, identity["Arn"]))
+    except AssumeRoleFailed as e:
+        checks = [Check("assume-role", False, str(e))]
+    except (ClientError, BotoCoreError) as e:
+        checks = [Check("assume-role", False, probes.describe_error(e))]
+    else:
+        outcomes = [
+            outcome
+            for region in account.regions
+            for outcome in probes.ec2_probes(
+                sessions.client(account_target, "ec2", region), region, account.tenant_id
+            )
+        ]
+        if account.cloudtrail_bucket:
+            s3 = sessions.client(account_target, "s3", settings.region)
+            outcomes += probes.trail_probes(s3, account)
+        checks = [Check("assume-role", True, identity["Arn"])]
         if account.previous_external_id:
             checks.append(_rotation_check(account, sessions))
-        for region in account.regions:
-            step = f"ec2:{region}"
-            page = sessions.client(account_target, "ec2", region).describe_instances(MaxResults=5)
-            count = sum(len(r["Instances"]) for r in page["Reservations"])
-            checks.append(Check(step, True, f"DescribeInstances ok ({count} seen)"))
-        if account.cloudtrail_bucket:
-            step = "cloudtrail-bucket"
-            sessions.client(account_target, "s3", settings.region).list_objects_v2(
-                Bucket=account.cloudtrail_bucket,
-                Prefix=account.cloudtrail_prefix or "",
-                MaxKeys=1,
-            )
-            checks.append(Check(step, True, f"s3://{account.cloudtrail_bucket}"))
-    except AssumeRoleFailed as e:
-        checks.append(Check(step, False, str(e)))
-    except (ClientError, BotoCoreError) as e:
-        checks.append(Check(step, False, _describe(e)))
+        checks += [Check(o.name, o.ok, o.detail) for o in outcomes]
     record_health(account, checks)
     return checks
 
@@ -328,12 +326,6 @@ def _rotation_check(account: AwsAccount, sessions: CrossAccountSessions) -> Chec
         "only the old ExternalId works: put the new one in the role's trust policy "
         "(`kopter accounts list --json` shows it), then check again",
     )
-
-
-def _describe(error: ClientError | BotoCoreError) -> str:
-    if isinstance(error, ClientError):
-        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
-    return str(error)
 
 
 def record_health(account: AwsAccount, checks: Iterable[Check]) -> None:

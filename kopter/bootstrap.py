@@ -6,14 +6,16 @@ from typing import Any
 
 from pynamodb.models import Model
 
-from kopter import aws, queues
+from kopter import aws, queues, rawqueue
 from kopter.queues import Change
 from kopter.settings import Settings
 from kopter.tables import ALL_MODELS
 
 
 def bootstrap(settings: Settings) -> list[Change]:
-    return queues.ensure_queues(settings) + ensure_tables(settings)
+    # The raw queue's policy comes last: it is made from the accounts table.
+    changes = queues.ensure_queues(settings) + ensure_tables(settings)
+    return [*changes, rawqueue.ensure_policy(settings)]
 
 
 def ensure_tables(settings: Settings) -> list[Change]:

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from kopter import accounts, queues
+from kopter.cli import onboarding
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.output import cell, emit, json_option, jsonable, tenant_option
@@ -197,7 +198,10 @@ def _account_row(a: Any) -> dict[str, Any]:
 @accounts_group.command("add")
 @tenant_option
 @click.option("--account-id", required=True, help="The 12-digit AWS account id.")
-@click.option("--role-arn", required=True, help="The role kopter assumes in that account.")
+@click.option(
+    "--role-arn",
+    help="The role kopter assumes there (default: the one `kopter accounts template` creates).",
+)
 @click.option(
     "--regions",
     callback=_csv,
@@ -205,34 +209,40 @@ def _account_row(a: Any) -> dict[str, Any]:
 )
 @click.option("--cloudtrail-bucket", help="S3 bucket CloudTrail writes this account's logs to.")
 @click.option("--cloudtrail-prefix", help="Key prefix of the trail in that bucket.")
+@click.option("--with-trail", is_flag=True, help="The link's stack also creates the trail.")
 @json_option
 def accounts_add(
     tenant: str,
     account_id: str,
-    role_arn: str,
+    role_arn: str | None,
     regions: tuple[str, ...] | None,
     cloudtrail_bucket: str | None,
     cloudtrail_prefix: str | None,
+    with_trail: bool,
     as_json: bool,
 ) -> None:
-    """Connect an AWS account; prints the ExternalId its role's trust policy must require."""
+    """Connect an AWS account; prints the ExternalId its role's trust policy must require, and
+    the quick-create link of the stack that creates that role."""
+    from kopter.cli import onboarding
+
+    if with_trail and not cloudtrail_bucket:
+        raise KopterError("--with-trail needs --cloudtrail-bucket: the bucket the stack creates")
     request = accounts.AccountRequest(
         account_id,
-        role_arn,
+        role_arn or onboarding.default_role_arn(account_id),
         regions or (get_settings().region,),
         cloudtrail_bucket,
         cloudtrail_prefix,
     )
     account = accounts.add_account(accounts.resolve_tenant(tenant), request)
+    onboarding.keep_raw_queue_policy(get_settings(), account)
+    link = onboarding.quick_create_link(account, with_trail)
     if as_json:
-        emit([_account_row(account)], True, [])
+        emit([{**_account_row(account), "quick_create_link": link}], True, [])
         return
     click.echo(f"account {account.account_id} connected; its ExternalId is:")
     click.echo(account.external_id)
-    click.echo(
-        "Require it in the role's trust policy (Condition StringEquals sts:ExternalId), "
-        "then run `kopter accounts check`."
-    )
+    click.echo(onboarding.onboarding_hint(account, link))
 
 
 @accounts_group.command("list")
@@ -260,9 +270,10 @@ def accounts_list(tenant: str, everything: bool, as_json: bool) -> None:
 def accounts_check(
     tenant: str, account_id: str, on_worker: bool, timeout: int, as_json: bool
 ) -> None:
-    """Assume the account's role (with its ExternalId) and try what kopter needs there:
-    DescribeInstances in each region, and the CloudTrail bucket if one is registered. Records
-    the account's health."""
+    """Assume the account's role (with its ExternalId) and try each permission it grants, one
+    line each: in each region DescribeInstances, DescribeSnapshots and the snapshot rights (by
+    EC2's DryRun), then the CloudTrail bucket's listing and a log file's read if a bucket is
+    registered. Records the account's health."""
     from kopter.crossaccount import shared_sessions
 
     account = accounts.get_account(accounts.resolve_tenant(tenant).tenant_id, account_id)
@@ -846,6 +857,9 @@ def dev(moto_port: int, flower_port: int, api_port: int, state_dir: str, smoke: 
 
     sys.exit(run_dev_stack(moto_port, flower_port, api_port, Path(state_dir), smoke))
 
+
+accounts_group.add_command(onboarding.accounts_template)
+cli.add_command(onboarding.iam)
 
 # The lifecycle commands register themselves on the groups above.
 from kopter.cli import lifecycle  # noqa: E402, F401

@@ -30,6 +30,10 @@ class Settings:
     aws_endpoint_url: str | None
     region: str
     prefix: str
+    # kopter's own AWS account: what customers' roles trust, and where its queues live.
+    aws_account_id: str | None
+    # Where the operator published `kopter accounts template` (for quick-create links).
+    onboarding_template_url: str | None
     redis_url: str
     beat_lock_timeout: int
     pricing_url: str
@@ -136,6 +140,13 @@ def _topic(env: Mapping[str, str], name: str) -> str | None:
     return raw
 
 
+def _account_id(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not re.fullmatch(r"\d{12}", raw):
+        raise ConfigError(f"{name}={raw!r} is not a 12-digit AWS account id")
+    return raw
+
+
 def _regions(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     raw = env.get(name) or ""
     regions = tuple(r.strip() for r in raw.split(",") if r.strip())
@@ -197,6 +208,8 @@ def load(env: Mapping[str, str]) -> Settings:
         aws_endpoint_url=_url(env, "KOPTER_AWS_ENDPOINT_URL", None, {"http", "https"}),
         region=env.get("KOPTER_REGION") or "us-east-1",
         prefix=prefix,
+        aws_account_id=_account_id(env, "KOPTER_AWS_ACCOUNT_ID"),
+        onboarding_template_url=_url(env, "KOPTER_ONBOARDING_TEMPLATE_URL", None, {"https"}),
         redis_url=_url(env, "KOPTER_REDIS_URL", "redis://127.0.0.1:6379/0", {"redis", "rediss"})
         or "",
         beat_lock_timeout=_int(env, "KOPTER_BEAT_LOCK_TIMEOUT", 150, 5, 3600),

@@ -47,6 +47,8 @@ TEST_ENV = {
     "KOPTER_AWS_ENDPOINT_URL": f"http://127.0.0.1:{MOTO_PORT}",
     "KOPTER_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
     "KOPTER_PREFIX": f"kt{secrets.token_hex(3)}-",
+    # moto's account for kopter's own credentials: where its queues are, what customers trust.
+    "KOPTER_AWS_ACCOUNT_ID": "123456789012",
     # Short enough that redelivery and redrive happen within a test.
     "KOPTER_VISIBILITY_TIMEOUT": "6",
     "KOPTER_TASK_TIME_LIMIT": "4",

@@ -135,8 +135,16 @@ def test_unknown_tenant_and_account_are_clear_errors(kopter):
 def test_check_assumes_the_role_and_records_health(kopter):
     c = kopter.connect("--regions", "eu-west-1")
     rows = kopter.rows("accounts", "check", "--tenant", c.tenant, "--account-id", c.account)
-    assert [r["name"] for r in rows] == ["assume-role", "ec2:eu-west-1"]
+    # Each permission of the role, tried; the snapshot rights wait for a volume and a snapshot.
+    assert [r["name"] for r in rows] == [
+        "assume-role",
+        "DescribeInstances:eu-west-1",
+        "DescribeSnapshots:eu-west-1",
+        "CreateKopterSnapshots:eu-west-1",
+        "DeleteKopterSnapshots:eu-west-1",
+    ]
     assert all(r["ok"] for r in rows)
+    assert rows[3]["detail"] == "not tried: no instance volume seen"
     assert f"arn:aws:sts::{c.account}:assumed-role/kopter/" in rows[0]["detail"]
     [listed] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert listed["healthy"] is True and listed["last_success_at"]
@@ -148,7 +156,7 @@ def test_check_of_a_missing_bucket_marks_the_account_unhealthy(kopter):
     assert "NoSuchBucket" in result.stdout
     [listed] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert listed["healthy"] is False
-    assert listed["health_reason"].startswith("cloudtrail-bucket: NoSuchBucket")
+    assert listed["health_reason"].startswith("ListTrailLogs: NoSuchBucket")
 
 
 def test_unreachable_aws_is_one_line_not_a_traceback(kopter):

@@ -29,7 +29,7 @@ def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
     rows = kopter.rows(
         "accounts", "check", "--tenant", c.tenant, "--account-id", c.account, "--on-worker"
     )
-    assert [row["name"] for row in rows] == ["assume-role", "ec2:us-east-1"]
+    assert [row["name"] for row in rows][:2] == ["assume-role", "DescribeInstances:us-east-1"]
     assert all(row["ok"] for row in rows)
     assert "tasks.describer.check_account" in worker.tail(50)
 

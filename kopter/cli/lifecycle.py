@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from kopter import accounts, lifecycle
+from kopter.cli.onboarding import keep_raw_queue_policy
 from kopter.cli.output import emit, json_option, tenant_option
 from kopter.commands import _account_row, _csv, accounts_group
 from kopter.commands import tenants as tenants_group
@@ -47,6 +48,8 @@ def accounts_update(
     if change == lifecycle.AccountChange():
         raise click.UsageError("nothing to change: see `kopter accounts update --help`")
     account = lifecycle.update_account(_tenant_id(tenant), account_id, change)
+    if cloudtrail_bucket or no_cloudtrail:
+        keep_raw_queue_policy(get_settings())  # the bucket it admits changed
     emit([_account_row(account)], as_json, ["account_id", "regions", "role_arn", "cloudtrail"])
 
 
@@ -63,7 +66,8 @@ def accounts_remove(tenant: str, account_id: str, purge: bool, yes: bool, as_jso
     account = accounts.get_account(tenant_id, account_id)
     if account.removed_at is None:
         lifecycle.remove_account(tenant_id, account_id)
-        _say(f"account {account_id} disconnected")
+        keep_raw_queue_policy(get_settings())
+        _say(f"account {account_id} disconnected; delete the `kopter` stack in it as well")
     else:
         _say(f"account {account_id} was disconnected on {account.removed_at:%Y-%m-%d %H:%M}Z")
     if purge:
@@ -108,6 +112,8 @@ def tenants_remove(tenant: str, purge: bool, yes: bool, as_json: bool) -> None:
         if not purge:
             raise
         tenant_id, removed = tenant, []  # its row is gone: a purge that stopped half-way
+    if removed:
+        keep_raw_queue_policy(get_settings())
     _say(f"tenant {tenant_id} removed ({len(removed)} account(s) disconnected now)")
     if purge:
         _confirm(yes, f"delete every item of tenant {tenant_id}")

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from datetime import date, timedelta
 from typing import Any
 
-from kopter.cloudtrail.objects import LogObject, log_object
+from kopter.cloudtrail.objects import LogObject, log_object, logs_root
 from kopter.errors import Refused
 from kopter.tables import AwsAccount
 
@@ -19,7 +19,7 @@ def log_roots(s3: Any, account: AwsAccount) -> list[str]:
     """The key prefixes under which CloudTrail writes this account's logs."""
     if not account.cloudtrail_bucket:
         raise Refused(f"account {account.account_id} has no CloudTrail bucket registered")
-    base = f"{account.cloudtrail_prefix}/AWSLogs/" if account.cloudtrail_prefix else "AWSLogs/"
+    base = logs_root(account.cloudtrail_prefix)
     roots = []
     pages = s3.get_paginator("list_objects_v2").paginate(
         Bucket=account.cloudtrail_bucket, Prefix=base, Delimiter="/"

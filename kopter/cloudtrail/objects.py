@@ -45,3 +45,8 @@ def log_object(bucket: str, key: str) -> LogObject | None:
         prefix=match["prefix"],
         org_id=match["org"],
     )
+
+
+def logs_root(prefix: str | None) -> str:
+    """Where a trail with this key prefix writes: every log of every layout lies below it."""
+    return f"{prefix}/AWSLogs/" if prefix else "AWSLogs/"

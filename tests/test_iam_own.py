@@ -1,0 +1,255 @@
+"""kopter's own processes stay within the policies `kopter iam` prints.
+
+Each kind of process runs for real with its own RecordingProxy in front of moto: a worker on
+the queues that reach customers and the rest (a describer, backup, audit and aggregator run,
+ingest from a notification on the raw queue and from backfill), the `kopter` command line
+(bootstrap, registration, checks, every job and listing, inline ingest), the read API (every
+route, a notification marked read), Flower's /metrics, and beat firing an entry. Every request
+each signed with kopter's own credentials becomes the authorizations AWS would check, and each
+must be allowed by that role's policy under iam-simulate. Then the denied side: what no role of
+kopter's may do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+
+import httpx
+import redis
+
+from kopter import aws, queues
+from kopter.devstack import free_port, spawn, wait_for_port
+from kopter.iam import own
+from kopter.notifications import Notice, deliver
+from kopter.settings import get_settings
+from tests.awscalls import own_authorizations
+from tests.conftest import (
+    MOTO_PORT,
+    OUTPUT,
+    TEST_ENV,
+    Connected,
+    customer_client,
+    new_account_id,
+    wait_for,
+)
+from tests.factories import log_file, log_key, log_records
+from tests.harness import TICKS
+from tests.iamsim import Authorization, evaluate
+from tests.proxy import RecordingProxy
+from tests.samples import ROOT
+
+ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
+REGION = "us-east-1"
+ACCESS_KEY = TEST_ENV["AWS_ACCESS_KEY_ID"]  # kopter's own credentials (moto's account)
+WORKER_QUEUES = ("ingest", "describer", "aggregator", "audit", "backup", "notifications")
+DAY = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+def _principal(role: str) -> str:
+    return f"arn:aws:sts::{ACCOUNT}:assumed-role/kopter-{role}/session"
+
+
+def _judge(role: str, requests: Iterable, policy: dict) -> list[Authorization]:
+    wanted = own_authorizations(requests, _principal(role), ACCOUNT, REGION, ACCESS_KEY)
+    assert wanted, f"no request of the {role} was recorded"
+    decisions = evaluate(wanted, [policy])
+    denied = sorted(
+        {f"{w} -> {d.decision}" for w, d in zip(wanted, decisions, strict=True) if not d.allowed}
+    )
+    assert not denied, f"the {role} made requests its policy does not allow:\n" + "\n".join(denied)
+    return wanted
+
+
+def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, workers):
+    settings = get_settings()
+    bucket = f"trail-{new_account_id()}"
+    with RecordingProxy(MOTO_PORT) as worker_proxy, RecordingProxy(MOTO_PORT) as operator_proxy:
+        via_worker = {"KOPTER_AWS_ENDPOINT_URL": worker_proxy.url, "KOPTER_TASK_TIME_LIMIT": "60"}
+        as_operator = {"KOPTER_AWS_ENDPOINT_URL": operator_proxy.url}
+        worker = workers.start("iam-own", ",".join(WORKER_QUEUES), env=via_worker)
+        kopter("bootstrap", env=as_operator)
+        tenant = kopter("tenants", "add", f"iam-{new_account_id()}", env=as_operator).stdout.strip()
+        account = new_account_id()
+        [row] = kopter.rows(
+            "accounts", "add", "--tenant", tenant, "--account-id", account,
+            "--role-arn", f"arn:aws:iam::{account}:role/kopter",
+            "--cloudtrail-bucket", bucket, env=as_operator,
+        )  # fmt: skip
+        c = Connected(tenant, account, row["external_id"])
+        s3 = customer_client(c, "s3")
+        s3.create_bucket(Bucket=bucket)
+        keys = [log_key(account, REGION, DAY) for _ in range(2)]
+        for i, key in enumerate(keys):
+            s3.put_object(Bucket=bucket, Key=key, Body=log_file(log_records(2, account, DAY, i)))
+        customer_client(c, "ec2").run_instances(
+            ImageId="ami-0123456789abcdef0", InstanceType="t3.micro", MinCount=1, MaxCount=1,
+            TagSpecifications=[
+                {"ResourceType": "instance", "Tags": [{"Key": "kopter:backup", "Value": "true"}]}
+            ],
+        )  # fmt: skip
+        workers.wait_ready(worker)
+        as_tenant = ("--tenant", tenant)
+        raw = aws.client("sqs").get_queue_url(
+            QueueName=queues.sqs_name(settings, "cloudtrail-notifications")
+        )["QueueUrl"]
+        s3_event = {"bucket": {"name": bucket}, "object": {"key": keys[0]}}
+        event = {"Records": [{"eventSource": "aws:s3", "s3": s3_event}]}
+        aws.client("sqs").send_message(QueueUrl=raw, MessageBody=json.dumps(event))
+        for command in (
+            ("accounts", "list", *as_tenant),
+            ("accounts", "check", *as_tenant, "--account-id", account),
+            ("accounts", "check", *as_tenant, "--account-id", account, "--on-worker"),
+            ("run", "describer", *as_tenant, "--wait"),
+            ("run", "backup", *as_tenant, "--wait"),
+            ("run", "aggregator", *as_tenant, "--wait"),
+            ("run", "audit", *as_tenant, "--wait"),
+            ("ingest", f"s3://{bucket}/{keys[1]}", *as_tenant),
+            ("backfill", *as_tenant, "--account", account, "--since", "2026-03-01",
+             "--until", "2026-03-01"),
+            ("status",),
+            ("dlq", "show", "ingest"),
+            ("audit", *as_tenant),
+            ("events", *as_tenant),
+            ("snapshots", *as_tenant),
+            ("notifications", *as_tenant),
+            ("graph", *as_tenant),
+            ("digest", *as_tenant),
+        ):  # fmt: skip
+            kopter(*command, env=as_operator)
+        wait_for(lambda: len(kopter.rows("audit", *as_tenant)) == 4, 60, "both log files ingested")
+    _judge("worker", worker_proxy.requests, own.worker(settings, WORKER_QUEUES))
+    _judge("operator", operator_proxy.requests, own.operator(settings))
+    # A worker's policy is for its queues: one on `pricing` alone may not touch `ingest`'s
+    # messages nor reach a customer.
+    drifted = own_authorizations(
+        worker_proxy.requests, _principal("worker"), ACCOUNT, REGION, ACCESS_KEY
+    )
+    reaching = [
+        a
+        for a in drifted
+        if a.action in ("sts:AssumeRole", "sqs:ReceiveMessage")
+        and not a.resource.endswith(("-pricing", "-pricing-dlq"))
+    ]
+    assert reaching
+    decisions = evaluate(reaching, [own.worker(settings, ["pricing"])])
+    assert not any(d.allowed for d in decisions)
+
+
+def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers):
+    settings = get_settings()
+    c = kopter.connect()
+    deliver(
+        Notice(
+            tenant_id=c.tenant,
+            kind="test",
+            subject="iam",
+            occurred_at="2026-03-01T12:00:00Z",
+            severity="info",
+            title="t",
+            body="b",
+            links={},
+        ),
+        settings,
+    )
+    secret = "s" * 40
+    api_port, flower_port = free_port(), free_port()
+    with (
+        RecordingProxy(MOTO_PORT) as api_proxy,
+        RecordingProxy(MOTO_PORT) as flower_proxy,
+        RecordingProxy(MOTO_PORT) as beat_proxy,
+    ):
+        env = {
+            **os.environ,
+            "KOPTER_AWS_ENDPOINT_URL": api_proxy.url,
+            "KOPTER_API_AUTH": "gateway",
+            "KOPTER_API_GATEWAY_SECRET": secret,
+            "KOPTER_API_CURSOR_KEY": "k" * 40,
+        }
+        argv = [sys.executable, "-m", "kopter", "api", "--port", str(api_port)]
+        api = spawn("iam-api", argv, env, OUTPUT / "logs", cwd=ROOT)
+        workers.children.append(api)
+        wait_for_port(api, api_port)
+        headers = {"identityId": c.tenant, "x-kopter-gateway-secret": secret}
+        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
+            for path in ("/v1/accounts", "/v1/audit/aws", "/v1/ec2/events", "/v1/price-graph"):
+                assert client.get(path).status_code == 200, path
+            [notice] = client.get("/v1/notifications").json()["items"]
+            assert client.post(f"/v1/notifications/{notice['id']}/read").status_code == 200
+        api.stop()
+
+        env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": flower_proxy.url}
+        argv = [sys.executable, "-m", "kopter", "flower", f"--port={flower_port}", "--no-auth"]
+        flower = spawn("iam-flower", argv, env, OUTPUT / "logs", cwd=ROOT)
+        workers.children.append(flower)
+        wait_for_port(flower, flower_port)
+        metrics = httpx.get(f"http://127.0.0.1:{flower_port}/metrics", timeout=60)
+        assert "kopter_sqs_messages" in metrics.text
+        flower.stop(timeout=10)
+
+        # Beat on the tests' harness app fires a tick every second to `audit`, where a worker
+        # of that app (not recorded) runs it.
+        r = redis.Redis.from_url(settings.redis_url)
+        r.delete(TICKS)
+        workers.start("iam-ticker", "audit", app="tests.harness")
+        env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": beat_proxy.url}
+        argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+        beat = spawn("iam-beat", argv, env, OUTPUT / "logs", cwd=ROOT)
+        workers.children.append(beat)
+        wait_for(lambda: r.llen(TICKS) >= 2, 60, "two ticks from beat")
+        beat.stop(timeout=10)
+        time.sleep(1)
+    _judge("api", api_proxy.requests, own.api(settings))
+    _judge("flower", flower_proxy.requests, own.flower(settings))
+    _judge("beat", beat_proxy.requests, own.beat(settings))
+
+
+def test_what_no_role_of_kopters_may_do(kopter):
+    settings = get_settings()
+    prefix = settings.prefix
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/"
+    sqs = f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
+    never = {
+        "api": [
+            ("dynamodb:Scan", f"{table}{prefix}AuditLogEvents"),
+            ("dynamodb:PutItem", f"{table}{prefix}AuditLogEvents"),
+            ("dynamodb:DeleteItem", f"{table}{prefix}FrontendNotifications"),
+            ("dynamodb:GetItem", f"{table}{prefix}Global"),
+            ("dynamodb:Query", f"{table}another-deployment-AuditLogEvents"),
+            ("sts:AssumeRole", "arn:aws:iam::111111111111:role/kopter"),
+            ("sqs:SendMessage", f"{sqs}{prefix}ingest"),
+        ],
+        "beat": [
+            ("sqs:ReceiveMessage", f"{sqs}{prefix}ingest"),
+            ("dynamodb:GetItem", f"{table}{prefix}AwsAccounts"),
+            ("sts:AssumeRole", "arn:aws:iam::111111111111:role/kopter"),
+        ],
+        "flower": [
+            ("sqs:ReceiveMessage", f"{sqs}{prefix}ingest"),
+            ("sqs:DeleteMessage", f"{sqs}{prefix}ingest-dlq"),
+            ("dynamodb:Query", f"{table}{prefix}AuditLogEvents"),
+        ],
+        "worker": [
+            ("dynamodb:DeleteTable", f"{table}{prefix}AuditLogEvents"),
+            ("dynamodb:CreateTable", f"{table}{prefix}Tenants"),
+            ("sqs:SetQueueAttributes", f"{sqs}{prefix}ingest"),
+            ("sqs:ReceiveMessage", f"{sqs}another-deployment-ingest"),
+            ("dynamodb:Scan", f"{table}another-deployment-AuditLogEvents"),
+            ("sts:AssumeRole", "arn:aws:iam::111111111111:role/admin"),
+            ("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/kopter-operator"),
+        ],
+        "operator": [
+            ("dynamodb:DeleteTable", f"{table}{prefix}AuditLogEvents"),
+            ("sqs:DeleteQueue", f"{sqs}{prefix}ingest"),
+            ("sts:AssumeRole", "arn:aws:iam::111111111111:role/admin"),
+        ],
+    }
+    for role, attempts in never.items():
+        requests = [Authorization(_principal(role), a, r, ACCOUNT) for a, r in attempts]
+        decisions = evaluate(requests, [own.policy(settings, role)])
+        allowed = [str(r) for r, d in zip(requests, decisions, strict=True) if d.allowed]
+        assert not allowed, f"the {role} may: {allowed}"
