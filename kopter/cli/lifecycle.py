@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from kopter import accounts, lifecycle
-from kopter.cli.onboarding import keep_raw_queue_policy
+from kopter.cli.onboarding import keep_raw_queue_policy, quick_create_link
 from kopter.cli.output import emit, json_option, tenant_option
 from kopter.commands import _account_row, _csv, accounts_group
 from kopter.commands import tenants as tenants_group
@@ -90,9 +90,14 @@ def accounts_rotate(tenant: str, account_id: str, as_json: bool) -> None:
     click.echo(f"account {account_id}: its new ExternalId is")
     click.echo(account.external_id)
     click.echo(
-        "Put it in the role's trust policy (StringEquals sts:ExternalId) in place of the old one, "
-        "then run `kopter accounts check`: once the new one works the old one is forgotten."
+        "Put it in the role's trust policy (StringEquals sts:ExternalId) in place of the old one: "
+        "update the stack's ExternalId parameter, or its template from `kopter accounts template "
+        f"--tenant {account.tenant_id} --account-id {account_id}`, which carries the new one. "
+        "Then run `kopter accounts check`: once the new one works the old one is forgotten."
     )
+    link = quick_create_link(account, with_trail=False)
+    if link:
+        click.echo(f"A new stack with the new ExternalId: {link}")
 
 
 @tenants_group.command("remove")
