@@ -21,6 +21,7 @@ run: $(INSTALLED)
 	$(BIN)/kopter dev
 
 $(IAM_EVALUATOR): tests/iam/package.json tests/iam/package-lock.json
+	@scripts/ensure-chromium
 	@command -v npm >/dev/null || { echo "make test needs Node 20 and npm (the IAM evaluator)"; exit 1; }
 	npm ci --prefix tests/iam --no-audit --no-fund
 	@touch $@
