@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
 
-from kopter import accounts, demo
+from kopter import accounts, demo, lifecycle
 from kopter.cloudtrail import digest, grants, ingest, records
 from kopter.cloudtrail.rules import RULES
 from kopter.settings import get_settings
@@ -35,12 +36,24 @@ def _findings(tenant: str, day: str) -> list[dict[str, Any]]:
     return digest.audit_day(tenant, date.fromisoformat(day), get_settings()).digest.findings
 
 
-def _tenant_with(*account_ids: str) -> str:
+@contextmanager
+def _tenant_with(*account_ids: str) -> Iterator[str]:
+    """A new tenant that registered ``account_ids``, released again afterwards: an account id
+    belongs to one tenant at a time, and other modules register the samples' accounts too. One
+    held by such a module all session is left to it: the call's own account is the tenant's in
+    every rule, registered or not."""
     tenant = accounts.add_tenant(f"audit-{secrets.token_hex(4)}")
+    added = []
     for account_id in account_ids:
-        role = f"arn:aws:iam::{account_id}:role/kopter"
-        accounts.add_account(tenant, accounts.AccountRequest(account_id, role, ("us-east-1",)))
-    return tenant.tenant_id
+        if accounts.account_owner(account_id) is None:
+            role = f"arn:aws:iam::{account_id}:role/kopter"
+            request = accounts.AccountRequest(account_id, role, ("us-east-1",))
+            added.append(accounts.add_account(tenant, request).account_id)
+    try:
+        yield tenant.tenant_id
+    finally:
+        for account_id in added:
+            lifecycle.remove_account(tenant.tenant_id, account_id)
 
 
 def test_each_stratus_red_team_detonation_fires_its_rules(kopter):
@@ -53,9 +66,9 @@ def test_each_stratus_red_team_detonation_fires_its_rules(kopter):
         log = json.loads(path.read_text())
         [account] = {r["recipientAccountId"] for r in log}
         [day] = {r["eventTime"][:10] for r in log}
-        tenant = _tenant_with(account)
-        _write(tenant, log)
-        findings = _findings(tenant, day)
+        with _tenant_with(account) as tenant:
+            _write(tenant, log)
+            findings = _findings(tenant, day)
         fired = {f["rule"] for f in findings}
         expected = {rule.name for rule in RULES if technique in rule.stratus}
         assert expected, f"no rule is written for {technique}"
@@ -77,9 +90,9 @@ def test_the_demos_launches_raise_nothing(kopter):
         for region, fleet in demo.FLEET.items()
         for n, (instance_type, _) in enumerate(fleet)
     ]
-    tenant = _tenant_with(demo.ACCOUNT)
-    _write(tenant, launches)
-    assert _findings(tenant, now.date().isoformat()) == []
+    with _tenant_with(demo.ACCOUNT) as tenant:
+        _write(tenant, launches)
+        assert _findings(tenant, now.date().isoformat()) == []
 
 
 # --- one call that fires each rule, one look-alike that does not --------------------------------

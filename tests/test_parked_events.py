@@ -11,7 +11,7 @@ import pytest
 from kopter import aws, queues
 from kopter.settings import get_settings
 from tests.conftest import Kopter, wait_for
-from tests.test_flower import AUTH, Flower, _start_flower
+from tests.test_flower import AUTH, KOPTER_FLOWER, Flower, _start_flower
 from tests.test_poison import UNDECODABLE
 
 
@@ -26,7 +26,7 @@ def _empty(sqs, url: str) -> None:
 
 @pytest.fixture
 def flower() -> Iterator[Flower]:
-    yield from _start_flower(env={"KOPTER_FLOWER_BASIC_AUTH": AUTH})
+    yield from _start_flower("flower-parked", KOPTER_FLOWER, {"KOPTER_FLOWER_BASIC_AUTH": AUTH})
 
 
 def test_every_message_the_consumer_parks_is_a_failure_in_flower(
