@@ -28,6 +28,7 @@ from pynamodb.transactions import TransactWrite
 from kopter import probes
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
 from kopter.errors import KopterError, NotFound, Refused
+from kopter.iam import customer
 from kopter.notifications import Notice
 from kopter.settings import Settings, get_settings
 from kopter.tables import AwsAccount, GlobalItem, Tenant
@@ -246,6 +247,24 @@ def no_longer_served(account: AwsAccount, region: str) -> str | None:
     if region not in account.regions:
         return f"region {region} was removed from account {account.account_id}"
     return None
+
+
+def onboarding_link(
+    account: AwsAccount, settings: Settings, with_trail: bool = False
+) -> str | None:
+    """The console link that creates the account's stack (its current ExternalId among the
+    parameters), or None until the operator has published the template
+    (KOPTER_ONBOARDING_TEMPLATE_URL)."""
+    if not settings.onboarding_template_url:
+        return None
+    defaults = customer.Defaults(
+        tenant_id=account.tenant_id,
+        external_id=account.external_id,
+        cloudtrail_bucket=account.cloudtrail_bucket or "",
+        cloudtrail_prefix=account.cloudtrail_prefix or "",
+        with_trail=with_trail,
+    )
+    return customer.quick_create_link(settings.onboarding_template_url, settings.region, defaults)
 
 
 def target(account: AwsAccount) -> Target:

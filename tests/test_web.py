@@ -12,10 +12,12 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
+from kopter import accounts
 from kopter.costs.aggregator import graph
 from tests.conftest import OUTPUT, wait_for
 from tests.webapp import (
@@ -36,6 +38,7 @@ pytestmark = pytest.mark.skipif(
     PATHS is None, reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)"
 )
 SHOTS = OUTPUT / "screenshots"
+TEMPLATE_URL = "https://kopter-onboarding.s3.amazonaws.com/kopter-customer.yaml"  # never fetched
 ZONE = "America/New_York"  # not the machine's: times must follow the browser
 
 
@@ -54,7 +57,7 @@ def tenant(tmp_path_factory: pytest.TempPathFactory) -> WebTenant:
 
 @pytest.fixture(scope="module")
 def server(tenant: WebTenant) -> Iterator[WebApi]:
-    with web_api(OUTPUT / "logs") as api:
+    with web_api(OUTPUT / "logs", {"KOPTER_ONBOARDING_TEMPLATE_URL": TEMPLATE_URL}) as api:
         yield api
 
 
@@ -242,6 +245,14 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     show(browser, server, "accounts")
     [row] = texts(browser, "tbody tr")
     assert tenant.account in row and "healthy" in row
+    # The link that creates the account's stack carries its ExternalId.
+    link = browser.find_element("css selector", "tbody tr a").get_attribute("href")
+    [account] = api_get(server, tenant, "/v1/accounts")["items"]
+    assert link == account["onboarding_link"] and "/cloudformation/home?region=" in link
+    query = parse_qs(urlsplit(link.split("#/stacks/quickcreate", 1)[1]).query)
+    assert query["templateURL"] == [TEMPLATE_URL]
+    external_id = accounts.get_account(tenant.id, tenant.account).external_id
+    assert query["param_ExternalId"] == [external_id]
     browser.save_screenshot(str(SHOTS / "web-accounts.png"))
     check_accessible(browser, axe_source, "accounts")
 

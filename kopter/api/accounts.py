@@ -1,14 +1,15 @@
-"""``GET /v1/accounts``: the tenant's AWS accounts and their health, without the ExternalId."""
+"""``GET /v1/accounts``: the tenant's AWS accounts and their health, and the link that creates
+each one's stack (its ExternalId is a parameter there: the tenant's own, shown to it alone)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from kopter.accounts import list_accounts
+from kopter.accounts import list_accounts, onboarding_link
 from kopter.api.errors import responses
 from kopter.api.identity import Caller
 
@@ -26,6 +27,7 @@ class Account(BaseModel):
     last_success_at: datetime | None
     created_at: datetime
     removed_at: datetime | None  # disconnected: nothing runs for it, its data is kept
+    onboarding_link: str | None  # CloudFormation's quick-create link of the account's stack
 
 
 class Accounts(BaseModel):
@@ -38,7 +40,8 @@ class Accounts(BaseModel):
     responses=responses(401),
     summary="The tenant's AWS accounts and their health",
 )
-def accounts(tenant: Caller) -> dict[str, Any]:
+def accounts(tenant: Caller, request: Request) -> dict[str, Any]:
+    settings = request.app.state.settings
     return {
         "items": [
             {
@@ -52,6 +55,7 @@ def accounts(tenant: Caller) -> dict[str, Any]:
                 "last_success_at": a.last_success_at,
                 "created_at": a.created_at,
                 "removed_at": a.removed_at,
+                "onboarding_link": None if a.removed_at else onboarding_link(a, settings),
             }
             for a in list_accounts(tenant, include_removed=True)
         ]

@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         generate_unique_id_function=lambda route: route.name,  # operationId: the function
     )
+    app.state.settings = settings
     app.state.mode = settings.api_auth
     app.state.identify = identity.from_settings(settings)
     app.state.tenants = identity.KnownTenants(settings.api_tenant_cache_seconds)

@@ -113,19 +113,7 @@ def default_role_arn(account_id: str) -> str:
 
 
 def quick_create_link(account: AwsAccount, with_trail: bool) -> str | None:
-    """The console link that creates the account's stack, or None until the operator has
-    published the template (KOPTER_ONBOARDING_TEMPLATE_URL)."""
-    settings = get_settings()
-    if not settings.onboarding_template_url:
-        return None
-    defaults = customer.Defaults(
-        tenant_id=account.tenant_id,
-        external_id=account.external_id,
-        cloudtrail_bucket=account.cloudtrail_bucket or "",
-        cloudtrail_prefix=account.cloudtrail_prefix or "",
-        with_trail=with_trail,
-    )
-    return customer.quick_create_link(settings.onboarding_template_url, settings.region, defaults)
+    return accounts.onboarding_link(account, get_settings(), with_trail)
 
 
 def onboarding_hint(account: AwsAccount, link: str | None) -> str:
