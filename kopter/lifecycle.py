@@ -188,7 +188,8 @@ def purge_account(
     if account.removed_at is None:
         raise Refused(f"account {account_id} is connected: disconnect it first")
     summary = PurgeSummary()
-    _purge_account_data(tenant_id, account_id, summary, settings, progress)
+    _purge_instances(tenant_id, account_id, summary, settings, progress)
+    _delete(GlobalItem, _global_keys(tenant_id, [account_id]), summary, settings, progress)
     audit = _keys(AuditLogEvent.by_account.query(f"{tenant_id}#{account_id}"), AuditLogEvent)
     _delete(AuditLogEvent, audit, summary, settings, progress)
     ec2 = _keys(Ec2Event.by_account.query(f"{tenant_id}#{account_id}"), Ec2Event)
@@ -229,7 +230,7 @@ def purge_tenant(
     summary = PurgeSummary()
     every_account = list(AwsAccount.query(tenant_id, consistent_read=True))
     for account in every_account:
-        _purge_account_data(tenant_id, account.account_id, summary, settings, progress)
+        _purge_instances(tenant_id, account.account_id, summary, settings, progress)
     for model in (AuditLogEvent, Ec2Event, PriceGraphPoint, AuditDigest, FrontendNotification):
         _delete(model, _keys(model.query(tenant_id), model), summary, settings, progress)
     _delete(GlobalItem, _global_keys(tenant_id, []), summary, settings, progress)
@@ -242,18 +243,15 @@ def purge_tenant(
     return summary
 
 
-def _purge_account_data(
+def _purge_instances(
     tenant_id: str,
     account_id: str,
     summary: PurgeSummary,
     settings: Settings,
     progress: Progress | None,
 ) -> None:
-    """What is keyed by ``tenant#account``, and the account's Global items."""
-    tenant_account = f"{tenant_id}#{account_id}"
-    instances = _keys(Ec2Instance.query(tenant_account), Ec2Instance)
+    instances = _keys(Ec2Instance.query(f"{tenant_id}#{account_id}"), Ec2Instance)
     _delete(Ec2Instance, instances, summary, settings, progress)
-    _delete(GlobalItem, _global_keys(tenant_id, [account_id]), summary, settings, progress)
 
 
 def _purge_snapshot_records(
@@ -276,7 +274,8 @@ def _purge_snapshot_records(
 
 def _global_keys(tenant_id: str, account_ids: list[str]) -> Iterator[dict[str, Any]]:
     """The tenant's Global items (of ``account_ids`` only, when given): the describer's
-    watermarks and the ingest markers of its log files. One scan: Global is keyed by name."""
+    watermarks and the ingest markers of its log files. A scan, Global being keyed by name: one
+    per purge, whatever the number of accounts."""
     described = f"described#{tenant_id}#"
     for item in GlobalItem.scan():
         value = item.value if isinstance(item.value, dict) else {}

@@ -142,6 +142,24 @@ def test_a_removed_account_stops_at_once_and_its_id_is_free(kopter, workers):
     again = kopter("accounts", "remove", "--tenant", c.tenant, "--account-id", c.account)
     assert "was disconnected on" in again.stderr
 
+    # --purge deletes what kopter holds of it now; the other tenant's items of the id stay.
+    theirs = f"{other.tenant}#{c.account}"
+    Ec2Instance(
+        theirs, "us-east-1#i-0other", tenant_id=other.tenant, account_id=c.account,
+        region="us-east-1", instance_id="i-0other", state="running", instance_type="t3.nano",
+        first_seen_at=DAY, last_seen_at=DAY,
+    ).save()  # fmt: skip
+    ours = f"{c.tenant}#{c.account}"
+    purged = kopter(
+        "accounts", "remove", "--tenant", c.tenant, "--account-id", c.account,
+        "--purge", "--yes", "--json",
+    )  # fmt: skip
+    deleted = {r["table"]: r["deleted"] for r in map(json.loads, purged.stdout.splitlines())}
+    assert deleted["Ec2Instances"] == 1 and deleted["AwsAccounts"] == 1
+    assert list(Ec2Instance.query(ours)) == [] and list(Ec2Event.by_account.query(ours)) == []
+    assert [i.instance_id for i in Ec2Instance.query(theirs)] == ["i-0other"]
+    assert kopter.rows("accounts", "list", "--tenant", c.tenant, "--all") == []
+
 
 # --- purge ------------------------------------------------------------------------------------
 
