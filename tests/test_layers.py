@@ -43,7 +43,9 @@ def _violations(
         module = _module(root, path)
         if _under(module, allowed):
             continue
-        found += [f"{module} imports {name}" for name in _imports(path) if _under(name, forbidden)]
+        found += [
+            f"{module} imports {name}" for name in sorted(_imports(path)) if _under(name, forbidden)
+        ]
     return found
 
 
