@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -15,18 +16,32 @@ from tasks.app import app
 from tasks.notifications import raise_notification
 
 
+@dataclass(frozen=True)
+class AggregateRun:
+    """What ``aggregate_last_hour`` returns; ``group`` is the tenants' tasks, when any."""
+
+    hour: str
+    tenants: int
+    group: str | None = None
+
+
+def summarize(run: AggregateRun, tenants: list[dict[str, Any]]) -> dict[str, Any]:
+    """The hour and each tenant's costs (kopter.costs.aggregator.TenantHour's summary)."""
+    return {"hour": run.hour, "tenants": run.tenants, "results": tenants}
+
+
 @app.task
 def aggregate_last_hour(tenant_id: str | None = None, hour: str | None = None) -> dict[str, Any]:
     """Cost points of the hour just ended (or ``hour``) for every tenant (or one). Triggered by
     the describer run's end and by beat at :40; recomputing an hour changes nothing."""
     hour = hour or (hour_start(datetime.now(UTC)) - timedelta(hours=1)).isoformat()
     tenants = [tenant_id] if tenant_id else [t.tenant_id for t in accounts.list_tenants()]
-    summary: dict[str, Any] = {"hour": hour, "tenants": len(tenants)}
+    run_id = None
     if tenants:
         run = group(aggregate_tenant_hour.s(t, hour) for t in tenants)()
         run.save()  # so that `kopter run aggregator --wait` can follow it
-        summary["group"] = run.id
-    return summary
+        run_id = run.id
+    return asdict(AggregateRun(hour, len(tenants), run_id))
 
 
 @app.task

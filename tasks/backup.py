@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,57 @@ from kopter.ec2 import backup
 from kopter.settings import get_settings
 from tasks.app import app
 from tasks.notifications import raise_notification
+
+
+@dataclass(frozen=True)
+class BackupRun:
+    """What ``run_backups`` returns; ``group`` is the run's tasks, when it has any."""
+
+    window: str
+    enqueued: int
+    skipped: int
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class RegionBackedUp:
+    """What ``back_up_account_region`` returns: kopter.ec2.backup.RegionBackup's counts."""
+
+    status: str  # "backed-up", "skipped" or "unhealthy"
+    account: str
+    region: str
+    reason: str | None = None
+    window: str | None = None
+    instances: int = 0
+    created: int = 0
+    adopted: int = 0
+    existing: int = 0
+    in_progress: int = 0
+    failed: list[dict[str, Any]] = field(default_factory=list)
+    expired: int = 0
+    expiry_failed: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+
+
+def summarize(run: BackupRun, regions: list[RegionBackedUp]) -> dict[str, Any]:
+    """Add up what the tasks of a backup run did; each failed volume is listed."""
+    done = [r for r in regions if r.status == "backed-up"]
+    return {
+        "window": run.window,
+        "regions_backed_up": len(done),
+        "unhealthy": sorted({r.reason or "" for r in regions if r.status == "unhealthy"}),
+        "skipped_unhealthy_accounts": run.skipped,
+        "instances": sum(r.instances for r in done),
+        "created": sum(r.created for r in done),
+        "adopted": sum(r.adopted for r in done),
+        "existing": sum(r.existing for r in done),
+        "in_progress": sum(r.in_progress for r in done),
+        "failed_volumes": [
+            {"account_id": r.account, "region": r.region, **f} for r in done for f in r.failed
+        ],
+        "expired": sum(r.expired for r in done),
+        "expiry_failed": [e for r in done for e in r.expiry_failed],
+    }
 
 
 @app.task
@@ -31,12 +83,12 @@ def run_backups(tenant_id: str | None = None, window: str | None = None) -> dict
             back_up_account_region.s(account.tenant_id, account.account_id, region, window)
             for region in account.regions
         ]
-    summary: dict[str, Any] = {"window": window, "enqueued": len(tasks), "skipped": skipped}
+    run_id = None
     if tasks:
         run = group(tasks)()
         run.save()  # so that `kopter run backup --wait` can follow the run
-        summary["group"] = run.id
-    return summary
+        run_id = run.id
+    return asdict(BackupRun(window, len(tasks), skipped, run_id))
 
 
 @app.task
@@ -47,7 +99,7 @@ def back_up_account_region(
     account = accounts.get_account(tenant_id, account_id)
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
-        return {"status": "skipped", "account": account_id, "region": region, "reason": gone}
+        return asdict(RegionBackedUp("skipped", account_id, region, gone))
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)
@@ -61,7 +113,7 @@ def back_up_account_region(
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
         shared_sessions().forget(target)
         raise_notification(accounts.unhealthy_notice(account))
-        return {"status": "unhealthy", "account": account_id, "region": region, "reason": str(e)}
+        return asdict(RegionBackedUp("unhealthy", account_id, region, str(e)))
     if result.failed:
         raise_notification(backup.failure_notice(tenant_id, account_id, result))
-    return {"status": "backed-up", "account": account_id, **result.as_dict()}
+    return asdict(RegionBackedUp("backed-up", account_id, **result.as_dict()))

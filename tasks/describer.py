@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,43 @@ from kopter.settings import get_settings
 from tasks.aggregator import aggregate_last_hour
 from tasks.app import app
 from tasks.notifications import raise_notification
+
+
+@dataclass(frozen=True)
+class DescribeRun:
+    """What ``describe_all_accounts`` returns; ``group`` is the run's tasks, when it has any."""
+
+    run_at: str
+    enqueued: int
+    skipped: int
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class RegionDescribed:
+    """What ``describe_account_region`` returns."""
+
+    status: str  # "described", "skipped" or "unhealthy"
+    reason: str | None = None
+    instances: int = 0
+    written: int = 0
+    events: dict[str, int] = field(default_factory=dict)
+
+
+def summarize(run: DescribeRun, regions: list[RegionDescribed]) -> dict[str, Any]:
+    """Add up what the tasks of a describer run found (`kopter run describer --wait`)."""
+    events: dict[str, int] = {}
+    for r in regions:
+        for kind, count in r.events.items():
+            events[kind] = events.get(kind, 0) + count
+    return {
+        "run_at": run.run_at,
+        "regions_described": sum(r.status == "described" for r in regions),
+        "unhealthy": sorted({r.reason or "" for r in regions if r.status == "unhealthy"}),
+        "skipped_unhealthy_accounts": run.skipped,
+        "instances": sum(r.instances for r in regions),
+        "events": events,
+    }
 
 
 @app.task
@@ -51,15 +88,15 @@ def describe_all_accounts(
                     countdown=offset % spread if spread else 0,
                 )
             )
-    summary: dict[str, Any] = {"run_at": run_at, "enqueued": len(header), "skipped": skipped}
+    group = None
     if header:
         # A task lost for good leaves the chord unfinished; beat's own aggregator entry, later
         # in the hour, covers that hour. A run for one tenant aggregates that tenant only: it
         # must not read and rewrite every other tenant's costs.
         run = chord(header)(aggregate_last_hour.si(tenant_id=tenant_id))
         run.parent.save()  # so that `kopter run describer --wait` can follow the run
-        summary["group"] = run.parent.id
-    return summary
+        group = run.parent.id
+    return asdict(DescribeRun(run_at, len(header), skipped, group))
 
 
 @app.task
@@ -70,7 +107,7 @@ def describe_account_region(
     account = accounts.get_account(tenant_id, account_id)
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
-        return {"status": "skipped", "reason": gone}
+        return asdict(RegionDescribed("skipped", gone))
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)
@@ -79,7 +116,7 @@ def describe_account_region(
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
         shared_sessions().forget(target)
         raise_notification(accounts.unhealthy_notice(account))
-        return {"status": "unhealthy", "reason": str(e)}
+        return asdict(RegionDescribed("unhealthy", str(e)))
     result = describer.record(
         tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()
     )
@@ -88,9 +125,4 @@ def describe_account_region(
     kinds: dict[str, int] = {}
     for change in result.changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
-    return {
-        "status": "described",
-        "instances": result.instances,
-        "written": result.written,
-        "events": kinds,
-    }
+    return asdict(RegionDescribed("described", None, result.instances, result.written, kinds))

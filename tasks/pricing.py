@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from celery import group
@@ -15,21 +16,39 @@ from kopter.settings import get_settings
 from tasks.app import app
 
 
+@dataclass(frozen=True)
+class PricingRun:
+    """What ``refresh_price_list`` returns; ``group`` is the imports, when there are any."""
+
+    importing: list[str]
+    unchanged: list[str]
+    not_offered: list[str]
+    group: str | None = None
+
+
+def summarize(run: PricingRun, imports: list[refresh.RegionImport]) -> dict[str, Any]:
+    """Every region's import (`kopter run pricing --wait`), and how many failed."""
+    return {
+        "importing": run.importing,
+        "unchanged": run.unchanged,
+        "not_offered": run.not_offered,
+        "imports": [asdict(i) for i in imports],
+        "failed": sum(i.status == "failed" for i in imports),
+    }
+
+
 @app.task
 def refresh_price_list() -> dict[str, Any]:
     """Find the regions whose offer file changed since the last import and import each."""
     settings = get_settings()
     plan = refresh.plan(HttpSource.from_settings(settings), refresh.pricing_regions(settings))
-    summary: dict[str, Any] = {
-        "importing": [o.region for o in plan.due],
-        "unchanged": plan.unchanged,
-        "not_offered": plan.not_offered,
-    }
+    run_id = None
     if plan.due:
         run = group(import_region_prices.s(o.region, o.url, o.version) for o in plan.due)()
         run.save()  # so that `kopter run pricing --wait` can follow the imports
-        summary["group"] = run.id
-    return summary
+        run_id = run.id
+    due = [o.region for o in plan.due]
+    return asdict(PricingRun(due, plan.unchanged, plan.not_offered, run_id))
 
 
 @app.task
@@ -39,7 +58,7 @@ def import_region_prices(region: str, url: str, version: str) -> dict[str, Any]:
     settings = get_settings()
     state = refresh.stored_state(region)
     if state.get("version") == version:  # a redelivery of an import that finished
-        return {"region": region, "version": version, "status": "unchanged"}
+        return asdict(refresh.RegionImport(region, version, "unchanged"))
     source = HttpSource.from_settings(settings)
     result = refresh.import_offer(
         lambda: source.download(url, state.get("etag")),

@@ -10,7 +10,7 @@ from pathlib import Path
 from tests.samples import ROOT
 
 # What sits above both the domain and tasks/: the faces.
-FACES = ("kopter.commands", "kopter.cli", "kopter.api", "kopter.dev")
+FACES = ("kopter.cli", "kopter.api", "kopter.dev")
 TASK_LAYER = ("tasks", "celery", "kombu", "beat_schedule", "celeryconfig")
 
 

@@ -1,4 +1,4 @@
-"""`kopter`: the operator's command line (the commands are in `kopter.commands`).
+"""`kopter`: the operator's command line (the command group is `kopter.cli.root`).
 
 Every listing takes ``--json`` (one JSON object a line). Bad input is one line on stderr and a
 non-zero exit, never a traceback: ``main()`` turns kopter's errors, and the usual failures of
@@ -22,7 +22,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     try:
         # Imported here: the commands read the settings on import, and a bad setting must be
         # reported like any other error.
-        from kopter.commands import cli
+        from kopter.cli.root import cli
 
         cli.main(args=argv, prog_name="kopter", standalone_mode=False)
     except click.exceptions.Abort:

@@ -9,17 +9,16 @@ from typing import Any
 import click
 
 from kopter import accounts, lifecycle
+from kopter.cli.customers import _account_row, _csv
 from kopter.cli.onboarding import keep_raw_queue_policy, quick_create_link
 from kopter.cli.output import emit, json_option, tenant_option
-from kopter.commands import _account_row, _csv, accounts_group
-from kopter.commands import tenants as tenants_group
 from kopter.errors import NotFound
 from kopter.settings import get_settings
 
 account_option = click.option("--account-id", required=True, help="The 12-digit AWS account id.")
 
 
-@accounts_group.command("update")
+@click.command("update")
 @tenant_option
 @account_option
 @click.option("--role-arn", help="A new role for kopter to assume in the account.")
@@ -53,7 +52,7 @@ def accounts_update(
     emit([_account_row(account)], as_json, ["account_id", "regions", "role_arn", "cloudtrail"])
 
 
-@accounts_group.command("remove")
+@click.command("remove")
 @tenant_option
 @account_option
 @click.option("--purge", is_flag=True, help="Also delete its data now (else kept to retention).")
@@ -76,7 +75,7 @@ def accounts_remove(tenant: str, account_id: str, purge: bool, yes: bool, as_jso
         _summary(summary, as_json)
 
 
-@accounts_group.command("rotate-external-id")
+@click.command("rotate-external-id")
 @tenant_option
 @account_option
 @json_option
@@ -100,7 +99,7 @@ def accounts_rotate(tenant: str, account_id: str, as_json: bool) -> None:
         click.echo(f"A new stack with the new ExternalId: {link}")
 
 
-@tenants_group.command("remove")
+@click.command("remove")
 @click.argument("tenant")
 @click.option("--purge", is_flag=True, help="Also delete every item the tenant owns, now.")
 @click.option("--yes", is_flag=True, help="Do not ask before purging.")

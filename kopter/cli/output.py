@@ -7,10 +7,12 @@ import json
 import sys
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
+
+from kopter.errors import KopterError
 
 
 def jsonable(value: Any) -> Any:
@@ -75,3 +77,25 @@ class Progress:
     def done(self) -> None:
         if self.tty and self.shown >= 0:
             click.echo("", err=True)
+
+
+def iso_date(text: str) -> str:
+    """``--date``'s value, checked: an ISO date."""
+    try:
+        return date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise KopterError(f"--date {text!r} is not an ISO date like 2026-11-27") from None
+
+
+def iso_hour(text: str) -> str:
+    """``--hour``'s value as the UTC hour it falls in (a time without zone is UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise KopterError(f"--hour {text!r} is not an ISO time like 2026-11-27T13:00Z") from None
+    return (
+        (moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        .astimezone(UTC)
+        .replace(minute=0, second=0, microsecond=0)
+        .isoformat()
+    )

@@ -1,8 +1,10 @@
-"""`kopter pricing`: the EC2 price list, imported now."""
+"""`kopter pricing import` and `kopter prices`: the EC2 price list, imported now and read."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +94,71 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
             click.echo(f"{label}: {result.status}" + (f": {result.error}" if result.error else ""))
     if failed:
         sys.exit(1)
+
+
+def _usd(amount: Decimal | None) -> str | None:
+    """Exact, in plain digits without trailing zeros (DynamoDB and the files spell them
+    differently)."""
+    return None if amount is None else format(amount.normalize(), "f")
+
+
+@click.command()
+@click.option("--region", required=True, help="An AWS region, e.g. us-east-1.")
+@click.option("--instance-type", help="e.g. m5.large")
+@click.option("--os", "operating_system", help="Linux, Windows, RHEL, SUSE, …")
+@click.option("--tenancy", help="Shared, Dedicated or Host.")
+@click.option("--gone", "include_gone", is_flag=True, help="Also products no longer offered.")
+@json_option
+def prices(
+    region: str,
+    instance_type: str | None,
+    operating_system: str | None,
+    tenancy: str | None,
+    include_gone: bool,
+    as_json: bool,
+) -> None:
+    """Look up stored EC2 prices (USD, exact)."""
+    from kopter.pricing.store import find_prices
+
+    rows: Iterable[dict[str, Any]] = (
+        {
+            "instance_type": p.instance_type,
+            "os": p.operating_system,
+            "tenancy": p.tenancy,
+            "license": p.license_model,
+            "software": p.pre_installed_sw,
+            "on_demand_hourly_usd": _usd(p.on_demand_hourly_usd),
+            "reserved": [
+                {
+                    "lease": r.lease_length,
+                    "class": r.offering_class,
+                    "option": r.purchase_option,
+                    "upfront_usd": _usd(r.upfront_usd),
+                    "hourly_usd": _usd(r.hourly_usd),
+                }
+                for r in p.reserved
+            ],
+            "sku": p.sku,
+            "version": p.offer_version,
+            "gone": p.gone,
+        }
+        for p in find_prices(region, instance_type, operating_system, tenancy, include_gone)
+    )
+    if as_json:
+        emit(rows, True, [])
+        return
+    table = [{**r, "reserved": len(r["reserved"]), "gone": r["gone"] or None} for r in list(rows)]
+    emit(
+        table,
+        False,
+        [
+            "instance_type",
+            "os",
+            "tenancy",
+            "license",
+            "software",
+            "on_demand_hourly_usd",
+            "reserved",
+        ]
+        + (["gone"] if include_gone else []),
+    )

@@ -1,0 +1,98 @@
+"""`kopter events|graph|snapshots`: what changed in the EC2 fleets, their cost, their backups."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+
+from kopter import accounts
+from kopter.cli.output import emit, json_option, tenant_option
+
+
+@click.command()
+@tenant_option
+@click.option("--since", help="From this ISO date or time (UTC).")
+@click.option("--account", help="Only this account id.")
+@click.option("--limit", type=click.IntRange(1), default=100, show_default=True)
+@json_option
+def events(tenant: str, since: str | None, account: str | None, limit: int, as_json: bool) -> None:
+    """What changed in a tenant's EC2 fleets (launched, started, stopped, terminated, resized,
+    retagged), newest first."""
+    from kopter.cloudtrail.query import cloudtrail_time
+    from kopter.tables import Ec2Event
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    key = Ec2Event.event_key >= cloudtrail_time(since) if since else None
+    source: Any = Ec2Event.by_account if account else Ec2Event
+    found = source.query(
+        f"{tenant_id}#{account}" if account else tenant_id,
+        range_key_condition=key,
+        scan_index_forward=False,
+        limit=limit,
+    )
+    from kopter.ec2.events import view
+
+    emit(
+        (view(e) for e in found),
+        as_json,
+        ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"],
+    )
+
+
+@click.command()
+@tenant_option
+@click.option("--since", help="From this ISO date or time, UTC (default: 24 hours ago).")
+@click.option("--until", help="Up to this ISO date or time, UTC (default: now).")
+@click.option(
+    "--by", type=click.Choice(["account", "region", "instance-type"]), help="Split each hour."
+)
+@json_option
+def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_json: bool) -> None:
+    """A tenant's EC2 cost per hour (USD, on-demand prices), oldest first."""
+    from kopter.cloudtrail.query import cloudtrail_time
+    from kopter.costs.aggregator import graph as cost_graph
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    now = datetime.now(UTC)
+    start = _utc(cloudtrail_time(since)) if since else now - timedelta(hours=24)
+    end = _utc(cloudtrail_time(until)) if until else now
+    columns = ["hour", *([by.replace("-", "_")] if by else []), "cost_usd"]
+    emit(cost_graph(tenant_id, start, end, by), as_json, columns)
+
+
+def _utc(text: str) -> datetime:
+    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+
+
+@click.command()
+@tenant_option
+@click.option("--account", help="Only this account id.")
+@json_option
+def snapshots(tenant: str, account: str | None, as_json: bool) -> None:
+    """The snapshots the backup job took of a tenant's volumes (and failed to, or deleted when
+    they expired), newest window first."""
+    from kopter.ec2.backup import listing
+
+    tenant_id = accounts.resolve_tenant(tenant).tenant_id
+    if account:
+        account_ids = [accounts.get_account(tenant_id, account).account_id]
+    else:
+        account_ids = [a.account_id for a in accounts.list_accounts(tenant_id)]
+    rows = (
+        {
+            "window": s.window,
+            "account_id": s.account_id,
+            "region": s.region,
+            "instance_id": s.instance_id,
+            "volume_id": s.volume_id,
+            "snapshot_id": s.snapshot_id,
+            "state": s.state,
+            "expires_on": s.expires_on,
+            "failure": s.failure,
+        }
+        for s in listing(tenant_id, account_ids)
+    )
+    columns = ["window", "account_id", "region", "instance_id", "volume_id", "snapshot_id"]
+    emit(rows, as_json, [*columns, "state", "expires_on", "failure"])
