@@ -1,6 +1,6 @@
 """Commands of onboarding and IAM: `kopter accounts template` and `remove`, and `kopter iam`,
 over the policies kopter generates (`kopter.iam`). Registered on the `kopter` group in
-the command modules."""
+`kopter.cli.root`."""
 
 from __future__ import annotations
 
