@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,31 +28,47 @@ class BackupRun:
 
 @dataclass(frozen=True)
 class RegionBackedUp:
-    """What ``back_up_account_region`` returns: kopter.ec2.backup.RegionBackup's counts."""
+    """What ``back_up_account_region`` returns when it backed the region up: the counts of
+    kopter.ec2.backup.RegionBackup."""
 
-    status: str  # "backed-up", "skipped" or "unhealthy"
     account: str
     region: str
-    reason: str | None = None
-    window: str | None = None
-    instances: int = 0
-    created: int = 0
-    adopted: int = 0
-    existing: int = 0
-    in_progress: int = 0
-    failed: list[dict[str, Any]] = field(default_factory=list)
-    expired: int = 0
-    expiry_failed: list[str] = field(default_factory=list)
-    ignored: dict[str, str] = field(default_factory=dict)
+    window: str
+    instances: int
+    created: int
+    adopted: int
+    existing: int
+    in_progress: int
+    failed: list[dict[str, Any]]  # volume_id, instance_id, error
+    expired: int
+    expiry_failed: list[str]
+    ignored: dict[str, str]
+    status: str = "backed-up"
 
 
-def summarize(run: BackupRun, regions: list[RegionBackedUp]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RegionNotBackedUp:
+    """What ``back_up_account_region`` returns when it could not, or need not, back up."""
+
+    status: str  # "skipped" or "unhealthy"
+    account: str
+    region: str
+    reason: str
+
+
+def region_result(value: dict[str, Any]) -> RegionBackedUp | RegionNotBackedUp:
+    backed_up = value["status"] == "backed-up"
+    return RegionBackedUp(**value) if backed_up else RegionNotBackedUp(**value)
+
+
+def summarize(run: BackupRun, regions: list[RegionBackedUp | RegionNotBackedUp]) -> dict[str, Any]:
     """Add up what the tasks of a backup run did; each failed volume is listed."""
-    done = [r for r in regions if r.status == "backed-up"]
+    done = [r for r in regions if isinstance(r, RegionBackedUp)]
+    unhealthy = [r for r in regions if isinstance(r, RegionNotBackedUp) and r.status == "unhealthy"]
     return {
         "window": run.window,
         "regions_backed_up": len(done),
-        "unhealthy": sorted({r.reason or "" for r in regions if r.status == "unhealthy"}),
+        "unhealthy": sorted({r.reason for r in unhealthy}),
         "skipped_unhealthy_accounts": run.skipped,
         "instances": sum(r.instances for r in done),
         "created": sum(r.created for r in done),
@@ -99,7 +115,7 @@ def back_up_account_region(
     account = accounts.get_account(tenant_id, account_id)
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
-        return asdict(RegionBackedUp("skipped", account_id, region, gone))
+        return asdict(RegionNotBackedUp("skipped", account_id, region, gone))
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)
@@ -113,7 +129,7 @@ def back_up_account_region(
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
         shared_sessions().forget(target)
         raise_notification(accounts.unhealthy_notice(account))
-        return asdict(RegionBackedUp("unhealthy", account_id, region, str(e)))
+        return asdict(RegionNotBackedUp("unhealthy", account_id, region, str(e)))
     if result.failed:
         raise_notification(backup.failure_notice(tenant_id, account_id, result))
-    return asdict(RegionBackedUp("backed-up", account_id, **result.as_dict()))
+    return asdict(RegionBackedUp(account_id, **result.as_dict()))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,27 +30,45 @@ class DescribeRun:
 
 @dataclass(frozen=True)
 class RegionDescribed:
-    """What ``describe_account_region`` returns."""
+    """What ``describe_account_region`` returns when it described the region."""
 
-    status: str  # "described", "skipped" or "unhealthy"
-    reason: str | None = None
-    instances: int = 0
-    written: int = 0
-    events: dict[str, int] = field(default_factory=dict)
+    instances: int
+    written: int
+    events: dict[str, int]  # kind of change: count
+    status: str = "described"
 
 
-def summarize(run: DescribeRun, regions: list[RegionDescribed]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RegionNotDescribed:
+    """What ``describe_account_region`` returns when it could not, or need not, describe."""
+
+    status: str  # "skipped" or "unhealthy"
+    reason: str
+
+
+def region_result(value: dict[str, Any]) -> RegionDescribed | RegionNotDescribed:
+    described = value["status"] == "described"
+    return RegionDescribed(**value) if described else RegionNotDescribed(**value)
+
+
+def summarize(
+    run: DescribeRun, regions: list[RegionDescribed | RegionNotDescribed]
+) -> dict[str, Any]:
     """Add up what the tasks of a describer run found (`kopter run describer --wait`)."""
+    described = [r for r in regions if isinstance(r, RegionDescribed)]
+    unhealthy = [
+        r for r in regions if isinstance(r, RegionNotDescribed) and r.status == "unhealthy"
+    ]
     events: dict[str, int] = {}
-    for r in regions:
+    for r in described:
         for kind, count in r.events.items():
             events[kind] = events.get(kind, 0) + count
     return {
         "run_at": run.run_at,
-        "regions_described": sum(r.status == "described" for r in regions),
-        "unhealthy": sorted({r.reason or "" for r in regions if r.status == "unhealthy"}),
+        "regions_described": len(described),
+        "unhealthy": sorted({r.reason for r in unhealthy}),
         "skipped_unhealthy_accounts": run.skipped,
-        "instances": sum(r.instances for r in regions),
+        "instances": sum(r.instances for r in described),
         "events": events,
     }
 
@@ -107,7 +125,7 @@ def describe_account_region(
     account = accounts.get_account(tenant_id, account_id)
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
-        return asdict(RegionDescribed("skipped", gone))
+        return asdict(RegionNotDescribed("skipped", gone))
     target = accounts.target(account)
     try:
         ec2 = shared_sessions().client(target, "ec2", region)
@@ -116,7 +134,7 @@ def describe_account_region(
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
         shared_sessions().forget(target)
         raise_notification(accounts.unhealthy_notice(account))
-        return asdict(RegionDescribed("unhealthy", str(e)))
+        return asdict(RegionNotDescribed("unhealthy", str(e)))
     result = describer.record(
         tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()
     )
@@ -125,4 +143,4 @@ def describe_account_region(
     kinds: dict[str, int] = {}
     for change in result.changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1
-    return asdict(RegionDescribed("described", None, result.instances, result.written, kinds))
+    return asdict(RegionDescribed(result.instances, result.written, kinds))

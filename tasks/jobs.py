@@ -24,18 +24,20 @@ class Job:
 
     entry: str
     run: type
-    result: Callable[..., Any]
+    result: Callable[[dict[str, Any]], Any]  # a task's result, as the type it was written from
     summarize: Callable[[Any, list[Any]], dict[str, Any]]
 
 
 JOBS = {
-    "pricing": Job("ec2-pricing", pricing.PricingRun, RegionImport, pricing.summarize),
+    "pricing": Job(
+        "ec2-pricing", pricing.PricingRun, lambda r: RegionImport(**r), pricing.summarize
+    ),
     "describer": Job(
-        "ec2-describer", describer.DescribeRun, describer.RegionDescribed, describer.summarize
+        "ec2-describer", describer.DescribeRun, describer.region_result, describer.summarize
     ),
     "aggregator": Job("aggregator", aggregator.AggregateRun, dict, aggregator.summarize),
-    "backup": Job("backup-job", backup.BackupRun, backup.RegionBackedUp, backup.summarize),
-    "audit": Job("audit", audit.AuditRun, audit.DayAudited, audit.summarize),
+    "backup": Job("backup-job", backup.BackupRun, backup.region_result, backup.summarize),
+    "audit": Job("audit", audit.AuditRun, lambda r: audit.DayAudited(**r), audit.summarize),
 }
 
 
@@ -52,7 +54,7 @@ def follow(job: str, result: AsyncResult, timeout: int) -> dict[str, Any]:
     if run.group is None:
         return {k: v for k, v in vars(run).items() if k != "group"}
     results = wait(GroupResult.restore(run.group, app=app), timeout)
-    return spec.summarize(run, [spec.result(**r) for r in results])
+    return spec.summarize(run, [spec.result(r) for r in results])
 
 
 def wait(result: AsyncResult | GroupResult, timeout: int) -> Any:

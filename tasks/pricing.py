@@ -10,7 +10,7 @@ from celery import group
 from kopter import cache
 from kopter.pricing import refresh
 from kopter.pricing.cache import PriceCache
-from kopter.pricing.source import HttpSource
+from kopter.pricing.source import HttpSource, RegionOffer
 from kopter.pricing.store import DynamoPriceTable
 from kopter.settings import get_settings
 from tasks.app import app
@@ -56,15 +56,10 @@ def import_region_prices(region: str, url: str, version: str) -> dict[str, Any]:
     """Import one region's offer file. Long imports are safe: the worker keeps renewing this
     message's visibility (tasks.visibility), so no other worker starts the same import."""
     settings = get_settings()
-    state = refresh.stored_state(region)
-    if state.get("version") == version:  # a redelivery of an import that finished
-        return asdict(refresh.RegionImport(region, version, "unchanged"))
-    source = HttpSource.from_settings(settings)
-    result = refresh.import_offer(
-        lambda: source.download(url, state.get("etag")),
-        region,
-        version,
+    result = refresh.import_region(
+        RegionOffer(region, url, version),
+        HttpSource.from_settings(settings),
         DynamoPriceTable(settings),
         PriceCache(cache.client(settings), settings.prefix),
     )
-    return result.as_dict()
+    return asdict(result)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +41,15 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
     from kopter import cache
     from kopter.pricing import refresh
     from kopter.pricing.cache import PriceCache
-    from kopter.pricing.source import HttpSource, is_url, open_file
+    from kopter.pricing.refresh import RegionImport
+    from kopter.pricing.source import Download, HttpSource, is_url, open_file
     from kopter.pricing.store import DynamoPriceTable
 
     settings = get_settings()
     table = DynamoPriceTable(settings)
     prices = PriceCache(cache.client(settings), settings.prefix)
-    # (region, or None for the one its products name; opener; version)
-    jobs: list[tuple[str | None, Any, str | None]] = []
+    # Each import by its label, run with a progress callback.
+    imports: list[tuple[str, Callable[[Callable[[int, int | None], None]], RegionImport]]] = []
     if source.endswith("region_index.json") and is_url(source):
         http = HttpSource.from_settings(settings, source.rsplit("/offers/", 1)[0])
         plan = refresh.plan(http, regions or refresh.pricing_regions(settings))
@@ -56,9 +58,8 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
         for region in plan.not_offered:
             click.echo(f"{region}: not in the price list's index", err=True)
         for offer in plan.due:
-            etag = refresh.stored_state(offer.region).get("etag")
-            jobs.append(
-                (offer.region, lambda o=offer, e=etag: http.download(o.url, e), offer.version)
+            imports.append(
+                (offer.region, partial(refresh.import_region, offer, http, table, prices))
             )
     else:
         if len(regions) > 1:
@@ -66,32 +67,35 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
         named = regions[0] if regions else None
         if is_url(source):
             http = HttpSource.from_settings(settings, source)
-            jobs.append((named, lambda: http.download(source), None))
+            opener: Callable[[], Download] = partial(http.download, source)
         else:
             path = Path(source)
             if not path.is_file():
                 raise KopterError(f"{source}: no such file")
-            jobs.append((named, lambda: open_file(path), None))
+            opener = partial(open_file, path)
+        imports.append(
+            (named or source, partial(refresh.import_offer, opener, named, None, table, prices))
+        )
     failed = False
-    for file_region, opener, version in jobs:
-        bar = Progress(file_region or source)
+    for label, run in imports:
+        bar = Progress(label)
         try:
-            result = refresh.import_offer(opener, file_region, version, table, prices, bar.update)
+            result = run(bar.update)
         finally:
             bar.done()
         failed |= result.status == "failed"
-        label = result.region or source
+        name = result.region or source
         if as_json:
             emit([result.as_dict()], True, [])
         elif result.status == "imported":
             click.echo(
-                f"{label}: imported version {result.version}, {result.megabytes} MB in "
+                f"{name}: imported version {result.version}, {result.megabytes} MB in "
                 f"{result.seconds}s: {result.rows} prices ({result.written} written, "
                 f"{result.unchanged} unchanged, {result.gone} gone), "
                 f"{result.duplicates} duplicates resolved, {result.products} products read"
             )
         else:
-            click.echo(f"{label}: {result.status}" + (f": {result.error}" if result.error else ""))
+            click.echo(f"{name}: {result.status}" + (f": {result.error}" if result.error else ""))
     if failed:
         sys.exit(1)
 

@@ -164,6 +164,29 @@ def import_offer(
     return result
 
 
+def import_region(
+    offer: RegionOffer,
+    source: HttpSource,
+    table: PriceTable,
+    cache: PriceCache | None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> RegionImport:
+    """Import a region the plan found due. A version already imported is not read again (a
+    redelivered task); a file unchanged since the last import is not downloaded (its ETag)."""
+    state = stored_state(offer.region)
+    if state.get("version") == offer.version:
+        return RegionImport(offer.region, offer.version, "unchanged")
+    etag = state.get("etag")
+    return import_offer(
+        lambda: source.download(offer.url, etag),
+        offer.region,
+        offer.version,
+        table,
+        cache,
+        progress,
+    )
+
+
 def _refuse_empty(catalog: Catalog, url: str) -> None:
     if not catalog.kept:
         raise OfferFileError(
