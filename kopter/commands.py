@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from kopter import accounts, queues
+from kopter import accounts, queues, times
 from kopter.cli import onboarding
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
@@ -316,12 +316,12 @@ def audit(
     as_json: bool,
 ) -> None:
     """A tenant's audit log (CloudTrail), newest first."""
-    from kopter.cloudtrail.query import AuditQuery, as_row, cloudtrail_time, search
+    from kopter.cloudtrail.query import AuditQuery, as_row, search
 
     query = AuditQuery(
         tenant_id=accounts.resolve_tenant(tenant).tenant_id,
-        since=cloudtrail_time(since) if since else None,
-        until=cloudtrail_time(until) if until else None,
+        since=times.from_iso(since) if since else None,
+        until=times.from_iso(until) if until else None,
         account=account,
         event_name=event_name,
         event_source=event_source,
@@ -384,11 +384,10 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
 def events(tenant: str, since: str | None, account: str | None, limit: int, as_json: bool) -> None:
     """What changed in a tenant's EC2 fleets (launched, started, stopped, terminated, resized,
     retagged), newest first."""
-    from kopter.cloudtrail.query import cloudtrail_time
     from kopter.tables import Ec2Event
 
     tenant_id = accounts.resolve_tenant(tenant).tenant_id
-    key = Ec2Event.event_key >= cloudtrail_time(since) if since else None
+    key = Ec2Event.event_key >= times.from_iso(since) if since else None
     source: Any = Ec2Event.by_account if account else Ec2Event
     found = source.query(
         f"{tenant_id}#{account}" if account else tenant_id,
@@ -447,19 +446,14 @@ def notifications_list(tenant: str, unread: bool, limit: int, as_json: bool) -> 
 @json_option
 def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_json: bool) -> None:
     """A tenant's EC2 cost per hour (USD, on-demand prices), oldest first."""
-    from kopter.cloudtrail.query import cloudtrail_time
     from kopter.costs.aggregator import graph as cost_graph
 
     tenant_id = accounts.resolve_tenant(tenant).tenant_id
     now = datetime.now(UTC)
-    start = _utc(cloudtrail_time(since)) if since else now - timedelta(hours=24)
-    end = _utc(cloudtrail_time(until)) if until else now
+    start = times.parse(times.from_iso(since)) if since else now - timedelta(hours=24)
+    end = times.parse(times.from_iso(until)) if until else now
     columns = ["hour", *([by.replace("-", "_")] if by else []), "cost_usd"]
     emit(cost_graph(tenant_id, start, end, by), as_json, columns)
-
-
-def _utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 # --- prices -----------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -91,12 +91,8 @@ def update_account(tenant_id: str, account_id: str, change: AccountChange) -> Aw
     if request.role_arn != account.role_arn:
         # Another role: whatever the old one's health was says nothing of it.
         actions += [AwsAccount.health_checked_at.remove(), AwsAccount.consecutive_failures.set(0)]
-    try:
-        account.update(actions=actions, condition=AwsAccount.removed_at.does_not_exist())
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise Refused(f"account {account_id} was disconnected meanwhile") from None
-        raise
+    if not dynamo.update_if(account, actions, AwsAccount.removed_at.does_not_exist()):
+        raise Refused(f"account {account_id} was disconnected meanwhile")
     return account
 
 
@@ -130,7 +126,7 @@ def remove_account(tenant_id: str, account_id: str) -> AwsAccount:
             )
             tx.delete(GlobalItem(accounts.owner_key(account_id)))
     except TransactWriteError as e:
-        if accounts.condition_failed(e):
+        if dynamo.condition_failed(e):
             raise Refused(f"account {account_id} was disconnected meanwhile") from None
         raise
     account.removed_at = removed_at
@@ -150,18 +146,13 @@ def rotate_external_id(tenant_id: str, account_id: str) -> AwsAccount:
             "the new ExternalId, then run `kopter accounts check` (it forgets the old one)"
         )
     old, new = account.external_id, accounts.new_external_id()
-    try:
-        account.update(
-            actions=[
-                AwsAccount.external_id.set(new),
-                AwsAccount.previous_external_id.set(old),
-            ],
-            condition=(AwsAccount.external_id == old) & AwsAccount.removed_at.does_not_exist(),
-        )
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise Refused(f"account {account_id} changed meanwhile: try again") from None
-        raise
+    rotated = dynamo.update_if(
+        account,
+        [AwsAccount.external_id.set(new), AwsAccount.previous_external_id.set(old)],
+        (AwsAccount.external_id == old) & AwsAccount.removed_at.does_not_exist(),
+    )
+    if not rotated:
+        raise Refused(f"account {account_id} changed meanwhile: try again")
     return account
 
 

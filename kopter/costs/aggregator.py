@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kopter import accounts
+from kopter import accounts, times
 from kopter.costs.usage import Change, Known, Usage, price_key, usage
 from kopter.notifications import Notice
 from kopter.pricing.catalog import PriceKey
@@ -209,7 +209,8 @@ def _point(
 
 
 def _missing_price_notices(tenant_id: str, hour: datetime, running: list[Running]) -> list[Notice]:
-    day = hour.strftime("%Y-%m-%dT00:00:00Z")  # one a day per product, however many hours
+    # One a day per product, however many hours.
+    day = times.stamp(hour.replace(hour=0, minute=0, second=0))
     # Spot instances are reported in the point only: their price is not a list price.
     missing = sorted(
         {(r.region, str(r.key)) for r in running if r.hourly_usd is None and r.lifecycle != "spot"}
@@ -262,7 +263,7 @@ def _cost_jump(
         tenant_id=tenant_id,
         kind="cost-jump",
         subject=f"hour:{hour:%Y-%m-%dT%H}",
-        occurred_at=hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        occurred_at=times.stamp(hour),
         severity="warning",
         title=(
             f"EC2 cost {total.quantize(CENT)} USD at {hour:%H}:00 UTC, "

@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 
-from kopter import dynamo
+from kopter import dynamo, times
 from kopter.cloudtrail.records import Record
 from kopter.tables import Ec2Event
 
@@ -137,14 +136,7 @@ def new_event(tenant_id: str, account_id: str, change: Change, source: str) -> E
 
 def _create(tenant_id: str, account_id: str, change: Change, source: str) -> bool:
     """Put the event ``save`` would create, unless it exists by now: whether it was put."""
-    event = new_event(tenant_id, account_id, change, source)
-    try:
-        event.save(condition=Ec2Event.event_key.does_not_exist())
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return dynamo.put_if_absent(new_event(tenant_id, account_id, change, source))
 
 
 def view(event: Ec2Event) -> dict[str, Any]:
@@ -223,7 +215,7 @@ def from_cloudtrail(record: Record) -> list[tuple[str, Change, str | None]]:
     account = record.recipientAccountId or ""
     principal = record.userIdentity.arn if record.userIdentity else None
     try:
-        when = datetime.strptime(record.eventTime, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        when = times.parse(record.eventTime)
     except ValueError:  # the decoder checks its length only
         return []
     return [
