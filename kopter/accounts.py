@@ -43,10 +43,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def owner_key(account_id: str) -> str:
-    return f"account-owner#{account_id}"
-
-
 # --- tenants ----------------------------------------------------------------------------------
 
 
@@ -155,7 +151,9 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
         created_at=_now(),
     )
     claim = GlobalItem(
-        owner_key(request.account_id), value={"tenant_id": tenant.tenant_id}, updated_at=_now()
+        GlobalItem.owner_key(request.account_id),
+        value={"tenant_id": tenant.tenant_id},
+        updated_at=_now(),
     )
     for attempt in range(_REGISTER_ATTEMPTS):
         try:
@@ -201,7 +199,7 @@ os.register_at_fork(after_in_child=connection.cache_clear)
 def account_owner(account_id: str) -> str | None:
     """The tenant id that registered ``account_id``, read consistently."""
     try:
-        item = GlobalItem.get(owner_key(account_id), consistent_read=True)
+        item = GlobalItem.get(GlobalItem.owner_key(account_id), consistent_read=True)
     except DoesNotExist:
         return None
     return str(item.value["tenant_id"]) if item.value else None

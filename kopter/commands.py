@@ -390,7 +390,7 @@ def events(tenant: str, since: str | None, account: str | None, limit: int, as_j
     key = Ec2Event.event_key >= times.from_iso(since) if since else None
     source: Any = Ec2Event.by_account if account else Ec2Event
     found = source.query(
-        f"{tenant_id}#{account}" if account else tenant_id,
+        Ec2Event.account_key(tenant_id, account) if account else tenant_id,
         range_key_condition=key,
         scan_index_forward=False,
         limit=limit,

@@ -124,7 +124,7 @@ def remove_account(tenant_id: str, account_id: str) -> AwsAccount:
                 ],
                 condition=AwsAccount.removed_at.does_not_exist(),
             )
-            tx.delete(GlobalItem(accounts.owner_key(account_id)))
+            tx.delete(GlobalItem(GlobalItem.owner_key(account_id)))
     except TransactWriteError as e:
         if dynamo.condition_failed(e):
             raise Refused(f"account {account_id} was disconnected meanwhile") from None
@@ -181,9 +181,12 @@ def purge_account(
     summary = PurgeSummary()
     _purge_instances(tenant_id, account_id, summary, settings, progress)
     _delete(GlobalItem, _global_keys(tenant_id, [account_id]), summary, settings, progress)
-    audit = _keys(AuditLogEvent.by_account.query(f"{tenant_id}#{account_id}"), AuditLogEvent)
+    audit = _keys(
+        AuditLogEvent.by_account.query(AuditLogEvent.account_key(tenant_id, account_id)),
+        AuditLogEvent,
+    )
     _delete(AuditLogEvent, audit, summary, settings, progress)
-    ec2 = _keys(Ec2Event.by_account.query(f"{tenant_id}#{account_id}"), Ec2Event)
+    ec2 = _keys(Ec2Event.by_account.query(Ec2Event.account_key(tenant_id, account_id)), Ec2Event)
     _delete(Ec2Event, ec2, summary, settings, progress)
     points = PriceGraphPoint.query(
         tenant_id, filter_condition=PriceGraphPoint.account_id == account_id
@@ -241,7 +244,9 @@ def _purge_instances(
     settings: Settings,
     progress: Progress | None,
 ) -> None:
-    instances = _keys(Ec2Instance.query(f"{tenant_id}#{account_id}"), Ec2Instance)
+    instances = _keys(
+        Ec2Instance.query(Ec2Instance.account_key(tenant_id, account_id)), Ec2Instance
+    )
     _delete(Ec2Instance, instances, summary, settings, progress)
 
 
@@ -254,7 +259,7 @@ def _purge_snapshot_records(
 ) -> None:
     """The records of the snapshots kopter took, listed first: the snapshots are the customer's.
     Deleted last of the account's data, so a purge run again after a crash still lists them."""
-    snapshots = list(Ec2Snapshot.query(f"{tenant_id}#{account_id}"))
+    snapshots = list(Ec2Snapshot.query(Ec2Snapshot.account_key(tenant_id, account_id)))
     summary.snapshots_kept += [
         {"account_id": s.account_id, "region": s.region, "snapshot_id": s.snapshot_id}
         for s in snapshots
@@ -267,7 +272,7 @@ def _global_keys(tenant_id: str, account_ids: list[str]) -> Iterator[dict[str, A
     """The tenant's Global items (of ``account_ids`` only, when given): the describer's
     watermarks and the ingest markers of its log files. A scan, Global being keyed by name: one
     per purge, whatever the number of accounts."""
-    described = f"described#{tenant_id}#"
+    described = GlobalItem.described_prefix(tenant_id)
     for item in GlobalItem.scan():
         value = item.value if isinstance(item.value, dict) else {}
         if item.key.startswith(described):

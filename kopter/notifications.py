@@ -48,7 +48,7 @@ class Notice:
 
     @property
     def key(self) -> str:
-        return f"{self.occurred_at}#{self.notification_id}"
+        return FrontendNotification.sort_key(self.occurred_at, self.notification_id)
 
     def as_message(self) -> dict[str, Any]:
         return asdict(self)

@@ -45,13 +45,14 @@ def plan(q: AuditQuery) -> Plan:
     filters: list[Condition] = []
     if q.user:
         source: Any = AuditLogEvent.by_principal
-        attribute, hash_key = "tenant_principal", f"{q.tenant_id}#{q.user}"
+        attribute, hash_key = "tenant_principal", AuditLogEvent.principal_key(q.tenant_id, q.user)
     elif q.event_name:
         source = AuditLogEvent.by_event_name
-        attribute, hash_key = "tenant_event_name", f"{q.tenant_id}#{q.event_name}"
+        attribute = "tenant_event_name"
+        hash_key = AuditLogEvent.event_name_key(q.tenant_id, q.event_name)
     elif q.account:
         source = AuditLogEvent.by_account
-        attribute, hash_key = "tenant_account", f"{q.tenant_id}#{q.account}"
+        attribute, hash_key = "tenant_account", AuditLogEvent.account_key(q.tenant_id, q.account)
     else:
         source, attribute, hash_key = AuditLogEvent, "tenant_id", q.tenant_id
     if q.event_name and source is not AuditLogEvent.by_event_name:

@@ -28,6 +28,7 @@ import msgspec
 
 from kopter.cloudtrail import jsonsplit
 from kopter.errors import Refused
+from kopter.tables import AuditLogEvent
 
 # What is left of DynamoDB's 400 KB (409,600 bytes) for request + response once the other
 # attributes are in: at the bounds below, 4 UTF-8 bytes a character, with a tenant id of up to 64
@@ -278,7 +279,7 @@ def items(
         account = account_of(r)
         item: dict[str, Any] = {
             "tenant_id": tenant,
-            "event_key": {"S": f"{r.eventTime}#{r.eventID}"},
+            "event_key": {"S": AuditLogEvent.sort_key(r.eventTime, r.eventID)},
             "tenant_account": {"S": tenant_prefix + account},
             "tenant_event_name": {"S": tenant_prefix + r.eventName},
             "event_time": {"S": r.eventTime},

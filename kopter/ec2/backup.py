@@ -86,10 +86,10 @@ class Scope:
 
     @property
     def tenant_account(self) -> str:
-        return f"{self.tenant_id}#{self.account_id}"
+        return Ec2Snapshot.account_key(self.tenant_id, self.account_id)
 
     def item_key(self, volume_id: str, window: str) -> str:
-        return f"{self.region}#{volume_id}#{window}"
+        return Ec2Snapshot.volume_key(self.region, volume_id, window)
 
 
 @dataclass(frozen=True)
@@ -347,7 +347,7 @@ def _settle_pending(scope: Scope, made: list[KopterSnapshot]) -> None:
     by_id = {s.snapshot_id: s for s in made}
     for item in Ec2Snapshot.query(
         scope.tenant_account,
-        Ec2Snapshot.volume_window.startswith(f"{scope.region}#"),
+        Ec2Snapshot.volume_window.startswith(Ec2Snapshot.region_prefix(scope.region)),
         filter_condition=Ec2Snapshot.state == PENDING,
     ):
         snapshot = by_id.get(item.snapshot_id or "")
@@ -413,6 +413,8 @@ def failure_notice(tenant_id: str, account_id: str, result: RegionBackup) -> Not
 
 def listing(tenant_id: str, account_ids: list[str]) -> list[Ec2Snapshot]:
     """The snapshot items of a tenant's accounts, newest window first."""
-    items = [i for a in account_ids for i in Ec2Snapshot.query(f"{tenant_id}#{a}")]
+    items = [
+        i for a in account_ids for i in Ec2Snapshot.query(Ec2Snapshot.account_key(tenant_id, a))
+    ]
     items.sort(key=lambda i: (i.account_id, i.region, i.volume_id))
     return sorted(items, key=lambda i: i.window, reverse=True)
