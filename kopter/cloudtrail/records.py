@@ -268,6 +268,8 @@ def items(
 ) -> Iterator[dict[str, Any]]:
     """A DynamoDB item for each record, in the AuditLogEvents table's attribute names (see
     ``kopter.tables.AuditLogEvent``), ready for BatchWriteItem."""
+    # The tenant's keys (AuditLogEvent.account_key and the others) are its prefix and a part:
+    # the prefix is made once for the batch (tests/test_records_parity.py holds them equal).
     tenant_prefix = tenant_id + "#"
     tenant, origin = {"S": tenant_id}, {"S": source}
     whole, truncated = {"BOOL": False}, {"BOOL": True}
