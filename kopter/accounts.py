@@ -21,13 +21,13 @@ from functools import cache
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 from pynamodb.connection import Connection
-from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
-from kopter import probes
+from kopter import dynamo, probes, times
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
-from kopter.errors import KopterError, NotFound, Refused
+from kopter.errors import KopterError, NotFound, Refused, aws_error
 from kopter.iam import customer
 from kopter.notifications import Notice
 from kopter.settings import Settings, get_settings
@@ -41,10 +41,6 @@ TENANT_NAME = re.compile(r"^[\w .@+-]{1,128}$")
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def owner_key(account_id: str) -> str:
-    return f"account-owner#{account_id}"
 
 
 # --- tenants ----------------------------------------------------------------------------------
@@ -61,12 +57,8 @@ def add_tenant(name: str, tenant_id: str | None = None) -> Tenant:
     if not re.match(r"^[\w:.@-]{1,128}$", tenant_id) or "#" in tenant_id:
         raise Refused(f"tenant id {tenant_id!r}: use 1 to 128 of A-Z a-z 0-9 : . @ - _")
     tenant = Tenant(tenant_id, name=name, created_at=_now())
-    try:
-        tenant.save(condition=Tenant.tenant_id.does_not_exist())
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise Refused(f"tenant id {tenant_id} already exists") from None
-        raise
+    if not dynamo.put_if_absent(tenant):
+        raise Refused(f"tenant id {tenant_id} already exists")
     return tenant
 
 
@@ -159,7 +151,9 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
         created_at=_now(),
     )
     claim = GlobalItem(
-        owner_key(request.account_id), value={"tenant_id": tenant.tenant_id}, updated_at=_now()
+        GlobalItem.owner_key(request.account_id),
+        value={"tenant_id": tenant.tenant_id},
+        updated_at=_now(),
     )
     for attempt in range(_REGISTER_ATTEMPTS):
         try:
@@ -173,7 +167,7 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
                 )
             return account
         except TransactWriteError as e:
-            if condition_failed(e):
+            if dynamo.condition_failed(e):
                 break
             # A conflict with another transaction on the same keys, or throttling: the claim
             # is undecided, so try again rather than tell the customer it is taken.
@@ -192,15 +186,6 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
 _REGISTER_ATTEMPTS = 4
 
 
-def condition_failed(error: TransactWriteError) -> bool:
-    """Whether the transaction was cancelled because a key already exists (not for a conflict
-    or throttling, which DynamoDB also reports as a cancelled transaction)."""
-    reasons = error.cancellation_reasons
-    if not reasons:
-        return error.cause_response_code == "ConditionalCheckFailedException"
-    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
-
-
 @cache
 def connection() -> Connection:
     settings = get_settings()
@@ -214,7 +199,7 @@ os.register_at_fork(after_in_child=connection.cache_clear)
 def account_owner(account_id: str) -> str | None:
     """The tenant id that registered ``account_id``, read consistently."""
     try:
-        item = GlobalItem.get(owner_key(account_id), consistent_read=True)
+        item = GlobalItem.get(GlobalItem.owner_key(account_id), consistent_read=True)
     except DoesNotExist:
         return None
     return str(item.value["tenant_id"]) if item.value else None
@@ -316,7 +301,7 @@ def check_account(
     except AssumeRoleFailed as e:
         checks = [Check("assume-role", False, str(e))]
     except (ClientError, BotoCoreError) as e:
-        checks = [Check("assume-role", False, probes.describe_error(e))]
+        checks = [Check("assume-role", False, aws_error(e))]
     else:
         outcomes = [
             outcome
@@ -378,7 +363,7 @@ def unhealthy_notice(account: AwsAccount) -> Notice:
         tenant_id=account.tenant_id,
         kind="account-unhealthy",
         subject=f"account:{account.account_id}",
-        occurred_at=since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        occurred_at=times.stamp(since),
         severity="high",
         title=f"kopter cannot reach AWS account {account.account_id}",
         body=(

@@ -26,7 +26,7 @@ from botocore.credentials import RefreshableCredentials
 from botocore.exceptions import BotoCoreError, ClientError
 
 from kopter import aws
-from kopter.errors import KopterError
+from kopter.errors import KopterError, aws_error
 from kopter.settings import Settings, get_settings
 
 ROLE_SESSION_SECONDS = 3600
@@ -64,15 +64,13 @@ def assume_role(target: Target, settings: Settings | None = None) -> dict[str, A
                 DurationSeconds=ROLE_SESSION_SECONDS,
             )
             break
-        except ClientError as e:
-            error = e.response["Error"]
-            if error.get("Code") == "AccessDenied" and external_id != external_ids[-1]:
+        except (ClientError, BotoCoreError) as e:
+            denied = (
+                isinstance(e, ClientError) and e.response["Error"].get("Code") == "AccessDenied"
+            )
+            if denied and external_id != external_ids[-1]:
                 continue
-            raise AssumeRoleFailed(
-                f"cannot assume {target.role_arn}: {error.get('Code')}: {error.get('Message')}"
-            ) from None
-        except BotoCoreError as e:
-            raise AssumeRoleFailed(f"cannot assume {target.role_arn}: {e}") from None
+            raise AssumeRoleFailed(f"cannot assume {target.role_arn}: {aws_error(e)}") from None
     credentials = response["Credentials"]
     expiration: datetime = credentials["Expiration"]
     return {

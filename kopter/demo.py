@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 
 import boto3
 
-from kopter import aws, queues
+from kopter import aws, queues, times
 from kopter.crossaccount import Target, assume_role
 from kopter.settings import Settings
 
@@ -106,7 +106,7 @@ def _base(name: str, source: str, user: str, region: str, when: datetime) -> dic
     return {
         "eventVersion": "1.11",
         "userIdentity": {"type": "IAMUser", "arn": user, "accountId": ACCOUNT},
-        "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "eventTime": times.stamp(when),
         "eventSource": source,
         "eventName": name,
         "awsRegion": region,

@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import jwt
 
-from kopter import demo
+from kopter import demo, times
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
@@ -249,7 +249,7 @@ def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
         "--wait",
         quiet=True,
     )
-    since = f"{hour - timedelta(hours=1):%Y-%m-%dT%H:%M:%SZ}"
+    since = times.stamp(hour - timedelta(hours=1))
     _kopter(env, "graph", "--tenant", demo.TENANT, "--since", since, "--by", "instance-type")
 
 

@@ -1,4 +1,10 @@
-"""Many items at once: BatchWriteItem (puts or deletes), 25 a call, until DynamoDB has taken
+"""kopter's DynamoDB idioms: conditional writes, and many items at once.
+
+A conditional write that DynamoDB refuses because its condition does not hold is an answer, not
+an error: ``put_if_absent`` and ``update_if`` say whether they wrote, and ``condition_failed``
+tells that refusal from the others (throttling, a conflicting transaction).
+
+Many items at once: BatchWriteItem (puts or deletes), 25 a call, until DynamoDB has taken
 every one, and BatchGetItem, 100 keys a call, until it has answered for every key.
 
 Either call can succeed while leaving some items or keys unprocessed (throttled partitions); those
@@ -11,8 +17,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.expressions.condition import Condition
+from pynamodb.expressions.update import Action
+from pynamodb.models import Model
 
 from kopter import aws
 from kopter.errors import KopterError
@@ -25,6 +36,39 @@ MAX_ROUNDS = 10
 
 class UnprocessedItems(KopterError):
     """DynamoDB kept refusing some items after every retry."""
+
+
+def condition_failed(error: PynamoDBException) -> bool:
+    """Whether DynamoDB refused a write because its condition did not hold. A transaction is
+    cancelled for that only when one of its items' conditions failed, not for a conflict with
+    another transaction or throttling, which DynamoDB also reports as a cancellation."""
+    reasons = error.cancellation_reasons if isinstance(error, TransactWriteError) else None
+    if not reasons:
+        return error.cause_response_code == "ConditionalCheckFailedException"
+    return any(r is not None and r.code == "ConditionalCheckFailed" for r in reasons)
+
+
+def put_if_absent(item: Model) -> bool:
+    """Put ``item`` unless an item with its key exists: whether it was put."""
+    key = item._range_key_attribute() or item._hash_key_attribute()
+    try:
+        item.save(condition=key.does_not_exist())
+    except PutError as e:
+        if condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def update_if(item: Model, actions: Sequence[Action], condition: Condition) -> bool:
+    """Update ``item`` if ``condition`` holds: whether it was updated."""
+    try:
+        item.update(actions=list(actions), condition=condition)
+    except UpdateError as e:
+        if condition_failed(e):
+            return False
+        raise
+    return True
 
 
 def batch_put(table: str, items: Iterable[dict[str, Any]], settings: Settings) -> int:

@@ -1,5 +1,9 @@
 """Errors an operator can act on. The CLI prints them as one line; workers log them."""
 
+from __future__ import annotations
+
+from botocore.exceptions import BotoCoreError, ClientError
+
 
 class KopterError(Exception):
     """Something an operator can fix: the message says what and how."""
@@ -19,3 +23,10 @@ class Refused(KopterError):
 
 class NotBootstrapped(KopterError):
     """A queue or table is missing: `kopter bootstrap` creates them."""
+
+
+def aws_error(error: ClientError | BotoCoreError) -> str:
+    """An AWS call's failure as one line: its code and message, as AWS answered."""
+    if isinstance(error, ClientError):
+        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
+    return str(error)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.models import Model
 from pynamodb.transactions import TransactWrite
 
@@ -91,12 +91,8 @@ def update_account(tenant_id: str, account_id: str, change: AccountChange) -> Aw
     if request.role_arn != account.role_arn:
         # Another role: whatever the old one's health was says nothing of it.
         actions += [AwsAccount.health_checked_at.remove(), AwsAccount.consecutive_failures.set(0)]
-    try:
-        account.update(actions=actions, condition=AwsAccount.removed_at.does_not_exist())
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise Refused(f"account {account_id} was disconnected meanwhile") from None
-        raise
+    if not dynamo.update_if(account, actions, AwsAccount.removed_at.does_not_exist()):
+        raise Refused(f"account {account_id} was disconnected meanwhile")
     return account
 
 
@@ -128,9 +124,9 @@ def remove_account(tenant_id: str, account_id: str) -> AwsAccount:
                 ],
                 condition=AwsAccount.removed_at.does_not_exist(),
             )
-            tx.delete(GlobalItem(accounts.owner_key(account_id)))
+            tx.delete(GlobalItem(GlobalItem.owner_key(account_id)))
     except TransactWriteError as e:
-        if accounts.condition_failed(e):
+        if dynamo.condition_failed(e):
             raise Refused(f"account {account_id} was disconnected meanwhile") from None
         raise
     account.removed_at = removed_at
@@ -150,18 +146,13 @@ def rotate_external_id(tenant_id: str, account_id: str) -> AwsAccount:
             "the new ExternalId, then run `kopter accounts check` (it forgets the old one)"
         )
     old, new = account.external_id, accounts.new_external_id()
-    try:
-        account.update(
-            actions=[
-                AwsAccount.external_id.set(new),
-                AwsAccount.previous_external_id.set(old),
-            ],
-            condition=(AwsAccount.external_id == old) & AwsAccount.removed_at.does_not_exist(),
-        )
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise Refused(f"account {account_id} changed meanwhile: try again") from None
-        raise
+    rotated = dynamo.update_if(
+        account,
+        [AwsAccount.external_id.set(new), AwsAccount.previous_external_id.set(old)],
+        (AwsAccount.external_id == old) & AwsAccount.removed_at.does_not_exist(),
+    )
+    if not rotated:
+        raise Refused(f"account {account_id} changed meanwhile: try again")
     return account
 
 
@@ -190,9 +181,12 @@ def purge_account(
     summary = PurgeSummary()
     _purge_instances(tenant_id, account_id, summary, settings, progress)
     _delete(GlobalItem, _global_keys(tenant_id, [account_id]), summary, settings, progress)
-    audit = _keys(AuditLogEvent.by_account.query(f"{tenant_id}#{account_id}"), AuditLogEvent)
+    audit = _keys(
+        AuditLogEvent.by_account.query(AuditLogEvent.account_key(tenant_id, account_id)),
+        AuditLogEvent,
+    )
     _delete(AuditLogEvent, audit, summary, settings, progress)
-    ec2 = _keys(Ec2Event.by_account.query(f"{tenant_id}#{account_id}"), Ec2Event)
+    ec2 = _keys(Ec2Event.by_account.query(Ec2Event.account_key(tenant_id, account_id)), Ec2Event)
     _delete(Ec2Event, ec2, summary, settings, progress)
     points = PriceGraphPoint.query(
         tenant_id, filter_condition=PriceGraphPoint.account_id == account_id
@@ -250,7 +244,9 @@ def _purge_instances(
     settings: Settings,
     progress: Progress | None,
 ) -> None:
-    instances = _keys(Ec2Instance.query(f"{tenant_id}#{account_id}"), Ec2Instance)
+    instances = _keys(
+        Ec2Instance.query(Ec2Instance.account_key(tenant_id, account_id)), Ec2Instance
+    )
     _delete(Ec2Instance, instances, summary, settings, progress)
 
 
@@ -263,7 +259,7 @@ def _purge_snapshot_records(
 ) -> None:
     """The records of the snapshots kopter took, listed first: the snapshots are the customer's.
     Deleted last of the account's data, so a purge run again after a crash still lists them."""
-    snapshots = list(Ec2Snapshot.query(f"{tenant_id}#{account_id}"))
+    snapshots = list(Ec2Snapshot.query(Ec2Snapshot.account_key(tenant_id, account_id)))
     summary.snapshots_kept += [
         {"account_id": s.account_id, "region": s.region, "snapshot_id": s.snapshot_id}
         for s in snapshots
@@ -276,7 +272,7 @@ def _global_keys(tenant_id: str, account_ids: list[str]) -> Iterator[dict[str, A
     """The tenant's Global items (of ``account_ids`` only, when given): the describer's
     watermarks and the ingest markers of its log files. A scan, Global being keyed by name: one
     per purge, whatever the number of accounts."""
-    described = f"described#{tenant_id}#"
+    described = GlobalItem.described_prefix(tenant_id)
     for item in GlobalItem.scan():
         value = item.value if isinstance(item.value, dict) else {}
         if item.key.startswith(described):

@@ -16,9 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pynamodb.exceptions import PutError, UpdateError
-
-from kopter import aws
+from kopter import aws, dynamo
 from kopter.errors import Refused
 from kopter.settings import Settings
 from kopter.tables import FrontendNotification
@@ -50,7 +48,7 @@ class Notice:
 
     @property
     def key(self) -> str:
-        return f"{self.occurred_at}#{self.notification_id}"
+        return FrontendNotification.sort_key(self.occurred_at, self.notification_id)
 
     def as_message(self) -> dict[str, Any]:
         return asdict(self)
@@ -74,17 +72,11 @@ def deliver(notice: Notice, settings: Settings) -> str:
 
 def _claim_publication(notice: Notice) -> bool:
     """Win the right to publish: of deliveries racing, one flips ``published``."""
-    item = FrontendNotification(notice.tenant_id, notice.key)
-    try:
-        item.update(
-            actions=[FrontendNotification.published.set(True)],
-            condition=FrontendNotification.published == False,  # noqa: E712
-        )
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return dynamo.update_if(
+        FrontendNotification(notice.tenant_id, notice.key),
+        [FrontendNotification.published.set(True)],
+        FrontendNotification.published == False,  # noqa: E712
+    )
 
 
 def _release_publication(notice: Notice) -> None:
@@ -107,13 +99,7 @@ def _store(notice: Notice) -> bool:
         created_at=now,
         expires_at=now + timedelta(days=TTL_DAYS),
     )
-    try:
-        item.save(condition=FrontendNotification.notification_key.does_not_exist())
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return dynamo.put_if_absent(item)
 
 
 def _publish(notice: Notice, settings: Settings) -> None:

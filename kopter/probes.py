@@ -17,6 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kopter.cloudtrail.objects import logs_root
 from kopter.ec2.backup import MANAGED, TENANT
+from kopter.errors import aws_error
 from kopter.tables import AwsAccount
 
 DRY_RUN_ALLOWED = "DryRunOperation"
@@ -29,17 +30,11 @@ class Outcome:
     detail: str
 
 
-def describe_error(error: ClientError | BotoCoreError) -> str:
-    if isinstance(error, ClientError):
-        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
-    return str(error)
-
-
 def _try(name: str, probe: Callable[[], str]) -> Outcome:
     try:
         return Outcome(name, True, probe())
     except (ClientError, BotoCoreError) as e:
-        return Outcome(name, False, describe_error(e))
+        return Outcome(name, False, aws_error(e))
 
 
 def _dry_run(call: Callable[..., Any], **params: Any) -> str:

@@ -13,6 +13,7 @@ Table names are ``KOPTER_PREFIX`` + the name below; the endpoint is ``KOPTER_AWS
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -67,6 +68,20 @@ def _index_meta(name: str, projection: Any) -> Any:
 
     Meta.projection = projection  # type: ignore[attr-defined]
     return Meta
+
+
+def _key(*parts: str) -> str:
+    """A composite key: its parts joined by ``#``, the tenant first where it has one. Every
+    composite key is made by a model's method below (``Ec2Event.account_key``), none elsewhere."""
+    return "#".join(parts)
+
+
+class TenantAccountKeyed:
+    """A model keyed or indexed by ``<tenant>#<account>``."""
+
+    @staticmethod
+    def account_key(tenant_id: str, account_id: str) -> str:
+        return _key(tenant_id, account_id)
 
 
 # --- customers --------------------------------------------------------------------------------
@@ -133,7 +148,7 @@ class AuditEventsByPrincipal(GlobalSecondaryIndex["AuditLogEvent"]):
     event_key = UnicodeAttribute(range_key=True)
 
 
-class AuditLogEvent(Model):
+class AuditLogEvent(TenantAccountKeyed, Model):
     """One normalized CloudTrail record. Keyed by ``eventTime#eventID``: a record seen in two
     files, or a file delivered twice, writes the same item."""
 
@@ -171,6 +186,18 @@ class AuditLogEvent(Model):
     by_event_name = AuditEventsByName()
     by_principal = AuditEventsByPrincipal()
 
+    @staticmethod
+    def sort_key(event_time: str, event_id: str) -> str:
+        return _key(event_time, event_id)
+
+    @staticmethod
+    def event_name_key(tenant_id: str, event_name: str) -> str:
+        return _key(tenant_id, event_name)
+
+    @staticmethod
+    def principal_key(tenant_id: str, principal_arn: str) -> str:
+        return _key(tenant_id, principal_arn)
+
 
 class AuditDigest(Model):
     """The daily audit of one tenant's UTC day (``kopter/cloudtrail/digest.py``). Keyed by the
@@ -197,7 +224,7 @@ class AuditDigest(Model):
 # --- EC2 fleet --------------------------------------------------------------------------------
 
 
-class Ec2Instance(Model):
+class Ec2Instance(TenantAccountKeyed, Model):
     """The last described state of one instance. The describer reads one (account, region) at
     a time: hash ``<tenant>#<account>``, range prefix ``<region>#``."""
 
@@ -222,6 +249,14 @@ class Ec2Instance(Model):
     state_changed_at = UTCDateTimeAttribute(null=True)
     expires_at = TTLAttribute(null=True)  # set once terminated
 
+    @staticmethod
+    def instance_key(region: str, instance_id: str) -> str:
+        return _key(region, instance_id)
+
+    @staticmethod
+    def region_prefix(region: str) -> str:
+        return _key(region, "")
+
 
 class Ec2EventsByAccount(GlobalSecondaryIndex["Ec2Event"]):
     """`kopter events --account A`."""
@@ -239,7 +274,7 @@ class Ec2EventsByInstance(GlobalSecondaryIndex["Ec2Event"]):
     event_key = UnicodeAttribute(range_key=True)
 
 
-class Ec2Event(Model):
+class Ec2Event(TenantAccountKeyed, Model):
     """A change to an instance (launched, started, stopped, terminated, resized, retagged),
     from a describer diff or a CloudTrail record; one item however many sources saw it."""
 
@@ -260,6 +295,19 @@ class Ec2Event(Model):
 
     by_account = Ec2EventsByAccount()
     by_instance = Ec2EventsByInstance()
+
+    @staticmethod
+    def time_key(moment: datetime) -> str:
+        """The minute an event key starts with: a bound of a range of them."""
+        return f"{moment:%Y-%m-%dT%H:%M}Z"
+
+    @classmethod
+    def sort_key(cls, moment: datetime, event_id: str) -> str:
+        return _key(cls.time_key(moment), event_id)
+
+    @staticmethod
+    def instance_key(tenant_id: str, instance_id: str) -> str:
+        return _key(tenant_id, instance_id)
 
 
 # --- prices and costs -------------------------------------------------------------------------
@@ -293,6 +341,10 @@ class Ec2Price(Model):
     digest = UnicodeAttribute(null=True)  # of what the file said: a new one means a change
     updated_at = UTCDateTimeAttribute()
 
+    @staticmethod
+    def type_prefix(instance_type: str) -> str:
+        return _key(instance_type, "")
+
 
 class PriceGraphPoint(Model):
     """The cost of one account's hour, with its breakdown. A tenant's series is a range query
@@ -311,11 +363,20 @@ class PriceGraphPoint(Model):
     computed_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)
 
+    @classmethod
+    def sort_key(cls, hour: datetime, account_id: str) -> str:
+        return _key(cls.hour_key(hour), account_id)
+
+    @staticmethod
+    def hour_key(hour: datetime) -> str:
+        """The hour a point's key starts with: a bound of a range of them."""
+        return f"{hour:%Y-%m-%dT%H}"
+
 
 # --- backups ----------------------------------------------------------------------------------
 
 
-class Ec2Snapshot(Model):
+class Ec2Snapshot(TenantAccountKeyed, Model):
     """A snapshot kopter took. The range key names the volume and the 12-hour window, so a run
     repeated after a crash finds its claim instead of snapshotting the volume again. Expiry is
     kopter's (``expires_on``, from the snapshot's own tags), not a TTL: the EBS snapshot is
@@ -340,6 +401,14 @@ class Ec2Snapshot(Model):
     def window(self) -> str:
         return self.volume_window.rsplit("#", 1)[1]
 
+    @staticmethod
+    def volume_key(region: str, volume_id: str, window: str) -> str:
+        return _key(region, volume_id, window)
+
+    @staticmethod
+    def region_prefix(region: str) -> str:
+        return _key(region, "")
+
 
 # --- notifications ----------------------------------------------------------------------------
 
@@ -363,6 +432,10 @@ class FrontendNotification(Model):
     published = BooleanAttribute(default=False)  # sent to the SNS topic, when one is set
     expires_at = TTLAttribute(null=True)
 
+    @staticmethod
+    def sort_key(occurred_at: str, notification_id: str) -> str:
+        return _key(occurred_at, notification_id)
+
 
 # --- system state -----------------------------------------------------------------------------
 
@@ -377,6 +450,34 @@ class GlobalItem(Model):
     value = JSONAttribute(null=True)
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute(null=True)
+
+    @staticmethod
+    def owner_key(account_id: str) -> str:
+        """The claim of an account id by the tenant that registered it."""
+        return _key("account-owner", account_id)
+
+    @staticmethod
+    def described_key(tenant_id: str, account_id: str, region: str) -> str:
+        """The describer's last run over one (account, region)."""
+        return _key("described", tenant_id, account_id, region)
+
+    @staticmethod
+    def described_prefix(tenant_id: str) -> str:
+        return _key("described", tenant_id, "")
+
+    @staticmethod
+    def ingested_key(source: str) -> str:
+        """A log object ingested (``s3://bucket/key``), with its ETag."""
+        return _key("ingested", source)
+
+    @staticmethod
+    def refused_key(source: str) -> str:
+        return _key("refused", source)
+
+    @staticmethod
+    def price_region_key(region: str) -> str:
+        """The price list's version and ETag of one region."""
+        return _key("pricing", "region", region)
 
 
 ALL_MODELS: tuple[type[Model], ...] = (

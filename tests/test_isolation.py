@@ -46,7 +46,6 @@ import httpx
 import pytest
 
 from kopter import accounts, aws, cache, notifications, queues
-from kopter.accounts import owner_key
 from kopter.api.identity import IDENTITY_HEADER, SECRET_HEADER
 from kopter.api.notifications import notification_id
 from kopter.cloudtrail import digest, ingest
@@ -54,7 +53,7 @@ from kopter.costs.aggregator import aggregate_hour, hour_start
 from kopter.devstack import Child, free_port, spawn, wait_for_port
 from kopter.pricing.cache import PriceCache
 from kopter.settings import get_settings
-from kopter.tables import ALL_MODELS, FrontendNotification
+from kopter.tables import ALL_MODELS, FrontendNotification, GlobalItem
 from tests.conftest import (
     MOTO_PORT,
     OUTPUT,
@@ -773,7 +772,7 @@ def test_the_checker_flags_another_tenants_partitions(world: World) -> None:
         "event_key": {"S": "2026-03-01T00:00Z#x"},
         "tenant_account": {"S": b_account},
     }
-    claim = owner_key(b.account_ids[0])
+    claim = GlobalItem.owner_key(b.account_ids[0])
     made_up = {
         "Scan AwsAccounts.(every partition) = '*'": request(
             "Scan", TableName=f"{PREFIX}AwsAccounts"

@@ -53,7 +53,7 @@ def ec2_events(
     hash_keys = {"tenant_id": tenant}
     if account:
         source: Any = Ec2Event.by_account
-        hash_keys["tenant_account"] = f"{tenant}#{account}"
+        hash_keys["tenant_account"] = Ec2Event.account_key(tenant, account)
     else:
         source = Ec2Event
     scope = Scope(

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
-from pynamodb.exceptions import UpdateError
 
+from kopter import dynamo
 from kopter.api.cursors import FILTERED_PAGE_SIZE, Pager, Scope, read_page
 from kopter.api.errors import ApiError, responses
 from kopter.api.identity import Caller
@@ -112,19 +112,13 @@ def notifications(
 )
 def mark_read(tenant: Caller, id: str) -> dict[str, Any]:
     item = FrontendNotification(tenant, _key(id))
-    try:
-        # Conditioned on the item: an update must never create one in the tenant's partition.
-        item.update(
-            actions=[
-                FrontendNotification.read.set(True),
-                FrontendNotification.read_at.set(
-                    FrontendNotification.read_at | datetime.now(UTC)  # the first time stays
-                ),
-            ],
-            condition=FrontendNotification.notification_key.exists(),
-        )
-    except UpdateError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            raise ApiError(404, "no such notification") from None
-        raise
+    read = [
+        FrontendNotification.read.set(True),
+        FrontendNotification.read_at.set(
+            FrontendNotification.read_at | datetime.now(UTC)  # the first time stays
+        ),
+    ]
+    # Conditioned on the item: an update must never create one in the tenant's partition.
+    if not dynamo.update_if(item, read, FrontendNotification.notification_key.exists()):
+        raise ApiError(404, "no such notification")
     return _row(item)

@@ -4,13 +4,13 @@ that becomes part of a DynamoDB key is printable ASCII and short enough to fit o
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
 
+from kopter import times
 from kopter.api.errors import ApiError
-from kopter.cloudtrail.query import cloudtrail_time
 from kopter.errors import Refused
 
 KEY_TEXT = r"^[\x21-\x7e]+$"  # printable ASCII without spaces
@@ -38,7 +38,7 @@ Cursor = Annotated[
 def iso_time(name: str, text: str) -> str:
     """An ISO date or time in CloudTrail's form (UTC, to the second), or a 400 naming ``name``."""
     try:
-        moment = cloudtrail_time(text)
+        moment = times.from_iso(text)
     except (Refused, OverflowError):
         moment = ""
     if not ISO_UTC.fullmatch(moment):  # also a year before 1000, which would not sort
@@ -47,4 +47,4 @@ def iso_time(name: str, text: str) -> str:
 
 
 def utc(name: str, text: str) -> datetime:
-    return datetime.strptime(iso_time(name, text), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    return times.parse(iso_time(name, text))

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from kopter import accounts, queues
+from kopter import accounts, queues, times
 from kopter.cli.output import cell, emit, iso_date, json_option, tenant_option
 from kopter.errors import KopterError
 from kopter.settings import get_settings
@@ -38,12 +38,12 @@ def audit(
     as_json: bool,
 ) -> None:
     """A tenant's audit log (CloudTrail), newest first."""
-    from kopter.cloudtrail.query import AuditQuery, as_row, cloudtrail_time, search
+    from kopter.cloudtrail.query import AuditQuery, as_row, search
 
     query = AuditQuery(
         tenant_id=accounts.resolve_tenant(tenant).tenant_id,
-        since=cloudtrail_time(since) if since else None,
-        until=cloudtrail_time(until) if until else None,
+        since=times.from_iso(since) if since else None,
+        until=times.from_iso(until) if until else None,
         account=account,
         event_name=event_name,
         event_source=event_source,

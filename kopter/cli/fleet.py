@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from kopter import accounts
+from kopter import accounts, times
 from kopter.cli.output import emit, json_option, tenant_option
 
 
@@ -20,14 +20,13 @@ from kopter.cli.output import emit, json_option, tenant_option
 def events(tenant: str, since: str | None, account: str | None, limit: int, as_json: bool) -> None:
     """What changed in a tenant's EC2 fleets (launched, started, stopped, terminated, resized,
     retagged), newest first."""
-    from kopter.cloudtrail.query import cloudtrail_time
     from kopter.tables import Ec2Event
 
     tenant_id = accounts.resolve_tenant(tenant).tenant_id
-    key = Ec2Event.event_key >= cloudtrail_time(since) if since else None
+    key = Ec2Event.event_key >= times.from_iso(since) if since else None
     source: Any = Ec2Event.by_account if account else Ec2Event
     found = source.query(
-        f"{tenant_id}#{account}" if account else tenant_id,
+        Ec2Event.account_key(tenant_id, account) if account else tenant_id,
         range_key_condition=key,
         scan_index_forward=False,
         limit=limit,
@@ -51,19 +50,14 @@ def events(tenant: str, since: str | None, account: str | None, limit: int, as_j
 @json_option
 def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_json: bool) -> None:
     """A tenant's EC2 cost per hour (USD, on-demand prices), oldest first."""
-    from kopter.cloudtrail.query import cloudtrail_time
     from kopter.costs.aggregator import graph as cost_graph
 
     tenant_id = accounts.resolve_tenant(tenant).tenant_id
     now = datetime.now(UTC)
-    start = _utc(cloudtrail_time(since)) if since else now - timedelta(hours=24)
-    end = _utc(cloudtrail_time(until)) if until else now
+    start = times.parse(times.from_iso(since)) if since else now - timedelta(hours=24)
+    end = times.parse(times.from_iso(until)) if until else now
     columns = ["hour", *([by.replace("-", "_")] if by else []), "cost_usd"]
     emit(cost_graph(tenant_id, start, end, by), as_json, columns)
-
-
-def _utc(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 @click.command()

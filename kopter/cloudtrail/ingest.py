@@ -78,7 +78,7 @@ def ingest_object(
         return refuse(source, str(e))
     result = write(decoded, account.tenant_id, source, settings)
     owner = {"tenant_id": account.tenant_id, "account_id": account.account_id}
-    _mark(f"ingested#{source}", {"etag": etag, "records": result.records, **owner})
+    _mark(GlobalItem.ingested_key(source), {"etag": etag, "records": result.records, **owner})
     return result
 
 
@@ -141,7 +141,7 @@ def unique_items(items: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
 def refuse(source: str, reason: str) -> IngestResult:
     """Record a final refusal and say so; the message that brought it is done with."""
     log.warning("refused %s: %s", source, reason)
-    _mark(f"refused#{source}", {"reason": reason})
+    _mark(GlobalItem.refused_key(source), {"reason": reason})
     return IngestResult(source, REFUSED, reason=reason)
 
 
@@ -221,7 +221,7 @@ def decompress(document: bytes, limit: int) -> bytes:
 
 def _ingested_etag(source: str) -> str | None:
     try:
-        marker = GlobalItem.get(f"ingested#{source}", consistent_read=True)
+        marker = GlobalItem.get(GlobalItem.ingested_key(source), consistent_read=True)
     except DoesNotExist:
         return None
     return str(marker.value["etag"]) if marker.value else None

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
 
-from kopter.errors import Refused
 from kopter.tables import AuditLogEvent
 
 
@@ -30,19 +28,6 @@ class AuditQuery:
     user: str | None = None  # principal ARN
     errors_only: bool = False
     limit: int | None = None
-
-
-def cloudtrail_time(text: str) -> str:
-    """An ISO date or time, in CloudTrail's form (UTC, to the second, ``Z``)."""
-    try:
-        if len(text) == 10:
-            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            moment = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
-    except ValueError:
-        raise Refused(f"{text!r} is not an ISO date or time (e.g. 2025-03-06T02:30:00Z)") from None
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass(frozen=True)
@@ -60,13 +45,14 @@ def plan(q: AuditQuery) -> Plan:
     filters: list[Condition] = []
     if q.user:
         source: Any = AuditLogEvent.by_principal
-        attribute, hash_key = "tenant_principal", f"{q.tenant_id}#{q.user}"
+        attribute, hash_key = "tenant_principal", AuditLogEvent.principal_key(q.tenant_id, q.user)
     elif q.event_name:
         source = AuditLogEvent.by_event_name
-        attribute, hash_key = "tenant_event_name", f"{q.tenant_id}#{q.event_name}"
+        attribute = "tenant_event_name"
+        hash_key = AuditLogEvent.event_name_key(q.tenant_id, q.event_name)
     elif q.account:
         source = AuditLogEvent.by_account
-        attribute, hash_key = "tenant_account", f"{q.tenant_id}#{q.account}"
+        attribute, hash_key = "tenant_account", AuditLogEvent.account_key(q.tenant_id, q.account)
     else:
         source, attribute, hash_key = AuditLogEvent, "tenant_id", q.tenant_id
     if q.event_name and source is not AuditLogEvent.by_event_name:

@@ -28,6 +28,7 @@ import msgspec
 
 from kopter.cloudtrail import jsonsplit
 from kopter.errors import Refused
+from kopter.tables import AuditLogEvent
 
 # What is left of DynamoDB's 400 KB (409,600 bytes) for request + response once the other
 # attributes are in: at the bounds below, 4 UTF-8 bytes a character, with a tenant id of up to 64
@@ -267,6 +268,8 @@ def items(
 ) -> Iterator[dict[str, Any]]:
     """A DynamoDB item for each record, in the AuditLogEvents table's attribute names (see
     ``kopter.tables.AuditLogEvent``), ready for BatchWriteItem."""
+    # The tenant's keys (AuditLogEvent.account_key and the others) are its prefix and a part:
+    # the prefix is made once for the batch (tests/test_records_parity.py holds them equal).
     tenant_prefix = tenant_id + "#"
     tenant, origin = {"S": tenant_id}, {"S": source}
     whole, truncated = {"BOOL": False}, {"BOOL": True}
@@ -278,7 +281,7 @@ def items(
         account = account_of(r)
         item: dict[str, Any] = {
             "tenant_id": tenant,
-            "event_key": {"S": f"{r.eventTime}#{r.eventID}"},
+            "event_key": {"S": AuditLogEvent.sort_key(r.eventTime, r.eventID)},
             "tenant_account": {"S": tenant_prefix + account},
             "tenant_event_name": {"S": tenant_prefix + r.eventName},
             "event_time": {"S": r.eventTime},

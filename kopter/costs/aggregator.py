@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from kopter import accounts
+from kopter import accounts, times
 from kopter.costs.usage import Change, Known, Usage, price_key, usage
 from kopter.notifications import Notice
 from kopter.pricing.catalog import PriceKey
@@ -110,7 +110,7 @@ def _events_since(tenant_id: str, hour: datetime) -> dict[str, list[Ec2Event]]:
     """The tenant's events from the hour on, by account: one query of the tenant's partition
     (the state at the hour's start is read back from them)."""
     by_account: dict[str, list[Ec2Event]] = defaultdict(list)
-    for event in Ec2Event.query(tenant_id, Ec2Event.event_key >= f"{hour:%Y-%m-%dT%H:%M}Z"):
+    for event in Ec2Event.query(tenant_id, Ec2Event.event_key >= Ec2Event.time_key(hour)):
         by_account[event.account_id].append(event)
     return by_account
 
@@ -118,7 +118,6 @@ def _events_since(tenant_id: str, hour: datetime) -> dict[str, list[Ec2Event]]:
 def _running(
     tenant_id: str, account_id: str, hour: datetime, since: list[Ec2Event], regions: list[str]
 ) -> list[Running]:
-    tenant_account = f"{tenant_id}#{account_id}"
     changes: dict[str, list[Change]] = defaultdict(list)
     launched_as: dict[str, str] = {}
     where: dict[str, str] = {}
@@ -129,7 +128,7 @@ def _running(
             launched_as[event.instance_id] = event.detail.get("instance_type") or ""
     running: list[Running] = []
     seen: set[str] = set()
-    for row in Ec2Instance.query(tenant_account):
+    for row in Ec2Instance.query(Ec2Instance.account_key(tenant_id, account_id)):
         seen.add(row.instance_id)
         if row.region not in regions:
             continue  # a region removed from the account: no longer described, not costed
@@ -191,7 +190,7 @@ def _point(
             missing[(r.region, r.key.instance_type, str(r.key), reason)] += 1
     return PriceGraphPoint(
         tenant_id,
-        f"{hour:%Y-%m-%dT%H}#{account_id}",
+        PriceGraphPoint.sort_key(hour, account_id),
         hour=hour,
         account_id=account_id,
         cost_usd=sum((r.cost for r in running), Decimal(0)),
@@ -209,7 +208,8 @@ def _point(
 
 
 def _missing_price_notices(tenant_id: str, hour: datetime, running: list[Running]) -> list[Notice]:
-    day = hour.strftime("%Y-%m-%dT00:00:00Z")  # one a day per product, however many hours
+    # One a day per product, however many hours.
+    day = times.stamp(hour.replace(hour=0, minute=0, second=0))
     # Spot instances are reported in the point only: their price is not a list price.
     missing = sorted(
         {(r.region, str(r.key)) for r in running if r.hourly_usd is None and r.lifecycle != "spot"}
@@ -241,7 +241,8 @@ def _cost_jump(
         earlier = hour - timedelta(days=days)
         points = list(
             PriceGraphPoint.query(
-                tenant_id, PriceGraphPoint.hour_account.startswith(f"{earlier:%Y-%m-%dT%H}#")
+                tenant_id,
+                PriceGraphPoint.hour_account.startswith(PriceGraphPoint.sort_key(earlier, "")),
             )
         )
         if points:
@@ -262,7 +263,7 @@ def _cost_jump(
         tenant_id=tenant_id,
         kind="cost-jump",
         subject=f"hour:{hour:%Y-%m-%dT%H}",
-        occurred_at=hour.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        occurred_at=times.stamp(hour),
         severity="warning",
         title=(
             f"EC2 cost {total.quantize(CENT)} USD at {hour:%H}:00 UTC, "
@@ -287,7 +288,7 @@ def _culprits(tenant_id: str, hour: datetime, running: list[Running]) -> list[di
     for event in Ec2Event.query(
         tenant_id,
         Ec2Event.event_key.between(
-            f"{since:%Y-%m-%dT%H:%M}Z", f"{hour + timedelta(hours=1):%Y-%m-%dT%H:%M}Z"
+            Ec2Event.time_key(since), Ec2Event.time_key(hour + timedelta(hours=1))
         ),
     ):
         r = costs.get(event.instance_id)
@@ -317,7 +318,9 @@ def graph(
     missing: dict[tuple[str, str], int] = defaultdict(int)
     for point in PriceGraphPoint.query(
         tenant_id,
-        PriceGraphPoint.hour_account.between(f"{since:%Y-%m-%dT%H}", f"{until:%Y-%m-%dT%H}~"),
+        PriceGraphPoint.hour_account.between(
+            PriceGraphPoint.hour_key(since), PriceGraphPoint.hour_key(until) + "~"
+        ),
     ):
         hour = point.hour.strftime("%Y-%m-%dT%H:00Z")
         unpriced = point.missing_prices or []

@@ -28,9 +28,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.exceptions import PutError, UpdateError
 from pynamodb.expressions.update import Action
 
+from kopter import dynamo, times
+from kopter.errors import aws_error
 from kopter.notifications import Notice
 from kopter.settings import Settings
 from kopter.tables import Ec2Snapshot
@@ -52,7 +53,6 @@ WINDOW_HOURS = 12
 # Instances whose volumes can be snapshotted: neither gone nor going.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 _DAYS = re.compile(r"^(\d{1,4})d$")
-_CONDITION_FAILED = "ConditionalCheckFailedException"
 
 
 def window_start(now: datetime) -> datetime:
@@ -63,7 +63,7 @@ def window_start(now: datetime) -> datetime:
 
 
 def window_key(start: datetime) -> str:
-    return f"{start.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}"
+    return times.stamp(start)
 
 
 def retention(value: str, default_days: int) -> timedelta | None:
@@ -86,10 +86,10 @@ class Scope:
 
     @property
     def tenant_account(self) -> str:
-        return f"{self.tenant_id}#{self.account_id}"
+        return Ec2Snapshot.account_key(self.tenant_id, self.account_id)
 
     def item_key(self, volume_id: str, window: str) -> str:
-        return f"{self.region}#{volume_id}#{window}"
+        return Ec2Snapshot.volume_key(self.region, volume_id, window)
 
 
 @dataclass(frozen=True)
@@ -270,7 +270,7 @@ def _back_up_volume(
             ],
         )
     except (ClientError, BotoCoreError) as e:
-        error = _error(e)
+        error = aws_error(e)
         item.update(actions=[Ec2Snapshot.state.set(FAILED), Ec2Snapshot.failure.set(error)])
         return VolumeBackup(volume_id, instance.instance_id, FAILED, error=error)
     _record(item, snapshot["SnapshotId"], snapshot["State"])
@@ -300,12 +300,8 @@ def _claim(
         expires_on=expires,
         expires_at=expires + HISTORY,
     )
-    try:
-        item.save(condition=Ec2Snapshot.volume_window.does_not_exist())
+    if dynamo.put_if_absent(item):
         return item, True
-    except PutError as e:
-        if e.cause_response_code != _CONDITION_FAILED:
-            raise
     stored = Ec2Snapshot.get(item.tenant_account, item.volume_window, consistent_read=True)
     # A failed volume is tried again; a claim older than the task time limit was left by a run
     # that the hard limit (or a crash) ended.
@@ -314,25 +310,20 @@ def _claim(
     )
     if stored.state != FAILED and not stale:
         return stored, False
-    try:
-        stored.update(
-            actions=[
-                Ec2Snapshot.state.set(CLAIMED),
-                Ec2Snapshot.created_at.set(now),
-                Ec2Snapshot.instance_id.set(instance_id),
-                Ec2Snapshot.expires_on.set(expires),
-                Ec2Snapshot.expires_at.set(expires + HISTORY),
-                Ec2Snapshot.failure.remove(),
-            ],
-            # Of runs racing to take it over, one wins.
-            condition=(Ec2Snapshot.state == stored.state)
-            & (Ec2Snapshot.created_at == stored.created_at),
-        )
-    except UpdateError as e:
-        if e.cause_response_code != _CONDITION_FAILED:
-            raise
-        return stored, False
-    return stored, True
+    taken = dynamo.update_if(
+        stored,
+        [
+            Ec2Snapshot.state.set(CLAIMED),
+            Ec2Snapshot.created_at.set(now),
+            Ec2Snapshot.instance_id.set(instance_id),
+            Ec2Snapshot.expires_on.set(expires),
+            Ec2Snapshot.expires_at.set(expires + HISTORY),
+            Ec2Snapshot.failure.remove(),
+        ],
+        # Of runs racing to take it over, one wins.
+        (Ec2Snapshot.state == stored.state) & (Ec2Snapshot.created_at == stored.created_at),
+    )
+    return stored, taken
 
 
 def _item_state(ec2_state: str) -> str:
@@ -356,7 +347,7 @@ def _settle_pending(scope: Scope, made: list[KopterSnapshot]) -> None:
     by_id = {s.snapshot_id: s for s in made}
     for item in Ec2Snapshot.query(
         scope.tenant_account,
-        Ec2Snapshot.volume_window.startswith(f"{scope.region}#"),
+        Ec2Snapshot.volume_window.startswith(Ec2Snapshot.region_prefix(scope.region)),
         filter_condition=Ec2Snapshot.state == PENDING,
     ):
         snapshot = by_id.get(item.snapshot_id or "")
@@ -383,29 +374,20 @@ def _delete(ec2: Any, scope: Scope, snapshot: KopterSnapshot, result: RegionBack
         ec2.delete_snapshot(SnapshotId=snapshot.snapshot_id)
     except ClientError as e:
         if e.response["Error"].get("Code") != "InvalidSnapshot.NotFound":
-            result.expiry_failures.append(f"{snapshot.snapshot_id}: {_error(e)}")
+            result.expiry_failures.append(f"{snapshot.snapshot_id}: {aws_error(e)}")
             return
     except BotoCoreError as e:
-        result.expiry_failures.append(f"{snapshot.snapshot_id}: {_error(e)}")
+        result.expiry_failures.append(f"{snapshot.snapshot_id}: {aws_error(e)}")
         return
     result.expired.append(snapshot.snapshot_id)
     volume, window = snapshot.tags.get(VOLUME), snapshot.tags.get(WINDOW)
     if not volume or not window:
         return
-    try:
-        Ec2Snapshot(scope.tenant_account, scope.item_key(volume, window)).update(
-            actions=[Ec2Snapshot.state.set(DELETED)],
-            condition=Ec2Snapshot.snapshot_id == snapshot.snapshot_id,
-        )
-    except UpdateError as e:
-        if e.cause_response_code != _CONDITION_FAILED:  # no item of this snapshot
-            raise
-
-
-def _error(error: ClientError | BotoCoreError) -> str:
-    if isinstance(error, ClientError):
-        return f"{error.response['Error'].get('Code')}: {error.response['Error'].get('Message')}"
-    return str(error)
+    dynamo.update_if(  # not updated: no item of this snapshot
+        Ec2Snapshot(scope.tenant_account, scope.item_key(volume, window)),
+        [Ec2Snapshot.state.set(DELETED)],
+        Ec2Snapshot.snapshot_id == snapshot.snapshot_id,
+    )
 
 
 def failure_notice(tenant_id: str, account_id: str, result: RegionBackup) -> Notice:
@@ -431,6 +413,8 @@ def failure_notice(tenant_id: str, account_id: str, result: RegionBackup) -> Not
 
 def listing(tenant_id: str, account_ids: list[str]) -> list[Ec2Snapshot]:
     """The snapshot items of a tenant's accounts, newest window first."""
-    items = [i for a in account_ids for i in Ec2Snapshot.query(f"{tenant_id}#{a}")]
+    items = [
+        i for a in account_ids for i in Ec2Snapshot.query(Ec2Snapshot.account_key(tenant_id, a))
+    ]
     items.sort(key=lambda i: (i.account_id, i.region, i.volume_id))
     return sorted(items, key=lambda i: i.window, reverse=True)

@@ -111,11 +111,11 @@ def record(
     settings: Settings,
 ) -> Described:
     """Compare ``current`` with the stored rows, write the changed rows and the events."""
-    tenant_account = f"{tenant_id}#{account_id}"
     rows = {
         row.instance_id: row
         for row in Ec2Instance.query(
-            tenant_account, Ec2Instance.region_instance.startswith(f"{region}#")
+            Ec2Instance.account_key(tenant_id, account_id),
+            Ec2Instance.region_instance.startswith(Ec2Instance.region_prefix(region)),
         )
     }
     previous = {instance_id: _state(row) for instance_id, row in rows.items()}
@@ -139,7 +139,7 @@ def record(
             updates.append(row.serialize())
     written = dynamo.batch_put(Ec2Instance.Meta.table_name, updates, settings)
     GlobalItem(
-        f"described#{tenant_account}#{region}",
+        GlobalItem.described_key(tenant_id, account_id, region),
         value={"run_at": run_at.isoformat(), "instances": len(current)},
         updated_at=datetime.now(UTC),
     ).save()
@@ -167,8 +167,8 @@ def _row(
     tenant_id: str, account_id: str, i: InstanceState, first_seen: datetime, run_at: datetime
 ) -> Ec2Instance:
     return Ec2Instance(
-        f"{tenant_id}#{account_id}",
-        f"{i.region}#{i.instance_id}",
+        Ec2Instance.account_key(tenant_id, account_id),
+        Ec2Instance.instance_key(i.region, i.instance_id),
         tenant_id=tenant_id,
         account_id=account_id,
         region=i.region,

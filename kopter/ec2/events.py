@@ -20,10 +20,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from pynamodb.exceptions import PutError
 from pynamodb.expressions.update import Action
 
-from kopter import dynamo
+from kopter import dynamo, times
 from kopter.cloudtrail.records import Record
 from kopter.tables import Ec2Event
 
@@ -54,7 +53,7 @@ def event_key(tenant_id: str, account_id: str, change: Change) -> str:
     identity = "\0".join(
         (tenant_id, account_id, change.region, change.instance_id, change.kind, minute.isoformat())
     )
-    return f"{minute:%Y-%m-%dT%H:%M}Z#{hashlib.sha256(identity.encode()).hexdigest()[:20]}"
+    return Ec2Event.sort_key(minute, hashlib.sha256(identity.encode()).hexdigest()[:20])
 
 
 def save(
@@ -65,24 +64,22 @@ def save(
     principal: str | None = None,
     key: str | None = None,
 ) -> None:
-    """Create or join the event of ``change``: ``key`` names an existing event to join."""
-    when = change.occurred_at.astimezone(UTC)
-    actions: list[Action] = [
-        Ec2Event.tenant_account.set(f"{tenant_id}#{account_id}"),
-        Ec2Event.tenant_instance.set(f"{tenant_id}#{change.instance_id}"),
-        Ec2Event.account_id.set(account_id),
-        Ec2Event.region.set(change.region),
-        Ec2Event.instance_id.set(change.instance_id),
-        Ec2Event.kind.set(change.kind),
-        Ec2Event.occurred_at.set(Ec2Event.occurred_at | when),
-        Ec2Event.expires_at.set(when + timedelta(days=EVENT_DAYS)),
-        Ec2Event.sources.add({source}),
-    ]
-    if change.detail is not None:
-        actions.append(Ec2Event.detail.set(Ec2Event.detail | change.detail))
-    if principal:
-        actions.append(Ec2Event.principal_arn.set(principal))
-    Ec2Event(tenant_id, key or event_key(tenant_id, account_id, change)).update(actions=actions)
+    """Create or join the event of ``change``: ``key`` names an existing event to join. The
+    update sets what ``new_event`` would put, but keeps the first time and detail seen, and
+    adds the source to those that saw it."""
+    event = new_event(tenant_id, account_id, change, source, principal)
+    actions: list[Action] = []
+    for name, attribute in Ec2Event.get_attributes().items():
+        value = getattr(event, name)
+        if value is None or attribute.is_hash_key or attribute.is_range_key:
+            continue
+        if name == "sources":
+            actions.append(attribute.add(value))
+        elif name in ("occurred_at", "detail"):
+            actions.append(attribute.set(attribute | value))  # if not set yet
+        else:
+            actions.append(attribute.set(value))
+    Ec2Event(tenant_id, key or event.event_key).update(actions=actions)
 
 
 def record_many(tenant_id: str, account_id: str, changes: list[Change], source: str) -> None:
@@ -116,14 +113,16 @@ def record_many(tenant_id: str, account_id: str, changes: list[Change], source: 
         save(tenant_id, account_id, change, source, key=key)
 
 
-def new_event(tenant_id: str, account_id: str, change: Change, source: str) -> Ec2Event:
-    """The item ``save`` creates for a change no source has recorded yet."""
+def new_event(
+    tenant_id: str, account_id: str, change: Change, source: str, principal: str | None = None
+) -> Ec2Event:
+    """The item of a change no source has recorded yet."""
     when = change.occurred_at.astimezone(UTC)
     return Ec2Event(
         tenant_id,
         event_key(tenant_id, account_id, change),
-        tenant_account=f"{tenant_id}#{account_id}",
-        tenant_instance=f"{tenant_id}#{change.instance_id}",
+        tenant_account=Ec2Event.account_key(tenant_id, account_id),
+        tenant_instance=Ec2Event.instance_key(tenant_id, change.instance_id),
         account_id=account_id,
         region=change.region,
         instance_id=change.instance_id,
@@ -132,19 +131,13 @@ def new_event(tenant_id: str, account_id: str, change: Change, source: str) -> E
         expires_at=when + timedelta(days=EVENT_DAYS),
         sources={source},
         detail=change.detail,
+        principal_arn=principal or None,
     )
 
 
 def _create(tenant_id: str, account_id: str, change: Change, source: str) -> bool:
     """Put the event ``save`` would create, unless it exists by now: whether it was put."""
-    event = new_event(tenant_id, account_id, change, source)
-    try:
-        event.save(condition=Ec2Event.event_key.does_not_exist())
-    except PutError as e:
-        if e.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
-    return True
+    return dynamo.put_if_absent(new_event(tenant_id, account_id, change, source))
 
 
 def view(event: Ec2Event) -> dict[str, Any]:
@@ -166,8 +159,8 @@ def resize_seen_by(
 ) -> Ec2Event | None:
     """The resize of the instance that ``source`` recorded in [start, end), if any."""
     for event in Ec2Event.by_instance.query(
-        f"{tenant_id}#{instance_id}",
-        Ec2Event.event_key.between(f"{start:%Y-%m-%dT%H:%M}Z", f"{end:%Y-%m-%dT%H:%M}Z"),
+        Ec2Event.instance_key(tenant_id, instance_id),
+        Ec2Event.event_key.between(Ec2Event.time_key(start), Ec2Event.time_key(end)),
         filter_condition=(Ec2Event.kind == "resized") & Ec2Event.sources.contains(source),
     ):
         return event
@@ -223,7 +216,7 @@ def from_cloudtrail(record: Record) -> list[tuple[str, Change, str | None]]:
     account = record.recipientAccountId or ""
     principal = record.userIdentity.arn if record.userIdentity else None
     try:
-        when = datetime.strptime(record.eventTime, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        when = times.parse(record.eventTime)
     except ValueError:  # the decoder checks its length only
         return []
     return [

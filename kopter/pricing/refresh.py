@@ -35,10 +35,6 @@ log = logging.getLogger(__name__)
 INDEX_KEY = "pricing#index"
 
 
-def region_key(region: str) -> str:
-    return f"pricing#region#{region}"
-
-
 def pricing_regions(settings: Settings) -> list[str]:
     """Every region an account is registered in, and the configured ones."""
     regions = set(settings.pricing_regions)
@@ -69,7 +65,7 @@ def plan(source: HttpSource, regions: Iterable[str]) -> Plan:
         offer = offers.get(region)
         if offer is None:
             result.not_offered.append(region)
-        elif _state(region_key(region)).get("version") == offer.version:
+        elif _state(GlobalItem.price_region_key(region)).get("version") == offer.version:
             result.unchanged.append(region)
         else:
             result.due.append(offer)
@@ -196,7 +192,7 @@ def _refuse_empty(catalog: Catalog, url: str) -> None:
 
 def record(result: RegionImport, etag: str | None) -> None:
     """Keep what the import did; the version only once it is in the table."""
-    state = _state(region_key(result.region))
+    state = _state(GlobalItem.price_region_key(result.region))
     now = datetime.now(UTC).isoformat()
     if result.status == "failed":
         state["last_failure"] = {"at": now, "version": result.version, "error": result.error}
@@ -204,11 +200,11 @@ def record(result: RegionImport, etag: str | None) -> None:
         state.update(version=result.version, etag=etag, checked_at=now)
         if result.status == "imported":
             state["last_import"] = {"at": now, **result.as_dict()}
-    _save(region_key(result.region), state)
+    _save(GlobalItem.price_region_key(result.region), state)
 
 
 def stored_state(region: str) -> dict[str, Any]:
-    return _state(region_key(region))
+    return _state(GlobalItem.price_region_key(region))
 
 
 def _state(key: str) -> dict[str, Any]:

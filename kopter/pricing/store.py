@@ -133,7 +133,11 @@ def find_prices(
     tenancy: str | None = None,
     include_gone: bool = False,
 ) -> Iterator[Ec2Price]:
-    condition = Ec2Price.price_key.startswith(f"{instance_type}#") if instance_type else None
+    condition = (
+        Ec2Price.price_key.startswith(Ec2Price.type_prefix(instance_type))
+        if instance_type
+        else None
+    )
     for item in Ec2Price.query(region, condition):
         if operating_system and item.operating_system.lower() != operating_system.lower():
             continue
