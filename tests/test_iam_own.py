@@ -176,8 +176,16 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
         wait_for_port(api, api_port)
         headers = {"identityId": c.tenant, "x-kopter-gateway-secret": secret}
         with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
-            for path in ("/v1/accounts", "/v1/audit/aws", "/v1/ec2/events", "/v1/price-graph"):
+            for path in (
+                "/v1/accounts",
+                "/v1/audit/aws",
+                "/v1/ec2/events",
+                "/v1/price-graph",
+                "/v1/snapshots",
+                "/v1/prices?region=us-east-1",
+            ):
                 assert client.get(path).status_code == 200, path
+            assert client.get("/v1/digests/2026-03-01").status_code == 404  # read, none made
             [notice] = client.get("/v1/notifications").json()["items"]
             assert client.post(f"/v1/notifications/{notice['id']}/read").status_code == 200
         api.stop()

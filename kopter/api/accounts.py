@@ -3,35 +3,20 @@ each one's stack (its ExternalId is a parameter there: the tenant's own, shown t
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
-from kopter.accounts import list_accounts, onboarding_link
 from kopter.api.errors import responses
 from kopter.api.identity import Caller
+from kopter.reads.accounts import AccountRow, query, view
 
 router = APIRouter(tags=["accounts"])
 
 
-class Account(BaseModel):
-    account_id: str
-    role_arn: str
-    regions: list[str]
-    cloudtrail_bucket: str | None
-    cloudtrail_prefix: str | None
-    healthy: bool
-    health_reason: str | None
-    last_success_at: datetime | None
-    created_at: datetime
-    removed_at: datetime | None  # disconnected: nothing runs for it, its data is kept
-    onboarding_link: str | None  # CloudFormation's quick-create link of the account's stack
-
-
 class Accounts(BaseModel):
-    items: list[Account]
+    items: list[AccountRow]
 
 
 @router.get(
@@ -42,21 +27,4 @@ class Accounts(BaseModel):
 )
 def accounts(tenant: Caller, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings
-    return {
-        "items": [
-            {
-                "account_id": a.account_id,
-                "role_arn": a.role_arn,
-                "regions": list(a.regions),
-                "cloudtrail_bucket": a.cloudtrail_bucket,
-                "cloudtrail_prefix": a.cloudtrail_prefix,
-                "healthy": a.healthy,
-                "health_reason": a.health_reason,
-                "last_success_at": a.last_success_at,
-                "created_at": a.created_at,
-                "removed_at": a.removed_at,
-                "onboarding_link": None if a.removed_at else onboarding_link(a, settings),
-            }
-            for a in list_accounts(tenant, include_removed=True)
-        ]
-    }
+    return {"items": [view(a, settings) for a in query(tenant, include_removed=True)]}

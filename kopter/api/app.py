@@ -10,7 +10,19 @@ from pydantic import BaseModel
 from starlette.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
-from kopter.api import accounts, audit, costs, ec2, errors, identity, notifications, web
+from kopter.api import (
+    accounts,
+    audit,
+    costs,
+    digests,
+    ec2,
+    errors,
+    identity,
+    notifications,
+    prices,
+    snapshots,
+    web,
+)
 from kopter.api.access import REQUEST_ID_HEADER, RequestContext
 from kopter.api.cursors import Cursors
 from kopter.settings import Settings
@@ -51,8 +63,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="kopter read API",
         version="1",
-        description="The audit log, EC2 events, cost graph, notifications and accounts of the "
-        'caller\'s tenant. Errors are `{"message": …}`; every response carries `requestId`.',
+        description="The audit log and its daily digests, EC2 events, cost graph, snapshots, "
+        "notifications and accounts of the caller's tenant, and the EC2 price list. Errors are "
+        '`{"message": …}`; every response carries `requestId`.',
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=lambda route: route.name,  # operationId: the function
@@ -68,7 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    for module in (audit, ec2, costs, notifications, accounts):
+    for module in (audit, digests, ec2, costs, snapshots, prices, notifications, accounts):
         app.include_router(module.router)
     web.install(app, settings)  # last: the app's files at / answer what no route does
     app.add_middleware(

@@ -101,17 +101,17 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
 def digest(tenant: str, day: str | None, as_json: bool) -> None:
     """A tenant's daily audit digest: the findings with their severity, denied and failed calls
     by principal, calls by principal and by service. `kopter run audit` makes it."""
-    from kopter.cloudtrail.digest import as_dict, get_digest
+    from kopter.reads.digest import query, view
 
     owner = accounts.resolve_tenant(tenant)
     when = date.fromisoformat(iso_date(day)) if day else datetime.now(UTC).date()
-    stored = get_digest(owner.tenant_id, when)
+    stored = query(owner.tenant_id, when)
     if stored is None:
         raise KopterError(
             f"no audit digest of tenant {owner.name} for {when}: "
             f"`kopter run audit --tenant {tenant} --date {when}` makes it"
         )
-    d = as_dict(stored)
+    d = view(stored)
     if as_json:
         emit([d], True, [])
         return

@@ -11,6 +11,7 @@ import click
 from kopter import accounts, queues
 from kopter.cli.output import emit, json_option, tenant_option
 from kopter.errors import KopterError
+from kopter.reads import accounts as account_reads
 from kopter.settings import get_settings
 
 
@@ -52,24 +53,6 @@ def tenants_list(as_json: bool) -> None:
 @click.group("accounts")
 def accounts_group() -> None:
     """Customers' AWS accounts."""
-
-
-def _account_row(a: Any) -> dict[str, Any]:
-    return {
-        "tenant_id": a.tenant_id,
-        "account_id": a.account_id,
-        "role_arn": a.role_arn,
-        "external_id": a.external_id,
-        "regions": list(a.regions),
-        "cloudtrail_bucket": a.cloudtrail_bucket,
-        "cloudtrail_prefix": a.cloudtrail_prefix,
-        "healthy": a.healthy,
-        "health_reason": a.health_reason,
-        "last_success_at": a.last_success_at,
-        "created_at": a.created_at,
-        "rotation_pending": bool(a.previous_external_id),
-        "removed_at": a.removed_at,
-    }
 
 
 @accounts_group.command("add")
@@ -115,7 +98,8 @@ def accounts_add(
     onboarding.keep_raw_queue_policy(get_settings(), account)
     link = onboarding.quick_create_link(account, with_trail)
     if as_json:
-        emit([{**_account_row(account), "quick_create_link": link}], True, [])
+        row = account_reads.operator_view(account, get_settings())
+        emit([{**row, "quick_create_link": link}], True, [])
         return
     click.echo(f"account {account.account_id} connected; its ExternalId is:")
     click.echo(account.external_id)
@@ -128,9 +112,10 @@ def accounts_add(
 @json_option
 def accounts_list(tenant: str, everything: bool, as_json: bool) -> None:
     """A tenant's accounts, with their health and last success."""
-    listed = accounts.list_accounts(accounts.resolve_tenant(tenant).tenant_id, everything)
+    listed = account_reads.query(accounts.resolve_tenant(tenant).tenant_id, everything)
     columns = ["account_id", "regions", "healthy", "last_success_at", "role_arn"]
-    emit(map(_account_row, listed), as_json, columns + (["removed_at"] if everything else []))
+    rows = (account_reads.operator_view(a, get_settings()) for a in listed)
+    emit(rows, as_json, columns + (["removed_at"] if everything else []))
 
 
 @accounts_group.command("check")

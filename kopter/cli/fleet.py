@@ -67,26 +67,9 @@ def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_
 def snapshots(tenant: str, account: str | None, as_json: bool) -> None:
     """The snapshots the backup job took of a tenant's volumes (and failed to, or deleted when
     they expired), newest window first."""
-    from kopter.ec2.backup import listing
+    from kopter.reads.snapshots import SnapshotQuery, query, view
 
-    tenant_id = accounts.resolve_tenant(tenant).tenant_id
-    if account:
-        account_ids = [accounts.get_account(tenant_id, account).account_id]
-    else:
-        account_ids = [a.account_id for a in accounts.list_accounts(tenant_id)]
-    rows = (
-        {
-            "window": s.window,
-            "account_id": s.account_id,
-            "region": s.region,
-            "instance_id": s.instance_id,
-            "volume_id": s.volume_id,
-            "snapshot_id": s.snapshot_id,
-            "state": s.state,
-            "expires_on": s.expires_on,
-            "failure": s.failure,
-        }
-        for s in listing(tenant_id, account_ids)
-    )
+    found = query(SnapshotQuery(accounts.resolve_tenant(tenant).tenant_id, account))
+    rows = (view(s) for s in found)
     columns = ["window", "account_id", "region", "instance_id", "volume_id", "snapshot_id"]
     emit(rows, as_json, [*columns, "state", "expires_on", "failure"])

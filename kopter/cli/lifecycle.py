@@ -9,10 +9,11 @@ from typing import Any
 import click
 
 from kopter import accounts, lifecycle
-from kopter.cli.customers import _account_row, _csv
+from kopter.cli.customers import _csv
 from kopter.cli.onboarding import keep_raw_queue_policy, quick_create_link
 from kopter.cli.output import emit, json_option, tenant_option
 from kopter.errors import NotFound
+from kopter.reads.accounts import operator_view
 from kopter.settings import get_settings
 
 account_option = click.option("--account-id", required=True, help="The 12-digit AWS account id.")
@@ -49,7 +50,11 @@ def accounts_update(
     account = lifecycle.update_account(_tenant_id(tenant), account_id, change)
     if cloudtrail_bucket or no_cloudtrail:
         keep_raw_queue_policy(get_settings())  # the bucket it admits changed
-    emit([_account_row(account)], as_json, ["account_id", "regions", "role_arn", "cloudtrail"])
+    emit(
+        [operator_view(account, get_settings())],
+        as_json,
+        ["account_id", "regions", "role_arn", "cloudtrail"],
+    )
 
 
 @click.command("remove")
@@ -84,7 +89,7 @@ def accounts_rotate(tenant: str, account_id: str, as_json: bool) -> None:
     (`kopter accounts check` says which works), then kopter forgets it."""
     account = lifecycle.rotate_external_id(_tenant_id(tenant), account_id)
     if as_json:
-        emit([_account_row(account)], True, [])
+        emit([operator_view(account, get_settings())], True, [])
         return
     click.echo(f"account {account_id}: its new ExternalId is")
     click.echo(account.external_id)

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable
-from decimal import Decimal
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -100,12 +98,6 @@ def pricing_import(source: str, regions: tuple[str, ...], as_json: bool) -> None
         sys.exit(1)
 
 
-def _usd(amount: Decimal | None) -> str | None:
-    """Exact, in plain digits without trailing zeros (DynamoDB and the files spell them
-    differently)."""
-    return None if amount is None else format(amount.normalize(), "f")
-
-
 @click.command()
 @click.option("--region", required=True, help="An AWS region, e.g. us-east-1.")
 @click.option("--instance-type", help="e.g. m5.large")
@@ -122,32 +114,10 @@ def prices(
     as_json: bool,
 ) -> None:
     """Look up stored EC2 prices (USD, exact)."""
-    from kopter.pricing.store import find_prices
+    from kopter.reads.prices import PriceQuery, query, view
 
-    rows: Iterable[dict[str, Any]] = (
-        {
-            "instance_type": p.instance_type,
-            "os": p.operating_system,
-            "tenancy": p.tenancy,
-            "license": p.license_model,
-            "software": p.pre_installed_sw,
-            "on_demand_hourly_usd": _usd(p.on_demand_hourly_usd),
-            "reserved": [
-                {
-                    "lease": r.lease_length,
-                    "class": r.offering_class,
-                    "option": r.purchase_option,
-                    "upfront_usd": _usd(r.upfront_usd),
-                    "hourly_usd": _usd(r.hourly_usd),
-                }
-                for r in p.reserved
-            ],
-            "sku": p.sku,
-            "version": p.offer_version,
-            "gone": p.gone,
-        }
-        for p in find_prices(region, instance_type, operating_system, tenancy, include_gone)
-    )
+    found = query(PriceQuery(region, instance_type, operating_system, tenancy, include_gone))
+    rows = (view(p) for p in found)
     if as_json:
         emit(rows, True, [])
         return

@@ -258,28 +258,3 @@ def audit_events(
     )
     digest.save()
     return DayAudit(digest, findings)
-
-
-def get_digest(tenant_id: str, day: date) -> AuditDigest | None:
-    try:
-        return AuditDigest.get(tenant_id, day.isoformat())
-    except AuditDigest.DoesNotExist:
-        return None
-
-
-def as_dict(digest: AuditDigest) -> dict[str, Any]:
-    return {
-        "tenant_id": digest.tenant_id,
-        "day": digest.day,
-        "records": int(digest.records),
-        "principals": int(digest.principals),
-        "by_principal": digest.by_principal,
-        "by_source": digest.by_source,
-        "denied_calls": int(digest.denied_calls),
-        "denied": digest.denied,
-        "failed_calls": int(digest.failed_calls),
-        "failed": digest.failed,
-        "findings_total": int(digest.findings_total),
-        "findings": digest.findings,
-        "computed_at": digest.computed_at,
-    }

@@ -409,12 +409,3 @@ def failure_notice(tenant_id: str, account_id: str, result: RegionBackup) -> Not
         ),
         links={"account": account_id, "region": result.region},
     )
-
-
-def listing(tenant_id: str, account_ids: list[str]) -> list[Ec2Snapshot]:
-    """The snapshot items of a tenant's accounts, newest window first."""
-    items = [
-        i for a in account_ids for i in Ec2Snapshot.query(Ec2Snapshot.account_key(tenant_id, a))
-    ]
-    items.sort(key=lambda i: (i.account_id, i.region, i.volume_id))
-    return sorted(items, key=lambda i: i.window, reverse=True)

@@ -49,7 +49,10 @@ API_TABLES = (
     "Tenants",
     "AwsAccounts",
     "AuditLogEvents",
+    "AuditDigests",
     "Ec2Events",
+    "Ec2Snapshots",
+    "Ec2Prices",
     "PriceGraphData",
     "FrontendNotifications",
 )

@@ -132,13 +132,16 @@ def find_prices(
     operating_system: str | None = None,
     tenancy: str | None = None,
     include_gone: bool = False,
+    after: str | None = None,
 ) -> Iterator[Ec2Price]:
+    """The region's prices in key order, from the one after the price key ``after``."""
     condition = (
         Ec2Price.price_key.startswith(Ec2Price.type_prefix(instance_type))
         if instance_type
         else None
     )
-    for item in Ec2Price.query(region, condition):
+    start = {"region": {"S": region}, "price_key": {"S": after}} if after else None
+    for item in Ec2Price.query(region, condition, last_evaluated_key=start):
         if operating_system and item.operating_system.lower() != operating_system.lower():
             continue
         if tenancy and item.tenancy.lower() != tenancy.lower():
