@@ -30,9 +30,10 @@ from kopter.devstack import (
     stop_all,
     wait_for_line,
 )
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
-pytest_plugins = ["tests.trails"]  # the real CloudTrail samples' tenant, for every ingest test
+# The real CloudTrail samples' tenant, for every ingest test.
+pytest_plugins = ["tests.support.trails"]
 
 # Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
 # in a directory of its own (test-output/gw0/, …).

@@ -16,7 +16,7 @@ from kopter.settings import get_settings
 from kopter.tables import Ec2Snapshot
 from tasks.backup import back_up_account_region
 from tests.conftest import MOTO_PORT, customer_client, wait_for
-from tests.proxy import RecordingProxy
+from tests.support.proxy import RecordingProxy
 
 # This suite's default time limit is 4 s; a run with throttling backoff can take longer.
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}

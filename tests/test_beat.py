@@ -14,13 +14,13 @@ from tests.conftest import OUTPUT, ROOT, wait_for
 
 
 def test_two_beats_never_double_fire(workers):
-    from tests.harness import TICKS
+    from tests.support.harness import TICKS
 
     r = redis.Redis.from_url(get_settings().redis_url)
     r.delete(TICKS)
-    worker = workers.start("ticker", "audit", app="tests.harness")
+    worker = workers.start("ticker", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
-    argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "beat", "-l", "INFO"]
     beats = [spawn(f"beat{i}", argv, os.environ, OUTPUT / "logs", cwd=ROOT) for i in (1, 2)]
     workers.children.extend(beats)
     started = time.monotonic()

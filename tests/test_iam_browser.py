@@ -15,7 +15,7 @@ from kopter.iam import browser
 from kopter.settings import get_settings
 from kopter.tables import ALL_MODELS
 from tests.conftest import TEST_ENV
-from tests.iamsim import Authorization, evaluate
+from tests.support.iamsim import Authorization, evaluate
 
 ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 ME = "us-east-1:0b1d9a52-6c8f-4f7e-9d0a-2f3c4b5a6e7f"

@@ -65,9 +65,9 @@ from tests.conftest import (
     customer_client,
     wait_for,
 )
-from tests.factories import log_file, log_records
-from tests.proxy import Fault, Recorded, RecordingProxy
-from tests.samples import ROOT
+from tests.support.factories import log_file, log_records
+from tests.support.proxy import Fault, Recorded, RecordingProxy
+from tests.support.samples import ROOT
 
 SEED = secrets.randbits(32)  # of the generated tenants and queries: every failure names it
 DAY = datetime(2026, 3, 1, tzinfo=UTC)  # the day of every tenant's CloudTrail records

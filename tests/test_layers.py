@@ -7,7 +7,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
 # What sits above both the domain and tasks/: the faces.
 FACES = ("kopter.commands", "kopter.cli", "kopter.api", "kopter.dev")
