@@ -55,6 +55,8 @@ from kopter.settings import get_settings
 from tests.support.factories import templates
 from tests.support.offers import RESERVED_TERMS, P, offer
 
+pytestmark = pytest.mark.unit
+
 # Example counts that keep the module's properties to about 10 s of one core: each finds the
 # faults it was written for (against the code before they were fixed) well within them.
 # deadline=None: a loaded shared machine must not turn a slow example into a failure.

@@ -15,6 +15,8 @@ from kopter.tables import Ec2Price, ReservedPrice
 from tests.support.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
 from tests.support.samples import FIXTURES
 
+pytestmark = pytest.mark.unit
+
 REAL_2018 = (
     FIXTURES / "pricing" / "spinnaker-clouddriver_AmazonEC2_us-west-2_offer_excerpt_2018.json"
 )

@@ -8,6 +8,8 @@ import pytest
 from kopter.cloudtrail import records
 from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 
+pytestmark = pytest.mark.unit
+
 
 def _items(document: bytes) -> dict[str, dict]:
     decoded = records.decode(document)

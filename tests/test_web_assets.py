@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import OUTPUT
 from tests.support.webapp import WEB, node_modules
 
+pytestmark = pytest.mark.unit
+
 VENDORED = {"uPlot.iife.min.js": "dist/uPlot.iife.min.js", "uPlot.min.css": "dist/uPlot.min.css"}
 SECRETS = {
     "KOPTER_API_CURSOR_KEY": "c" * 40,

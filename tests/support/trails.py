@@ -34,7 +34,7 @@ class Trail:
 
 
 @pytest.fixture(scope="session")
-def trail() -> Iterator[Trail]:
+def trail(stack: None) -> Iterator[Trail]:
     """One tenant with the two real samples' accounts, their buckets and log files in moto."""
     kopter = Kopter()
     tenant = kopter.new_tenant()
