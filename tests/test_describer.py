@@ -16,6 +16,7 @@ from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
 from tests.conftest import MOTO_PORT, OUTPUT, customer_client, new_account_id, wait_for
+from tests.support.drain import wait_drained
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import FIXTURES, ROOT
 
@@ -255,7 +256,7 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
             result = _describe(c, f"2026-11-27T{hour}:00:00+00:00")
             assert result["status"] == "unhealthy" and "AccessDenied" in result["reason"]
         wait_for(lambda: kopter.rows("notifications", "--tenant", c.tenant), 30, "the notice")
-        time.sleep(2)  # the later notices would land now, if there were any
+        wait_drained("notifications")  # the later notices would have landed by now
     [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert account["healthy"] is False and "AccessDenied" in account["health_reason"]
     [notice] = kopter.rows("notifications", "--tenant", c.tenant)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -202,7 +201,6 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
         workers.children.append(beat)
         wait_for(lambda: r.llen(TICKS) >= 2, 60, "two ticks from beat")
         beat.stop(timeout=10)
-        time.sleep(1)
     _judge("api", api_proxy.requests, own.api(settings))
     _judge("flower", flower_proxy.requests, own.flower(settings))
     _judge("beat", beat_proxy.requests, own.beat(settings))

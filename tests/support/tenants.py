@@ -26,6 +26,7 @@ from kopter.pricing.cache import PriceCache
 from kopter.settings import get_settings
 from kopter.tables import FrontendNotification
 from tests.conftest import MOTO_PORT, Connected, Kopter, customer_client, wait_for
+from tests.support.drain import DEPTHS
 from tests.support.factories import log_file, log_records
 from tests.support.isolation import Log, Owner
 from tests.support.proxy import Fault, Recorded, RecordingProxy
@@ -205,13 +206,6 @@ class World:
 
         wait_for(quiet, 90, "the worker's queues drained", interval=0.5)
         return len(self.worker_proxy.requests)
-
-
-DEPTHS = [
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-]
 
 
 def purge_worker_queues() -> None:
