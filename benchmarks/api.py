@@ -47,7 +47,7 @@ from kopter.cloudtrail import records  # noqa: E402
 from kopter.cloudtrail.ingest import unique_items  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import AuditLogEvent  # noqa: E402
-from tests.factories import log_records  # noqa: E402
+from tests.support.factories import log_records  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
 CHUNK = 5_000  # records decoded and written per seeding task

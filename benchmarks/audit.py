@@ -50,8 +50,8 @@ from kopter.cloudtrail import digest, records  # noqa: E402
 from kopter.cloudtrail.rules import RULES  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import AuditLogEvent  # noqa: E402
-from tests.factories import log_records, templates  # noqa: E402
-from tests.samples import STRATUS_DIR  # noqa: E402
+from tests.support.factories import log_records, templates  # noqa: E402
+from tests.support.samples import STRATUS_DIR  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
 RUNS = 3

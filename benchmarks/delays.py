@@ -45,7 +45,7 @@ os.environ.update(
 from kopter import aws, queues  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from tests.proxy import RecordingProxy  # noqa: E402
+from tests.support.proxy import RecordingProxy  # noqa: E402
 
 TASKS = int(os.environ.get("KOPTER_BENCH_DELAY_TASKS", "400"))
 PROCESSES = 2
@@ -62,7 +62,7 @@ def _offsets(n: int, spread: int) -> list[int]:
 
 
 def run(label: str, app: str, stock: bool, logs: Path) -> dict[str, float]:
-    from tests.harness import slow
+    from tests.support.harness import slow
 
     settings = get_settings()
     sqs = aws.client("sqs")
@@ -144,7 +144,7 @@ def main() -> int:
     try:
         bootstrap(get_settings())
         before = run("before", "benchmarks.stockworker", True, logs)
-        after = run("after", "tests.harness", False, logs)
+        after = run("after", "tests.support.harness", False, logs)
     finally:
         devstack.stop_all([moto, redis])
     interval = VISIBILITY / 3

@@ -58,7 +58,7 @@ from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.crossaccount import assume_role  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import AwsAccount, GlobalItem  # noqa: E402
-from tests.proxy import RecordingProxy  # noqa: E402
+from tests.support.proxy import RecordingProxy  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("KOPTER_BENCH_ACCOUNTS", "200"))
 REGIONS, PER_REGION = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"), 25

@@ -53,7 +53,7 @@ from kopter.cloudtrail.ingest import decompress, unique_items  # noqa: E402
 from kopter.crossaccount import Target, assume_role  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
 from kopter.tables import AuditLogEvent, GlobalItem  # noqa: E402
-from tests.factories import log_file, log_key, templates  # noqa: E402
+from tests.support.factories import log_file, log_key, templates  # noqa: E402
 
 PARSE_LIMIT = 100_000  # records/s
 E2E_RATIO_LIMIT = 0.80

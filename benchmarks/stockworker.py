@@ -2,7 +2,7 @@
 Celery's own consumer, which takes a task that is not due yet and holds it, unacknowledged,
 until it is (kopter's, tasks/consumer.py, sends it back to SQS)."""
 
-from tests.harness import app
+from tests.support.harness import app
 
 app.conf.worker_consumer = "tasks.controlplane:Consumer"
 

@@ -1,12 +1,12 @@
 """`make bench`: the web app in headless Chromium, on this machine.
 
-A tenant whose data kopter's own functions wrote to moto's server (tests/webapp.py: the price
-list imported, a fleet described, 31 days of hours costed by the aggregator, 1,000 CloudTrail
-records ingested) is shown by the app that `kopter api` serves. Measured from the navigation's
-start to the moment the app has drawn the page (its `kopter:<page>:ready` performance mark):
-the audit log's first page of 1,000 rows, and the 31-day cost graph (744 hours); each loaded
-afresh RUNS times. Then the bytes the browser fetched for the app itself (HTML, scripts,
-styles, uPlot), compressed as the server sent them: the budget is 200 KB.
+A tenant whose data kopter's own functions wrote to moto's server (tests/support/webapp.py: the
+price list imported, a fleet described, 31 days of hours costed by the aggregator, 1,000
+CloudTrail records ingested) is shown by the app that `kopter api` serves. Measured from the
+navigation's start to the moment the app has drawn the page (its `kopter:<page>:ready`
+performance mark): the audit log's first page of 1,000 rows, and the 31-day cost graph (744
+hours); each loaded afresh RUNS times. Then the bytes the browser fetched for the app itself
+(HTML, scripts, styles, uPlot), compressed as the server sent them: the budget is 200 KB.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.devstack import start_moto, start_redis  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from tests.webapp import (  # noqa: E402
+from tests.support.webapp import (  # noqa: E402
     browser_paths,
     chromium,
     token,

@@ -1,4 +1,5 @@
-"""The test stack: a moto server and a Redis server of the tests' own, on free ports.
+"""The test stack: a moto server and a Redis server of the tests' own, on free ports, started by
+the first test module that needs them (a module marked `unit` does not).
 
 Settings are read from the environment when kopter is first imported, so the environment is
 set here, before any test module imports kopter. Every name carries a random prefix: the tests
@@ -30,9 +31,10 @@ from kopter.devstack import (
     stop_all,
     wait_for_line,
 )
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
-pytest_plugins = ["tests.trails"]  # the real CloudTrail samples' tenant, for every ingest test
+# The real CloudTrail samples' tenant, for every ingest test.
+pytest_plugins = ["tests.support.trails"]
 
 # Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
 # in a directory of its own (test-output/gw0/, …).
@@ -63,8 +65,9 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 
 
-@pytest.fixture(scope="session", autouse=True)
+@pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
+    """moto's server and Redis, started by the first test module that needs them."""
     logs = OUTPUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     redis = start_redis(REDIS_PORT, OUTPUT / "redis", logs)
@@ -78,6 +81,15 @@ def stack() -> Iterator[None]:
     finally:
         moto.stop()
         redis.stop()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stack_unless_unit(request: pytest.FixtureRequest) -> None:
+    """Every test module runs on the stack but a `unit` one, which never starts it. Module-scoped,
+    so it comes before the modules' own fixtures; a session fixture that needs the stack asks for
+    it (as `trail` does)."""
+    if request.node.get_closest_marker("unit") is None:
+        request.getfixturevalue("stack")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from kopter.ec2.instances import InstanceState
 from kopter.settings import get_settings
 from kopter.tables import PriceGraphPoint
 from tasks.aggregator import aggregate_tenant_hour
-from tests.offers import SMALL_FLEET_PRICES, write_offer
+from tests.support.offers import SMALL_FLEET_PRICES, write_offer
 
 REGION = "sa-east-1"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

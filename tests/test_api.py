@@ -43,8 +43,8 @@ from kopter.notifications import Notice, deliver
 from kopter.settings import get_settings, load
 from kopter.tables import FrontendNotification, PriceGraphPoint
 from tests.conftest import OUTPUT, new_account_id
-from tests.factories import log_records
-from tests.samples import ROOT
+from tests.support.factories import log_records
+from tests.support.samples import ROOT
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 ORIGIN = "https://app.example.com"

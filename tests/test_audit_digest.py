@@ -16,7 +16,7 @@ from kopter.notifications import listing
 from kopter.settings import get_settings
 from kopter.tables import AuditDigest
 from tests.conftest import Kopter, Workers, wait_for
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 
 # The time limit travels with the message: the CLI's and the worker's must both allow it.
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}

@@ -18,7 +18,7 @@ from kopter import accounts, demo, lifecycle
 from kopter.cloudtrail import digest, grants, ingest, records
 from kopter.cloudtrail.rules import RULES
 from kopter.settings import get_settings
-from tests.samples import STRATUS_DIR
+from tests.support.samples import STRATUS_DIR
 
 STRATUS_LOGS = sorted(STRATUS_DIR.glob("aws.*.json"))
 OTHER = "846424999548"  # an account no tenant registered

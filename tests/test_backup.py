@@ -4,7 +4,6 @@ expiry that deletes only kopter's own snapshots, and a failing volume that stops
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -16,7 +15,8 @@ from kopter.settings import get_settings
 from kopter.tables import Ec2Snapshot
 from tasks.backup import back_up_account_region
 from tests.conftest import MOTO_PORT, customer_client, wait_for
-from tests.proxy import RecordingProxy
+from tests.support.drain import wait_drained
+from tests.support.proxy import RecordingProxy
 
 # This suite's default time limit is 4 s; a run with throttling backoff can take longer.
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}
@@ -330,7 +330,7 @@ def test_a_failing_volume_is_reported_once_and_stops_no_other(kopter, workers):
         first = _back_up(c, window)
         second = _back_up(c, window)  # the same window again: the failed volume is tried again
         wait_for(lambda: kopter.rows("notifications", "--tenant", c.tenant), 30, "the notice")
-        time.sleep(2)  # a second notice would land now, if there were one
+        wait_drained("notifications")  # a second notice would have landed by now
         _drained(kopter)
     creates = [r for r in proxy.requests if b"Action=CreateSnapshot" in r.body]
     assert len(creates) == 3  # good once, bad twice

@@ -11,16 +11,17 @@ import redis
 from kopter.devstack import spawn
 from kopter.settings import get_settings
 from tests.conftest import OUTPUT, ROOT, wait_for
+from tests.support.drain import wait_drained
 
 
 def test_two_beats_never_double_fire(workers):
-    from tests.harness import TICKS
+    from tests.support.harness import TICKS
 
     r = redis.Redis.from_url(get_settings().redis_url)
     r.delete(TICKS)
-    worker = workers.start("ticker", "audit", app="tests.harness")
+    worker = workers.start("ticker", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
-    argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "beat", "-l", "INFO"]
     beats = [spawn(f"beat{i}", argv, os.environ, OUTPUT / "logs", cwd=ROOT) for i in (1, 2)]
     workers.children.extend(beats)
     started = time.monotonic()
@@ -30,7 +31,7 @@ def test_two_beats_never_double_fire(workers):
     for beat in beats:
         beat.stop()
     elapsed = time.monotonic() - started
-    time.sleep(2)  # let the last tick sent be run
+    wait_drained("audit")  # every tick sent has run
     ticks = [float(t) for t in r.lrange(TICKS, 0, -1)]
     # One beat fires once a second; two unlocked beats would fire about twice as often.
     assert len(ticks) <= elapsed + 2, (len(ticks), elapsed)

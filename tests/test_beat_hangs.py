@@ -23,9 +23,9 @@ import redis
 from kopter.devstack import Child, free_port, spawn, start_redis
 from kopter.settings import get_settings
 from tests.conftest import OUTPUT, ROOT, wait_for
-from tests.harness import FREEZE_FILE
-from tests.reliability import record
-from tests.tcpproxy import SwallowingProxy
+from tests.support.harness import FREEZE_FILE
+from tests.support.reliability import record
+from tests.support.tcpproxy import SwallowingProxy
 from tests.test_recovery import (
     LOCK_TIMEOUT,
     PERIOD,
@@ -40,7 +40,7 @@ SWALLOWED = 4.0  # less than the lock timeout: the holder keeps its lock through
 
 
 def _beat(name: str, env: dict[str, str], scheduler: str | None = None) -> Child:
-    argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "beat", "-l", "INFO"]
     if scheduler:
         argv += ["-S", scheduler]
     return spawn(name, argv, {**os.environ, **env}, OUTPUT / "logs", cwd=ROOT)
@@ -68,7 +68,7 @@ def test_beat_started_while_redis_is_down_fires_once_it_answers(workers, kopter,
     r = redis.Redis.from_url(get_settings().redis_url)  # where the worker records the ticks
     port = free_port()
     env = _env(port, tmp_path)  # nothing listens there yet
-    worker = workers.start("hangs-ticker", "audit", app="tests.harness")
+    worker = workers.start("hangs-ticker", "audit", app="tests.support.harness")
     started = time.time()
     beat = _beat("beat-before-redis", env)
     workers.children.append(beat)
@@ -114,7 +114,7 @@ def test_a_redis_that_stops_answering_costs_beat_ticks_not_the_schedule(workers,
     try:
         with SwallowingProxy(port) as proxy:
             env = _env(proxy.port, tmp_path)
-            worker = workers.start("swallow-ticker", "audit", app="tests.harness")
+            worker = workers.start("swallow-ticker", "audit", app="tests.support.harness")
             started = time.time()
             beat = _beat("beat-swallowed", env)
             workers.children.append(beat)
@@ -162,7 +162,7 @@ def test_a_holder_frozen_mid_tick_past_the_lock_timeout_fires_nothing_when_resum
     workers, kopter, tmp_path
 ):
     r = redis.Redis.from_url(get_settings().redis_url)
-    worker = workers.start("frozen-ticker", "audit", app="tests.harness")
+    worker = workers.start("frozen-ticker", "audit", app="tests.support.harness")
     started = time.time()
     envs = [
         {
@@ -173,7 +173,7 @@ def test_a_holder_frozen_mid_tick_past_the_lock_timeout_fires_nothing_when_resum
         for i in (0, 1)
     ]
     beats = [
-        _beat(f"frozen-beat{i}", env, scheduler="tests.harness:FreezingScheduler")
+        _beat(f"frozen-beat{i}", env, scheduler="tests.support.harness:FreezingScheduler")
         for i, env in enumerate(envs)
     ]
     workers.children.extend(beats)

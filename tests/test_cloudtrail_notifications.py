@@ -7,6 +7,8 @@ import pytest
 from kopter.cloudtrail.notifications import Unparseable, parse
 from kopter.cloudtrail.objects import log_object
 
+pytestmark = pytest.mark.unit
+
 KEY = (
     "my trail/AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/"
     "222222222222_CloudTrail_us-east-1_20250306T0230Z_QF6qcgyiaVnSueXa.json.gz"

@@ -15,12 +15,12 @@ from kombu import Connection
 
 from kopter.devstack import free_port, start_redis
 from tests.conftest import OUTPUT, wait_for
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
 
 def _ping(name: str, env: dict[str, str]) -> bool:
     """`celery inspect ping` to one worker, through the Redis in ``env``."""
-    argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "inspect", "ping"]
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "inspect", "ping"]
     argv += ["-d", name, "--timeout", "2"]
     done = subprocess.run(
         argv, env={**os.environ, **env}, capture_output=True, text=True, timeout=60, cwd=ROOT
@@ -31,7 +31,7 @@ def _ping(name: str, env: dict[str, str]) -> bool:
 def _task_event_from(url: str, node: str, send: Any) -> dict[str, Any]:
     """A task-succeeded event from ``node``, as a Redis subscriber sees it, calling ``send()``
     until one comes (the subscriber may miss what was sent before it listened)."""
-    from tests.harness import app
+    from tests.support.harness import app
 
     seen: dict[str, Any] = {}
 
@@ -56,7 +56,7 @@ def _task_event_from(url: str, node: str, send: Any) -> dict[str, Any]:
 
 
 def test_tasks_flow_with_redis_down_and_monitoring_comes_back(workers, tmp_path: Path):
-    from tests.harness import touch
+    from tests.support.harness import touch
 
     port = free_port()
     url = f"redis://127.0.0.1:{port}/0"
@@ -65,7 +65,7 @@ def test_tasks_flow_with_redis_down_and_monitoring_comes_back(workers, tmp_path:
     env = {"KOPTER_REDIS_URL": url}
     name = f"outage-{secrets.token_hex(3)}"
     try:
-        worker = workers.start(name, "audit", app="tests.harness", env=env)
+        worker = workers.start(name, "audit", app="tests.support.harness", env=env)
         workers.wait_ready(worker)
         node = f"{name}@{os.uname().nodename}"
         wait_for(lambda: _ping(node, env), 60, "the worker to answer ping over Redis")

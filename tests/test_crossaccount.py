@@ -15,7 +15,7 @@ import pytest
 from kopter import aws
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target, assume_role
 from tests.conftest import MOTO_PORT, ROOT
-from tests.proxy import RecordingProxy
+from tests.support.proxy import RecordingProxy
 
 
 def _account() -> str:

@@ -16,8 +16,9 @@ from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
 from tests.conftest import MOTO_PORT, OUTPUT, customer_client, new_account_id, wait_for
-from tests.proxy import RecordingProxy
-from tests.samples import FIXTURES, ROOT
+from tests.support.drain import wait_drained
+from tests.support.proxy import RecordingProxy
+from tests.support.samples import FIXTURES, ROOT
 
 DESCRIBE_INSTANCES = (
     FIXTURES / "ec2" / "cloud-custodian_test_ec2_metric_extended_stats_ec2.DescribeInstances_1.json"
@@ -128,7 +129,16 @@ def test_an_account_added_while_beat_runs_is_described_without_a_restart(kopter,
     worker = workers.start("describer-beat", "describer", env=env)
     beat = spawn(
         "describer-beat-beat",
-        [sys.executable, "-m", "celery", "-A", "tests.describer_beat", "beat", "-l", "INFO"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "tests.support.describer_beat",
+            "beat",
+            "-l",
+            "INFO",
+        ],
         {**os.environ, **env},
         OUTPUT / "logs",
         cwd=ROOT,
@@ -248,7 +258,7 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
             result = _describe(c, f"2026-11-27T{hour}:00:00+00:00")
             assert result["status"] == "unhealthy" and "AccessDenied" in result["reason"]
         wait_for(lambda: kopter.rows("notifications", "--tenant", c.tenant), 30, "the notice")
-        time.sleep(2)  # the later notices would land now, if there were any
+        wait_drained("notifications")  # the later notices would have landed by now
     [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
     assert account["healthy"] is False and "AccessDenied" in account["health_reason"]
     [notice] = kopter.rows("notifications", "--tenant", c.tenant)

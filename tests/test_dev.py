@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -113,6 +112,6 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
     finally:
         if dev.poll() is None:
             dev.kill()
-    time.sleep(0.5)
-    assert [p for p in processes if _alive(p)] == [], "kopter dev left processes behind"
+    # Within half a second of kopter dev, every process it started is gone.
+    wait_for(lambda: not any(map(_alive, processes)), 0.5, "kopter dev's processes to end", 0.05)
     assert "stopped api, flower, beat, worker, redis, moto" in log.read_text()

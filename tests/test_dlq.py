@@ -36,7 +36,7 @@ def _task_id(message: dict) -> str:
 
 
 def test_parked_messages_are_shown_with_their_reason_and_redriven(kopter):
-    from tests.harness import always_fails, app
+    from tests.support.harness import always_fails, app
 
     settings = get_settings()
     sqs = aws.client("sqs")
@@ -58,7 +58,7 @@ def test_parked_messages_are_shown_with_their_reason_and_redriven(kopter):
     )
 
     rows = {r["task_id"] or r["body"]: r for r in kopter.rows("dlq", "show", "backup")}
-    assert rows[task.id]["task"] == "tests.harness.always_fails"
+    assert rows[task.id]["task"] == "tests.support.harness.always_fails"
     assert rows[task.id]["args"] == repr((key,))
     assert rows[task.id]["reason"] == "RuntimeError: the account's role was deleted"
     assert rows[raw]["reason"] == "no shape"
@@ -67,7 +67,7 @@ def test_parked_messages_are_shown_with_their_reason_and_redriven(kopter):
         task.id,
         raw,
     }
-    assert "tests.harness.always_fails" in kopter("dlq", "show", "backup").stdout
+    assert "tests.support.harness.always_fails" in kopter("dlq", "show", "backup").stdout
 
     assert kopter("dlq", "redrive", "backup", "--limit", "1").stdout.startswith("1 messages")
     moved = kopter("dlq", "redrive", "backup").stdout

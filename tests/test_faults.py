@@ -1,8 +1,8 @@
 """kopter under faults, with real processes: `celery worker`s SIGKILLed at random, and AWS
 answering with throttling, errors, slowness and dropped connections. After each, every CloudTrail
 record is in the audit log once, every Ec2Event once, and no DLQ holds anything. Each test
-appends its counts to the reliability record (`python -m tests.reliability` prints the README's
-table from it). Poison is tests/test_poison.py's; beat and Redis, tests/test_recovery.py's.
+appends its counts to the reliability record (`python -m tests.support.reliability` prints the
+README's table from it). Poison is tests/test_poison.py's; beat and Redis, tests/test_recovery.py's.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from datetime import UTC, datetime
 import pytest
 
 from kopter.devstack import Child
-from tests import chaos
 from tests.conftest import Kopter, wait_for
-from tests.faultproxy import FaultProxy
-from tests.reliability import record
+from tests.support import chaos
+from tests.support.faultproxy import FaultProxy
+from tests.support.reliability import record
 
 # The describer's run ends by enqueueing the aggregator: not consumed here, and purged after.
 WORK = ("ingest", "describer")

@@ -24,7 +24,7 @@ from kopter import aws, queues
 from kopter.devstack import Child, celery_argv, free_port, spawn, wait_for_line, wait_for_port
 from kopter.settings import get_settings
 from tests.conftest import OUTPUT, wait_for
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
 AUTH = "kopter:" + secrets.token_hex(8)
 
@@ -79,12 +79,12 @@ def open_flower() -> Iterator[Flower]:
 
 
 def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flower, kopter):
-    from tests.harness import always_fails, app, slow
+    from tests.support.harness import always_fails, app, slow
 
     r = redis.Redis.from_url(get_settings().redis_url)
     key = f"flower:{secrets.token_hex(4)}"
     names = {f"alpha-{key[7:]}", f"beta-{key[7:]}"}
-    started = [workers.start(name, "audit", app="tests.harness") for name in sorted(names)]
+    started = [workers.start(name, "audit", app="tests.support.harness") for name in sorted(names)]
     for worker in started:
         workers.wait_ready(worker)
 
@@ -126,7 +126,7 @@ def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flo
     wanted = {result.id: "SUCCESS" for result in ok} | {failing.id: "FAILURE"}
     wait_for(lambda: wanted.items() <= states().items(), 60, "every task's final state in Flower")
     task = flower.request("GET", f"/api/task/info/{failing.id}")
-    assert task["name"] == "tests.harness.always_fails"
+    assert task["name"] == "tests.support.harness.always_fails"
     assert "this task always fails" in task["traceback"]
     assert task["args"] == repr((f"{key}:fails",))
     assert flower.tasks()[ok[0].id]["runtime"] >= 0.1  # each slept 0.1 s
@@ -157,7 +157,7 @@ def test_flower_shows_two_sqs_workers_their_tasks_and_controls_them(workers, flo
 
 
 def test_flower_metrics_hold_the_queue_depths_sqs_reports(flower):
-    from tests.harness import touch
+    from tests.support.harness import touch
 
     settings = get_settings()
     sqs = aws.client("sqs")
@@ -210,10 +210,10 @@ def _celery_task_id(body: str) -> str:
 def test_celery_events_dump_shows_the_tasks_of_an_sqs_worker(workers):
     """`celery -A tasks events --dump`, as Celery's docs show it: the worker's task events, read
     from the control plane, with the task's arguments and runtime."""
-    from tests.harness import always_fails, slow
+    from tests.support.harness import always_fails, slow
 
     name = f"delta-{secrets.token_hex(3)}"
-    worker = workers.start(name, "audit", app="tests.harness")
+    worker = workers.start(name, "audit", app="tests.support.harness")
     dump = spawn(
         "events-dump", celery_argv("events", "--dump"), os.environ, OUTPUT / "logs", cwd=ROOT
     )
@@ -230,7 +230,7 @@ def test_celery_events_dump_shows_the_tasks_of_an_sqs_worker(workers):
     finally:
         dump.stop(timeout=10)
     shown = _dumped(dump, ok.id)
-    assert f"tests.harness.slow({ok.id}) args=('events:{name}', 0.2)" in shown["received"]
+    assert f"tests.support.harness.slow({ok.id}) args=('events:{name}', 0.2)" in shown["received"]
     assert f"{name}@" in shown["started"]
     runtime = re.search(r"runtime=([0-9.e-]+)", shown["succeeded"])
     assert runtime and float(runtime[1]) >= 0.2
@@ -265,10 +265,10 @@ def test_flower_pages_in_a_browser_show_the_worker_and_task_states(workers, open
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    from tests.harness import always_fails, slow
+    from tests.support.harness import always_fails, slow
 
     name = f"gamma-{secrets.token_hex(3)}"
-    worker = workers.start(name, "audit", app="tests.harness")
+    worker = workers.start(name, "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     ok = slow.apply_async((f"browser:{name}", 0), queue="audit")
     failing = always_fails.apply_async((f"browser:{name}:fails",), queue="audit")

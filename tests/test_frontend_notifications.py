@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import time
 
 import pytest
 
@@ -14,6 +13,7 @@ from kopter.notifications import Notice
 from kopter.tables import FrontendNotification
 from tasks.notifications import deliver_notification, raise_notification
 from tests.conftest import wait_for
+from tests.support.drain import wait_drained
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_the_same_notice_raised_three_times_is_stored_and_published_once(
     statuses = [r.get(timeout=60) for r in results]
     assert set(statuses) <= {"stored", "duplicate"}
     wait_for(lambda: len(kopter.rows("notifications", "--tenant", tenant)) == 1, 30, "the row")
-    time.sleep(2)  # let every delivery finish before counting
+    wait_drained("notifications")  # every delivery finished before counting
     [row] = kopter.rows("notifications", "--tenant", tenant)
     assert row["kind"] == "account-unhealthy" and row["severity"] == "high"
     assert row["title"] == notice.title and row["links"] == {"account": "123456789012"}

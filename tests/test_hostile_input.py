@@ -52,8 +52,10 @@ from kopter.pricing.catalog import Catalog, build_catalog
 from kopter.pricing.offerfile import OfferFileError
 from kopter.pricing.store import to_item
 from kopter.settings import get_settings
-from tests.factories import templates
-from tests.offers import RESERVED_TERMS, P, offer
+from tests.support.factories import templates
+from tests.support.offers import RESERVED_TERMS, P, offer
+
+pytestmark = pytest.mark.unit
 
 # Example counts that keep the module's properties to about 10 s of one core: each finds the
 # faults it was written for (against the code before they were fixed) well within them.

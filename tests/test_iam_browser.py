@@ -11,11 +11,15 @@ own tables, another identity's prefix listed or read.
 
 from __future__ import annotations
 
+import pytest
+
 from kopter.iam import browser
 from kopter.settings import get_settings
 from kopter.tables import ALL_MODELS
 from tests.conftest import TEST_ENV
-from tests.iamsim import Authorization, evaluate
+from tests.support.iamsim import Authorization, evaluate
+
+pytestmark = pytest.mark.unit
 
 ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 ME = "us-east-1:0b1d9a52-6c8f-4f7e-9d0a-2f3c4b5a6e7f"

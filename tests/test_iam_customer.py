@@ -5,10 +5,10 @@ The allowed table is not written by hand: a real worker and the real `kopter` co
 describer, the backup job (a snapshot made, an expired one deleted), ingest (notified, backfilled
 and inline) and `kopter accounts check` (inline and on the worker) against moto behind a
 RecordingProxy; every request signed by the customer's role becomes the authorizations AWS would
-check (tests/awscalls.py), and each must be allowed by the template's policy, resolved for that
-account, under iam-simulate (tests/iamsim.py says why that evaluator). Every statement of the
-policy must have allowed some request: a permission kopter does not use is not granted. Each
-AssumeRole kopter sent is judged against the template's trust policy.
+check (tests/support/awscalls.py), and each must be allowed by the template's policy, resolved
+for that account, under iam-simulate (tests/support/iamsim.py says why that evaluator). Every
+statement of the policy must have allowed some request: a permission kopter does not use is not
+granted. Each AssumeRole kopter sent is judged against the template's trust policy.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from kopter.cli.onboarding import deployment
 from kopter.ec2 import backup
 from kopter.iam import customer, own
 from kopter.settings import get_settings
-from tests.awscalls import NEW_SNAPSHOT, customer_authorizations
 from tests.conftest import MOTO_PORT, TEST_ENV, Connected, customer_client, new_account_id, wait_for
-from tests.factories import log_file, log_key, log_records
-from tests.iamsim import Authorization, evaluate, resolve
-from tests.proxy import RecordingProxy
+from tests.support.awscalls import NEW_SNAPSHOT, customer_authorizations
+from tests.support.factories import log_file, log_key, log_records
+from tests.support.iamsim import Authorization, evaluate, resolve
+from tests.support.proxy import RecordingProxy
 
 KOPTER_ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 REGIONS = ("us-east-1", "eu-west-1")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
@@ -27,7 +26,6 @@ from kopter.devstack import free_port, spawn, wait_for_port
 from kopter.iam import own
 from kopter.notifications import Notice, deliver
 from kopter.settings import get_settings
-from tests.awscalls import own_authorizations
 from tests.conftest import (
     MOTO_PORT,
     OUTPUT,
@@ -37,11 +35,12 @@ from tests.conftest import (
     new_account_id,
     wait_for,
 )
-from tests.factories import log_file, log_key, log_records
-from tests.harness import TICKS
-from tests.iamsim import Authorization, evaluate
-from tests.proxy import RecordingProxy
-from tests.samples import ROOT
+from tests.support.awscalls import own_authorizations
+from tests.support.factories import log_file, log_key, log_records
+from tests.support.harness import TICKS
+from tests.support.iamsim import Authorization, evaluate
+from tests.support.proxy import RecordingProxy
+from tests.support.samples import ROOT
 
 ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 REGION = "us-east-1"
@@ -203,14 +202,13 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
         # of that app (not recorded) runs it.
         r = redis.Redis.from_url(settings.redis_url)
         r.delete(TICKS)
-        workers.start("iam-ticker", "audit", app="tests.harness")
+        workers.start("iam-ticker", "audit", app="tests.support.harness")
         env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": beat_proxy.url}
-        argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+        argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "beat", "-l", "INFO"]
         beat = spawn("iam-beat", argv, env, OUTPUT / "logs", cwd=ROOT)
         workers.children.append(beat)
         wait_for(lambda: r.llen(TICKS) >= 2, 60, "two ticks from beat")
         beat.stop(timeout=10)
-        time.sleep(1)
     _judge("api", api_proxy.requests, own.api(settings))
     _judge("flower", flower_proxy.requests, own.flower(settings))
     _judge("beat", beat_proxy.requests, own.beat(settings))

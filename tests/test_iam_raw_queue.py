@@ -14,7 +14,7 @@ from kopter.iam import raw_queue
 from kopter.iam.raw_queue import Admitted
 from kopter.settings import get_settings
 from tests.conftest import new_account_id
-from tests.iamsim import Authorization, evaluate
+from tests.support.iamsim import Authorization, evaluate
 
 
 def _queue() -> tuple[str, str]:

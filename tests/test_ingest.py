@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from kopter import aws
 from kopter.tables import AuditLogEvent
 from tests.conftest import customer_client, wait_for
-from tests.factories import log_file, log_key, log_records
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
-from tests.trails import (
+from tests.support.factories import log_file, log_key, log_records
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+from tests.support.trails import (
     SNITCH_KEY,
     STRATUS_KEY,
     audit,

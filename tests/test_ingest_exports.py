@@ -15,9 +15,9 @@ from typing import Any
 
 from kopter import aws
 from tests.conftest import customer_client, wait_for
-from tests.factories import log_file, log_key
-from tests.samples import STRATUS_FILE
-from tests.trails import audit, marker, notify, s3_event
+from tests.support.factories import log_file, log_key
+from tests.support.samples import STRATUS_FILE
+from tests.support.trails import audit, marker, notify, s3_event
 
 STRATUS = json.loads(STRATUS_FILE.read_text())
 STRATUS_ACCOUNT = "457448411975"

@@ -7,7 +7,11 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from tests.samples import ROOT
+import pytest
+
+from tests.support.samples import ROOT
+
+pytestmark = pytest.mark.unit
 
 # What sits above both the domain and tasks/: the faces.
 FACES = ("kopter.cli", "kopter.api", "kopter.dev")

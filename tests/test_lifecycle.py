@@ -34,9 +34,9 @@ from kopter.tables import (
     PriceGraphPoint,
 )
 from tests.conftest import MOTO_PORT, OUTPUT, Connected, customer_client, wait_for
-from tests.factories import log_file, log_key, log_records
-from tests.proxy import Recorded, RecordingProxy
-from tests.samples import ROOT
+from tests.support.factories import log_file, log_key, log_records
+from tests.support.proxy import Recorded, RecordingProxy
+from tests.support.samples import ROOT
 
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

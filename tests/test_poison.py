@@ -15,10 +15,10 @@ import pytest
 
 from kopter import aws, queues
 from kopter.settings import get_settings
-from tests import chaos
 from tests.conftest import MOTO_PORT, Kopter, wait_for
-from tests.faultproxy import FaultProxy
-from tests.reliability import record
+from tests.support import chaos
+from tests.support.faultproxy import FaultProxy
+from tests.support.reliability import record
 
 # The error S3 gives for an object in Glacier until it is restored: kopter cannot read it yet,
 # and no retry will change that.

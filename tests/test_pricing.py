@@ -20,9 +20,9 @@ from kopter.pricing.source import HttpSource
 from kopter.pricing.store import DynamoPriceTable
 from kopter.settings import get_settings, load
 from tests.conftest import MOTO_PORT
-from tests.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
-from tests.proxy import RecordingProxy
-from tests.samples import FIXTURES
+from tests.support.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
+from tests.support.proxy import RecordingProxy
+from tests.support.samples import FIXTURES
 
 DYNAMODB_WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "TransactWriteItems")
 

@@ -12,8 +12,10 @@ from kopter.pricing.catalog import PriceKey, build_catalog
 from kopter.pricing.offerfile import OFFERS, OfferFileError, OfferHeader, Products, read_offer
 from kopter.pricing.store import to_item
 from kopter.tables import Ec2Price, ReservedPrice
-from tests.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
-from tests.samples import FIXTURES
+from tests.support.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
+from tests.support.samples import FIXTURES
+
+pytestmark = pytest.mark.unit
 
 REAL_2018 = (
     FIXTURES / "pricing" / "spinnaker-clouddriver_AmazonEC2_us-west-2_offer_excerpt_2018.json"

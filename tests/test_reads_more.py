@@ -26,7 +26,7 @@ from kopter import accounts, lifecycle
 from kopter.devstack import free_port, spawn, wait_for_port
 from kopter.tables import AuditDigest, Ec2Price, Ec2Snapshot, ReservedPrice
 from tests.conftest import OUTPUT, new_account_id
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
 JWT_KEY = secrets.token_urlsafe(32)
 TEMPLATE = "https://kopter-templates.s3.amazonaws.com/customer.yaml"

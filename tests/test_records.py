@@ -6,7 +6,9 @@ import json
 import pytest
 
 from kopter.cloudtrail import records
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+
+pytestmark = pytest.mark.unit
 
 
 def _items(document: bytes) -> dict[str, dict]:

@@ -16,7 +16,7 @@ from pynamodb.models import Model
 
 from kopter.cloudtrail import records
 from kopter.tables import AuditLogEvent
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_DIR
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_DIR
 
 TENANT = "tenant-1"
 

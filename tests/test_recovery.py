@@ -6,8 +6,8 @@
   lost lock back and fires again without a restart, the price cache is rebuilt from DynamoDB on
   the next read, and a job's result comes back through Redis again.
 
-Ticks are timed by when beat sent them (``tests.harness.tick`` reads it from its message), not by
-when the worker ran them, so the worker's latency does not blur the cadence.
+Ticks are timed by when beat sent them (``tests.support.harness.tick`` reads it from its message),
+not by when the worker ran them, so the worker's latency does not blur the cadence.
 """
 
 from __future__ import annotations
@@ -30,9 +30,9 @@ from kopter.pricing.cache import PriceCache
 from kopter.pricing.offerserver import OfferServer, write_offers
 from kopter.settings import get_settings, load
 from tests.conftest import OUTPUT, ROOT, wait_for
-from tests.harness import FIRES, TICKS
-from tests.offers import P, write_offer
-from tests.reliability import record
+from tests.support.harness import FIRES, TICKS
+from tests.support.offers import P, write_offer
+from tests.support.reliability import record
 
 # KOPTER_BEAT_LOCK_TIMEOUT for these beats; celeryconfig makes beat tick (and a standby beat
 # try the lock) every fifth of it: every second.
@@ -85,7 +85,7 @@ def _fires(r: redis.Redis, since: float) -> dict[str, dict[str, Any]]:
 
 
 def _beat(name: str, env: dict[str, str]) -> Child:
-    argv = [sys.executable, "-m", "celery", "-A", "tests.harness", "beat", "-l", "INFO"]
+    argv = [sys.executable, "-m", "celery", "-A", "tests.support.harness", "beat", "-l", "INFO"]
     return spawn(name, argv, {**os.environ, **env}, OUTPUT / "logs", cwd=ROOT)
 
 
@@ -98,7 +98,7 @@ def test_a_standby_beat_takes_over_from_a_killed_holder_and_never_fires_twice(wo
     r = redis.Redis.from_url(get_settings().redis_url)
     r.delete(TICKS, FIRES)
     env = {"KOPTER_BEAT_LOCK_TIMEOUT": str(LOCK_TIMEOUT)}
-    worker = workers.start("recovery-ticker", "audit", app="tests.harness")
+    worker = workers.start("recovery-ticker", "audit", app="tests.support.harness")
     started = time.time()
     # Started with the worker: their ticks wait in SQS until it is ready.
     beats = [_beat(f"recovery-beat{i}", env) for i in (1, 2)]
@@ -191,7 +191,7 @@ def test_beat_results_and_the_price_cache_come_back_after_redis_loses_its_data(
             }
             # kopter's app, with the harness's tick task added for beat to fire.
             name = f"recovery-{secrets.token_hex(3)}"
-            worker = workers.start(name, "audit,pricing", app="tests.harness", env=env)
+            worker = workers.start(name, "audit,pricing", app="tests.support.harness", env=env)
             started = time.time()
             beat = _beat("recovery-redis-beat", env)
             workers.children.append(beat)

@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests import chaos
 from tests.conftest import Kopter, wait_for
-from tests.reliability import record
+from tests.support import chaos
+from tests.support.reliability import record
 
 WORK = ("ingest", "describer")
 QUEUES = (*WORK, "cloudtrail-notifications")

@@ -1,5 +1,6 @@
 """The beat schedule and the routing of every task to its queue."""
 
+import pytest
 from celery.schedules import crontab
 from redbeat.schedulers import RedBeatScheduler
 
@@ -7,6 +8,8 @@ from beat_schedule import beat_schedule
 from kopter.queues import WORK_QUEUES
 from tasks import app
 from tasks.beat import Scheduler
+
+pytestmark = pytest.mark.unit
 
 
 def test_every_entry_of_the_spec_is_scheduled_with_expires():

@@ -3,6 +3,8 @@ import pytest
 from kopter.errors import ConfigError
 from kopter.settings import load
 
+pytestmark = pytest.mark.unit
+
 
 def test_defaults_are_the_documented_ones():
     s = load({})

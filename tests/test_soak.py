@@ -16,9 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from kopter.devstack import Child
-from tests import chaos
 from tests.conftest import Workers, wait_for
-from tests.reliability import record
+from tests.support import chaos
+from tests.support.reliability import record
 
 pytestmark = pytest.mark.soak
 

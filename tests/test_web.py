@@ -20,7 +20,7 @@ import pytest
 from kopter import accounts
 from kopter.costs.aggregator import graph
 from tests.conftest import OUTPUT, wait_for
-from tests.webapp import (
+from tests.support.webapp import (
     BOB,
     WebApi,
     WebTenant,

@@ -15,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import OUTPUT
-from tests.webapp import WEB, node_modules
+from tests.support.webapp import WEB, node_modules
+
+pytestmark = pytest.mark.unit
 
 VENDORED = {"uPlot.iife.min.js": "dist/uPlot.iife.min.js", "uPlot.min.css": "dist/uPlot.min.css"}
 SECRETS = {

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kopter import accounts
 from tests.conftest import OUTPUT
-from tests.webapp import browser_paths, chromium, wait_ready, web_api
+from tests.support.webapp import browser_paths, chromium, wait_ready, web_api
 
 PATHS = browser_paths()
 pytestmark = pytest.mark.skipif(

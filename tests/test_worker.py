@@ -35,15 +35,15 @@ def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
 
 
 def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
-    from tests.harness import slow
+    from tests.support.harness import slow
 
     key = f"slow:{secrets.token_hex(4)}"
-    first = workers.start("first", "audit", app="tests.harness")
+    first = workers.start("first", "audit", app="tests.support.harness")
     workers.wait_ready(first)
     result = slow.apply_async((key, 2.5), queue="audit")
     wait_for(lambda: r.llen(key) == 1, 30, "the first worker to start the task")
     first.kill()  # SIGKILL, the worker and its pool children: nothing gets acknowledged
-    second = workers.start("second", "audit", app="tests.harness")
+    second = workers.start("second", "audit", app="tests.support.harness")
     # The message comes back once its visibility timeout runs out, and the second worker runs it.
     assert result.get(timeout=60).startswith("second@")
     started = [h.decode() for h in r.lrange(key, 0, -1)]
@@ -54,11 +54,11 @@ def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
 
 
 def test_task_longer_than_the_visibility_timeout_runs_once(workers, r):
-    from tests.harness import slow
+    from tests.support.harness import slow
 
     key = f"long:{secrets.token_hex(4)}"
     # Two pool processes: without the keeper, the second would receive the message again.
-    worker = workers.start("long", "audit", app="tests.harness")
+    worker = workers.start("long", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     seconds = 2.5 * get_settings().visibility_timeout
     # The sender's limits travel with the message; this test's default is 4 s.
@@ -68,11 +68,11 @@ def test_task_longer_than_the_visibility_timeout_runs_once(workers, r):
 
 
 def test_task_that_keeps_failing_ends_in_its_dlq(workers, r):
-    from tests.harness import always_fails
+    from tests.support.harness import always_fails
 
     settings = get_settings()
     key = f"fails:{secrets.token_hex(4)}"
-    worker = workers.start("failing", "audit", app="tests.harness")
+    worker = workers.start("failing", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     result = always_fails.apply_async((key,), queue="audit")
     sqs = aws.client("sqs")
@@ -97,11 +97,11 @@ def test_worker_refuses_queues_that_were_never_bootstrapped(workers):
 
 
 def test_countdowns_wait_in_sqs_not_in_the_worker_and_run_once_when_due(workers, r):
-    from tests.harness import app, slow
+    from tests.support.harness import app, slow
 
     name = f"delays-{secrets.token_hex(3)}"
     node = f"{name}@{socket.gethostname()}"
-    worker = workers.start(name, "audit", app="tests.harness")
+    worker = workers.start(name, "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     key = f"delays:{secrets.token_hex(4)}"
     settings, sqs = get_settings(), aws.client("sqs")

@@ -29,7 +29,7 @@ from kopter.devstack import Child
 from kopter.settings import get_settings
 from kopter.tables import AuditLogEvent, Ec2Event, GlobalItem
 from tests.conftest import Workers
-from tests.factories import log_file, log_key, log_records
+from tests.support.factories import log_file, log_key, log_records
 
 REGION = "us-east-1"
 IMAGE = "ami-0123456789abcdef0"

@@ -23,7 +23,7 @@ from typing import Any
 import jwt
 
 from kopter.devstack import Child, free_port, jwt_api_env, start_api
-from tests.samples import ROOT
+from tests.support.samples import ROOT
 
 WEB = ROOT / "web"
 JWT_KEY = secrets.token_urlsafe(32)
@@ -159,8 +159,8 @@ def web_tenant(tmp: Path, days: int, audit_records: int) -> WebTenant:
     from kopter.notifications import deliver
     from kopter.pricing.cache import PriceCache
     from kopter.settings import get_settings
-    from tests.factories import log_records
-    from tests.offers import SMALL_FLEET_PRICES, write_offer
+    from tests.support.factories import log_records
+    from tests.support.offers import SMALL_FLEET_PRICES, write_offer
 
     # A jump of a few dollars counts here (the default asks for 1 USD more).
     settings = dataclasses.replace(get_settings(), cost_jump_min_usd=Decimal("0.1"))

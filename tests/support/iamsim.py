@@ -14,10 +14,11 @@ import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-IAM_DIR = Path(__file__).parent / "iam"
+from tests.support.samples import ROOT
+
+IAM_DIR = ROOT / "tests" / "iam"
 ALLOWED = "Allowed"
 
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from tests.proxy import LocalServer
+from tests.support.proxy import LocalServer
 
 FAULTS = ("throttle", "error", "slow", "drop", "lost")
 # (method, path) -> the status, content type and body to answer with, or None to go on.

@@ -1,7 +1,7 @@
 """Tasks that exist only to exercise kopter's Celery-on-SQS settings in tests: redelivery after a
 worker dies mid-task, and redrive of a task that keeps failing. They run on kopter's own app,
 with its configuration; tests send them to the `audit` queue, where a worker started with
-`-A tests.harness` runs them.
+`-A tests.support.harness` runs them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def _redis() -> redis.Redis:
     return redis.Redis.from_url(get_settings().redis_url)
 
 
-@app.task(name="tests.harness.slow", bind=True)
+@app.task(name="tests.support.harness.slow", bind=True)
 def slow(self, key: str, seconds: float) -> str:
     _redis().rpush(key, self.request.hostname)
     time.sleep(seconds)
@@ -34,7 +34,7 @@ def slow(self, key: str, seconds: float) -> str:
     return str(self.request.hostname)
 
 
-@app.task(name="tests.harness.always_fails")
+@app.task(name="tests.support.harness.always_fails")
 def always_fails(key: str) -> None:
     _redis().incr(key)
     raise RuntimeError("this task always fails")
@@ -50,14 +50,14 @@ TICK_EXPIRES = 60.0
 # when beat sent it, however late the worker runs it.
 app.conf.beat_schedule = {
     "tick": {
-        "task": "tests.harness.tick",
+        "task": "tests.support.harness.tick",
         "schedule": 1.0,
         "options": {"queue": "audit", "expires": TICK_EXPIRES},
     }
 }
 
 
-@app.task(name="tests.harness.tick", bind=True)
+@app.task(name="tests.support.harness.tick", bind=True)
 def tick(self) -> None:
     ran = time.time()
     sent = datetime.fromisoformat(self.request.expires).timestamp() - TICK_EXPIRES
@@ -65,15 +65,15 @@ def tick(self) -> None:
     _redis().pipeline().rpush(TICKS, ran).rpush(FIRES, json.dumps(fire)).execute()
 
 
-@app.task(name="tests.harness.touch", ignore_result=True)
+@app.task(name="tests.support.harness.touch", ignore_result=True)
 def touch(path: str) -> None:
     """Leaves a file, and nothing in Redis: work that needs only SQS."""
     with open(path, "w") as f:
         f.write(str(time.time()))
 
 
-# A beat started with `-S tests.harness:FreezingScheduler` stops its own process (SIGSTOP) once
-# the file named here appears, mid-tick: after it found an entry due, before it claims it, the
+# A beat started with `-S tests.support.harness:FreezingScheduler` stops its own process (SIGSTOP)
+# once the file named here appears, mid-tick: after it found an entry due, before it claims it, the
 # worst moment for a holder to freeze. The test sends SIGCONT.
 FREEZE_FILE = "HARNESS_FREEZE_FILE"
 

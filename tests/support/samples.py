@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "real"
 CLOUD_SNITCH_FILE = next((FIXTURES / "cloudtrail" / "AWSLogs").rglob("*.json.gz"))
 STRATUS_DIR = FIXTURES / "cloudtrail" / "stratus-red-team"  # its AWS detonation logs

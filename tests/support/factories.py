@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 
 
 @cache

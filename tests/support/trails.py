@@ -15,7 +15,7 @@ from kopter import aws, queues
 from kopter.settings import get_settings
 from kopter.tables import GlobalItem
 from tests.conftest import Connected, Kopter, customer_client
-from tests.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 
 SNITCH_KEY = "my trail/AWSLogs/o-1234abcde/222222222222/CloudTrail/us-east-1/2025/03/06/" + (
     CLOUD_SNITCH_FILE.name
@@ -34,7 +34,7 @@ class Trail:
 
 
 @pytest.fixture(scope="session")
-def trail() -> Iterator[Trail]:
+def trail(stack: None) -> Iterator[Trail]:
     """One tenant with the two real samples' accounts, their buckets and log files in moto."""
     kopter = Kopter()
     tenant = kopter.new_tenant()

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from tests.iamsim import Authorization
-from tests.proxy import Answered, Recorded
+from tests.support.iamsim import Authorization
+from tests.support.proxy import Answered, Recorded
 
 # Calls IAM does not authorize: anyone with credentials may ask who they are.
 UNAUTHORIZED_CALLS = frozenset({"sts:GetCallerIdentity"})

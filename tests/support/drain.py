@@ -1,0 +1,27 @@
+"""Waiting for a work queue to drain, as SQS counts its messages: what a fixed sleep would guess."""
+
+from __future__ import annotations
+
+from kopter import aws, queues
+from kopter.settings import get_settings
+from tests.conftest import wait_for
+
+# Waiting, in flight (received and not deleted: tasks are acknowledged once finished), delayed.
+DEPTHS = [
+    "ApproximateNumberOfMessages",
+    "ApproximateNumberOfMessagesNotVisible",
+    "ApproximateNumberOfMessagesDelayed",
+]
+
+
+def wait_drained(queue: str, timeout: float = 60) -> None:
+    """Until no message of the work queue ``queue`` waits, runs or is delayed: every task sent to
+    it before the call has finished (a worker must be consuming it)."""
+    sqs = aws.client("sqs")
+    url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), queue))["QueueUrl"]
+
+    def drained() -> bool:
+        depths = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=DEPTHS)["Attributes"]
+        return not any(int(depth) for depth in depths.values())
+
+    wait_for(drained, timeout, f"the {queue} queue drained")
