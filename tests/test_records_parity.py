@@ -18,6 +18,8 @@ from kopter.cloudtrail import records
 from kopter.tables import AuditLogEvent
 from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_DIR
 
+pytestmark = pytest.mark.unit  # no AWS, no Redis
+
 TENANT = "tenant-1"
 
 
