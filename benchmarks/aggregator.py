@@ -39,7 +39,7 @@ from kopter.costs.aggregator import aggregate_hour  # noqa: E402
 from kopter.ec2.events import DESCRIBER, Change, new_event  # noqa: E402
 from kopter.pricing.cache import PriceCache  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import Ec2Event, Ec2Instance  # noqa: E402
+from kopter.tables import Ec2Event, Ec2Instance, bind  # noqa: E402
 
 ACCOUNTS, PER_ACCOUNT, REGION = 10, 100, "us-east-1"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -131,6 +131,7 @@ def main() -> int:
     redis = start_redis(REDIS_PORT, logs / "redis", logs)
     try:
         settings = get_settings()
+        bind(settings)
         bootstrap(settings)
         tenant = accounts.add_tenant("bench")
         started = time.perf_counter()

@@ -49,7 +49,7 @@ from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.cloudtrail import digest, records  # noqa: E402
 from kopter.cloudtrail.rules import RULES  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent  # noqa: E402
+from kopter.tables import AuditLogEvent, bind  # noqa: E402
 from tests.factories import log_records, templates  # noqa: E402
 from tests.samples import STRATUS_DIR  # noqa: E402
 
@@ -117,6 +117,7 @@ def main() -> int:
     try:
         wait_for_port(moto, MOTO_PORT)
         settings = get_settings()
+        bind(settings)
         bootstrap(settings)
         tenant = accounts.add_tenant("bench")
         role = f"arn:aws:iam::{ACCOUNT}:role/kopter"

@@ -45,6 +45,7 @@ os.environ.update(
 from kopter import aws, queues  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import bind  # noqa: E402
 from tests.proxy import RecordingProxy  # noqa: E402
 
 TASKS = int(os.environ.get("KOPTER_BENCH_DELAY_TASKS", "400"))
@@ -65,7 +66,7 @@ def run(label: str, app: str, stock: bool, logs: Path) -> dict[str, float]:
     from tests.harness import slow
 
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "audit"))["QueueUrl"]
     key = f"bench-delays:{label}"
     with RecordingProxy(MOTO_PORT) as proxy:
@@ -142,7 +143,9 @@ def main() -> int:
     redis = devstack.start_redis(REDIS_PORT, logs / "redis", logs)
     ok = True
     try:
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         before = run("before", "benchmarks.stockworker", True, logs)
         after = run("after", "tests.harness", False, logs)
     finally:

@@ -57,7 +57,7 @@ from kopter import accounts, aws  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.crossaccount import assume_role  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AwsAccount, GlobalItem  # noqa: E402
+from kopter.tables import AwsAccount, GlobalItem, bind  # noqa: E402
 from tests.proxy import RecordingProxy  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("KOPTER_BENCH_ACCOUNTS", "200"))
@@ -75,7 +75,7 @@ _session, _session_lock = boto3.session.Session(), threading.Lock()
 def customer_ec2(account: AwsAccount, regions: tuple[str, ...]) -> dict[str, Any]:
     """EC2 clients inside a customer account, for seeding and the bare calls. One boto3 session
     for all: each of kopter's per-account sessions loads EC2's model again (~0.25 s, ~29 MiB)."""
-    credentials = assume_role(accounts.target(account))
+    credentials = assume_role(accounts.target(account), get_settings())
     with _session_lock:  # a boto3 Session may not create clients from two threads at once
         return {
             region: _session.client(
@@ -168,7 +168,7 @@ def run(
 
 
 def _done(keys: list[dict[str, dict[str, str]]], run_at: str) -> int:
-    dynamodb, table = aws.client("dynamodb"), GlobalItem.Meta.table_name
+    dynamodb, table = aws.client("dynamodb", get_settings()), GlobalItem.Meta.table_name
     done = 0
     for i in range(0, len(keys), 100):
         pending = {table: {"Keys": keys[i : i + 100]}}
@@ -238,7 +238,9 @@ def main() -> int:
     worker = None
     try:
         wait_for_port(moto, MOTO_PORT)
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         start, moto_cpu = time.perf_counter(), cpu_seconds(moto.process.pid)
         connected = seed()
         seeded, seed_cpu = time.perf_counter() - start, cpu_seconds(moto.process.pid) - moto_cpu

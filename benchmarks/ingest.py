@@ -52,7 +52,7 @@ from kopter.cloudtrail import records  # noqa: E402
 from kopter.cloudtrail.ingest import decompress, unique_items  # noqa: E402
 from kopter.crossaccount import Target, assume_role  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent, GlobalItem  # noqa: E402
+from kopter.tables import AuditLogEvent, GlobalItem, bind  # noqa: E402
 from tests.factories import log_file, log_key, templates  # noqa: E402
 
 PARSE_LIMIT = 100_000  # records/s
@@ -114,6 +114,7 @@ def parse_figures(files: list[bytes]) -> dict[str, float]:
 
 def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float, float]:
     settings = get_settings()
+    bind(settings)
     bootstrap(settings)
     tenant = accounts.add_tenant("bench")
     account_id = "777777777777"
@@ -125,7 +126,7 @@ def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float
     )
     import boto3
 
-    creds = assume_role(Target(account_id, account.role_arn, account.external_id))
+    creds = assume_role(Target(account_id, account.role_arn, account.external_id), settings)
     s3 = boto3.client(
         "s3",
         region_name="us-east-1",

@@ -28,6 +28,7 @@ MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.devstack import start_moto, start_redis  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import bind  # noqa: E402
 from tests.webapp import (  # noqa: E402
     browser_paths,
     chromium,
@@ -81,7 +82,9 @@ def main() -> int:
     moto = start_moto(MOTO_PORT, logs)
     redis = start_redis(REDIS_PORT, logs / "redis", logs)
     try:
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         began = time.perf_counter()
         tenant = web_tenant(logs, days=DAYS, audit_records=AUDIT_RECORDS)
         print(

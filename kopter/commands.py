@@ -283,7 +283,10 @@ def accounts_check(
         queues.verify_queues(get_settings(), ["describer"])
         rows = _wait(check_account.delay(account.tenant_id, account.account_id), timeout)
     else:
-        rows = [asdict(c) for c in accounts.check_account(account, shared_sessions())]
+        settings = get_settings()
+        rows = [
+            asdict(c) for c in accounts.check_account(account, shared_sessions(settings), settings)
+        ]
     emit(rows, as_json, ["name", "ok", "detail"])
     if not all(row["ok"] for row in rows):
         sys.exit(1)
@@ -354,7 +357,8 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
         last = date.fromisoformat(until) if until else datetime.now(UTC).date()
     except ValueError as e:
         raise KopterError(f"--since/--until: {e}") from None
-    s3 = shared_sessions().client(accounts.target(connected), "s3", get_settings().region)
+    settings = get_settings()
+    s3 = shared_sessions(settings).client(accounts.target(connected), "s3", settings.region)
     roots = log_roots(s3, connected)
     if not roots:
         raise KopterError(

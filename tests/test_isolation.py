@@ -455,7 +455,7 @@ class World:
     def wait_quiet(self) -> int:
         """Wait until no message is left in the worker's queues (every task done, and whatever
         it set off); return how many requests the worker had sent by then."""
-        sqs = aws.client("sqs")
+        sqs = aws.client("sqs", get_settings())
         urls = [sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in _worker_queue_names()]
         quiet_in_a_row = [0]
 
@@ -557,7 +557,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     every queue A's jobs use."""
     # Messages earlier tests left (a notification nobody delivered, an aggregator run a chord
     # set off) would be other tenants' work on this module's worker: they are dropped first.
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     for name in _worker_queue_names():
         sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
     workers = Workers()
