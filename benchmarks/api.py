@@ -28,7 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import jwt  # noqa: E402
+
+from kopter import accounts, aws, dynamo  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.cloudtrail import records  # noqa: E402
+from kopter.cloudtrail.ingest import unique_items  # noqa: E402
 from kopter.devstack import LOCAL_AWS_ENV, free_port, spawn, wait_for_port  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AuditLogEvent, bind  # noqa: E402
+from tests.factories import log_records  # noqa: E402
 
 MOTO_PORT = free_port()
 os.environ.update(
@@ -38,16 +47,6 @@ os.environ.update(
         "KOPTER_PREFIX": f"bencha{secrets.token_hex(3)}-",
     }
 )
-
-import jwt  # noqa: E402
-
-from kopter import accounts, aws, dynamo  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.cloudtrail import records  # noqa: E402
-from kopter.cloudtrail.ingest import unique_items  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent, bind  # noqa: E402
-from tests.factories import log_records  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
 CHUNK = 5_000  # records decoded and written per seeding task

@@ -26,7 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kopter import devstack  # noqa: E402
+from kopter import aws, devstack, queues  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import bind  # noqa: E402
+from tests.proxy import RecordingProxy  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = devstack.free_port(), devstack.free_port()
 VISIBILITY = 30
@@ -41,12 +45,6 @@ os.environ.update(
         "KOPTER_TASK_TIME_LIMIT": "20",
     }
 )
-
-from kopter import aws, queues  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import bind  # noqa: E402
-from tests.proxy import RecordingProxy  # noqa: E402
 
 TASKS = int(os.environ.get("KOPTER_BENCH_DELAY_TASKS", "400"))
 PROCESSES = 2

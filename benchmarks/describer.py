@@ -30,6 +30,9 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kopter import accounts, aws  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.crossaccount import assume_role  # noqa: E402
 from kopter.devstack import (  # noqa: E402
     LOCAL_AWS_ENV,
     Child,
@@ -41,6 +44,9 @@ from kopter.devstack import (  # noqa: E402
     wait_for_line,
     wait_for_port,
 )
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AwsAccount, GlobalItem, bind  # noqa: E402
+from tests.proxy import RecordingProxy  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = free_port(), free_port()
 os.environ.update(
@@ -52,13 +58,6 @@ os.environ.update(
         "KOPTER_DESCRIBE_SPREAD_SECONDS": "0",
     }
 )
-
-from kopter import accounts, aws  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.crossaccount import assume_role  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AwsAccount, GlobalItem, bind  # noqa: E402
-from tests.proxy import RecordingProxy  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("KOPTER_BENCH_ACCOUNTS", "200"))
 REGIONS, PER_REGION = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"), 25

@@ -22,9 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import local_aws_and_redis, machine  # noqa: E402
-
-MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
-
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.devstack import start_moto, start_redis  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
@@ -37,6 +34,8 @@ from tests.webapp import (  # noqa: E402
     web_api,
     web_tenant,
 )
+
+MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
 
 DAYS = 31
 AUDIT_RECORDS = 1000

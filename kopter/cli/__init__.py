@@ -15,7 +15,6 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from kopter.commands import cli
 from kopter.errors import KopterError
 from kopter.settings import get_settings
 from kopter.tables import bind
@@ -24,6 +23,10 @@ from kopter.tables import bind
 def main(argv: Sequence[str] | None = None) -> None:
     try:
         bind(get_settings())  # a bad setting is reported like any other error
+        # Imported here, not for the settings (nothing reads them on import): kopter.commands
+        # imports this package's modules.
+        from kopter.commands import cli
+
         cli.main(args=argv, prog_name="kopter", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("aborted", 130)
