@@ -9,9 +9,9 @@ Idempotency: SQS delivers at least once, so each item's key is derived from what
 writes the same key again instead of a second item.
 
 Each model declares only its table's base name: ``bind(settings)``, called once at start-up by
-each process (a worker, beat, a command, the API, a test), names the tables ``KOPTER_PREFIX`` +
-that name in kopter's region, at ``KOPTER_AWS_ENDPOINT_URL``. A model used before that fails
-with ``TablesNotBound`` rather than reaching a table of some default deployment.
+each process that reads them (a worker, a command, the API, a test), names the tables
+``KOPTER_PREFIX`` + that name in kopter's region, at ``KOPTER_AWS_ENDPOINT_URL``. A model used
+before that fails with ``TablesNotBound`` rather than reach a default deployment's table.
 """
 
 from __future__ import annotations
