@@ -21,7 +21,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kopter import accounts, cache, dynamo  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.costs.aggregator import aggregate_hour  # noqa: E402
 from kopter.devstack import LOCAL_AWS_ENV, free_port, start_moto, start_redis, stop_all  # noqa: E402
+from kopter.ec2.events import DESCRIBER, Change, new_event  # noqa: E402
+from kopter.pricing.cache import PriceCache  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import Ec2Event, Ec2Instance, bind  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = free_port(), free_port()
 os.environ.update(
@@ -32,14 +39,6 @@ os.environ.update(
         "KOPTER_PREFIX": f"bencha{secrets.token_hex(3)}-",
     }
 )
-
-from kopter import accounts, cache, dynamo  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.costs.aggregator import aggregate_hour  # noqa: E402
-from kopter.ec2.events import DESCRIBER, Change, new_event  # noqa: E402
-from kopter.pricing.cache import PriceCache  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import Ec2Event, Ec2Instance  # noqa: E402
 
 ACCOUNTS, PER_ACCOUNT, REGION = 10, 100, "us-east-1"
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
@@ -131,6 +130,7 @@ def main() -> int:
     redis = start_redis(REDIS_PORT, logs / "redis", logs)
     try:
         settings = get_settings()
+        bind(settings)
         bootstrap(settings)
         tenant = accounts.add_tenant("bench")
         started = time.perf_counter()

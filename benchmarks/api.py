@@ -28,7 +28,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import jwt  # noqa: E402
+
+from kopter import accounts, aws, dynamo  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.cloudtrail import records  # noqa: E402
+from kopter.cloudtrail.ingest import unique_items  # noqa: E402
 from kopter.devstack import LOCAL_AWS_ENV, free_port, spawn, wait_for_port  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AuditLogEvent, bind  # noqa: E402
+from tests.support.factories import log_records  # noqa: E402
 
 MOTO_PORT = free_port()
 os.environ.update(
@@ -38,16 +47,6 @@ os.environ.update(
         "KOPTER_PREFIX": f"bencha{secrets.token_hex(3)}-",
     }
 )
-
-import jwt  # noqa: E402
-
-from kopter import accounts, aws, dynamo  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.cloudtrail import records  # noqa: E402
-from kopter.cloudtrail.ingest import unique_items  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent  # noqa: E402
-from tests.support.factories import log_records  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
 CHUNK = 5_000  # records decoded and written per seeding task
@@ -79,7 +78,7 @@ def seed(tenant_id: str, account_id: str) -> float:
 
 def bare_queries(tenant_id: str) -> dict[str, float]:
     """The Query behind each page, one after the other: the newest page and the next, in turn."""
-    client = aws.client("dynamodb")
+    client = aws.client("dynamodb", get_settings())
     latencies = []
     start_key = None
     for _ in range(BARE_QUERIES):
@@ -141,7 +140,9 @@ def main() -> int:
     api = None
     try:
         wait_for_port(moto, MOTO_PORT)
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         identity = f"us-east-1:{secrets.token_hex(8)}"
         accounts.add_tenant("bench", identity)
         seconds = seed(identity, "777777777777")

@@ -33,7 +33,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kopter import accounts  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.cloudtrail import digest, records  # noqa: E402
+from kopter.cloudtrail.rules import RULES  # noqa: E402
 from kopter.devstack import LOCAL_AWS_ENV, free_port, spawn, wait_for_port  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AuditLogEvent, bind  # noqa: E402
+from tests.support.factories import log_records, templates  # noqa: E402
+from tests.support.samples import STRATUS_DIR  # noqa: E402
 
 MOTO_PORT = free_port()
 os.environ.update(
@@ -43,15 +51,6 @@ os.environ.update(
         "KOPTER_PREFIX": f"benchau{secrets.token_hex(3)}-",
     }
 )
-
-from kopter import accounts  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.cloudtrail import digest, records  # noqa: E402
-from kopter.cloudtrail.rules import RULES  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent  # noqa: E402
-from tests.support.factories import log_records, templates  # noqa: E402
-from tests.support.samples import STRATUS_DIR  # noqa: E402
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
 RUNS = 3
@@ -117,6 +116,7 @@ def main() -> int:
     try:
         wait_for_port(moto, MOTO_PORT)
         settings = get_settings()
+        bind(settings)
         bootstrap(settings)
         tenant = accounts.add_tenant("bench")
         role = f"arn:aws:iam::{ACCOUNT}:role/kopter"

@@ -26,7 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from kopter import devstack  # noqa: E402
+from kopter import aws, devstack, queues  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import bind  # noqa: E402
+from tests.support.proxy import RecordingProxy  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = devstack.free_port(), devstack.free_port()
 VISIBILITY = 30
@@ -41,11 +45,6 @@ os.environ.update(
         "KOPTER_TASK_TIME_LIMIT": "20",
     }
 )
-
-from kopter import aws, queues  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from tests.support.proxy import RecordingProxy  # noqa: E402
 
 TASKS = int(os.environ.get("KOPTER_BENCH_DELAY_TASKS", "400"))
 PROCESSES = 2
@@ -65,7 +64,7 @@ def run(label: str, app: str, stock: bool, logs: Path) -> dict[str, float]:
     from tests.support.harness import slow
 
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "audit"))["QueueUrl"]
     key = f"bench-delays:{label}"
     with RecordingProxy(MOTO_PORT) as proxy:
@@ -142,7 +141,9 @@ def main() -> int:
     redis = devstack.start_redis(REDIS_PORT, logs / "redis", logs)
     ok = True
     try:
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         before = run("before", "benchmarks.stockworker", True, logs)
         after = run("after", "tests.support.harness", False, logs)
     finally:

@@ -30,6 +30,9 @@ import boto3
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kopter import accounts, aws  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.crossaccount import assume_role  # noqa: E402
 from kopter.devstack import (  # noqa: E402
     LOCAL_AWS_ENV,
     Child,
@@ -41,6 +44,9 @@ from kopter.devstack import (  # noqa: E402
     wait_for_line,
     wait_for_port,
 )
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AwsAccount, GlobalItem, bind  # noqa: E402
+from tests.support.proxy import RecordingProxy  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = free_port(), free_port()
 os.environ.update(
@@ -52,13 +58,6 @@ os.environ.update(
         "KOPTER_DESCRIBE_SPREAD_SECONDS": "0",
     }
 )
-
-from kopter import accounts, aws  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.crossaccount import assume_role  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AwsAccount, GlobalItem  # noqa: E402
-from tests.support.proxy import RecordingProxy  # noqa: E402
 
 ACCOUNTS = int(os.environ.get("KOPTER_BENCH_ACCOUNTS", "200"))
 REGIONS, PER_REGION = ("us-east-1", "us-west-2", "eu-west-1", "ap-southeast-2"), 25
@@ -75,7 +74,7 @@ _session, _session_lock = boto3.session.Session(), threading.Lock()
 def customer_ec2(account: AwsAccount, regions: tuple[str, ...]) -> dict[str, Any]:
     """EC2 clients inside a customer account, for seeding and the bare calls. One boto3 session
     for all: each of kopter's per-account sessions loads EC2's model again (~0.25 s, ~29 MiB)."""
-    credentials = assume_role(accounts.target(account))
+    credentials = assume_role(accounts.target(account), get_settings())
     with _session_lock:  # a boto3 Session may not create clients from two threads at once
         return {
             region: _session.client(
@@ -168,7 +167,7 @@ def run(
 
 
 def _done(keys: list[dict[str, dict[str, str]]], run_at: str) -> int:
-    dynamodb, table = aws.client("dynamodb"), GlobalItem.Meta.table_name
+    dynamodb, table = aws.client("dynamodb", get_settings()), GlobalItem.Meta.table_name
     done = 0
     for i in range(0, len(keys), 100):
         pending = {table: {"Keys": keys[i : i + 100]}}
@@ -238,7 +237,9 @@ def main() -> int:
     worker = None
     try:
         wait_for_port(moto, MOTO_PORT)
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         start, moto_cpu = time.perf_counter(), cpu_seconds(moto.process.pid)
         connected = seed()
         seeded, seed_cpu = time.perf_counter() - start, cpu_seconds(moto.process.pid) - moto_cpu

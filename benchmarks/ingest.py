@@ -25,6 +25,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from kopter import accounts, dynamo  # noqa: E402
+from kopter.bootstrap import bootstrap  # noqa: E402
+from kopter.cloudtrail import records  # noqa: E402
+from kopter.cloudtrail.ingest import decompress, unique_items  # noqa: E402
+from kopter.crossaccount import Target, assume_role  # noqa: E402
 from kopter.devstack import (  # noqa: E402
     LOCAL_AWS_ENV,
     celery_argv,
@@ -35,6 +40,9 @@ from kopter.devstack import (  # noqa: E402
     stop_all,
     wait_for_line,
 )
+from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import AuditLogEvent, GlobalItem, bind  # noqa: E402
+from tests.support.factories import log_file, log_key, templates  # noqa: E402
 
 MOTO_PORT, REDIS_PORT = free_port(), free_port()
 os.environ.update(
@@ -45,15 +53,6 @@ os.environ.update(
         "KOPTER_PREFIX": f"bench{secrets.token_hex(3)}-",
     }
 )
-
-from kopter import accounts, dynamo  # noqa: E402
-from kopter.bootstrap import bootstrap  # noqa: E402
-from kopter.cloudtrail import records  # noqa: E402
-from kopter.cloudtrail.ingest import decompress, unique_items  # noqa: E402
-from kopter.crossaccount import Target, assume_role  # noqa: E402
-from kopter.settings import get_settings  # noqa: E402
-from kopter.tables import AuditLogEvent, GlobalItem  # noqa: E402
-from tests.support.factories import log_file, log_key, templates  # noqa: E402
 
 PARSE_LIMIT = 100_000  # records/s
 E2E_RATIO_LIMIT = 0.80
@@ -114,6 +113,7 @@ def parse_figures(files: list[bytes]) -> dict[str, float]:
 
 def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float, float]:
     settings = get_settings()
+    bind(settings)
     bootstrap(settings)
     tenant = accounts.add_tenant("bench")
     account_id = "777777777777"
@@ -125,7 +125,7 @@ def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float
     )
     import boto3
 
-    creds = assume_role(Target(account_id, account.role_arn, account.external_id))
+    creds = assume_role(Target(account_id, account.role_arn, account.external_id), settings)
     s3 = boto3.client(
         "s3",
         region_name="us-east-1",

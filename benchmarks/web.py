@@ -22,12 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import local_aws_and_redis, machine  # noqa: E402
-
-MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
-
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.devstack import start_moto, start_redis  # noqa: E402
 from kopter.settings import get_settings  # noqa: E402
+from kopter.tables import bind  # noqa: E402
 from tests.support.webapp import (  # noqa: E402
     browser_paths,
     chromium,
@@ -36,6 +34,8 @@ from tests.support.webapp import (  # noqa: E402
     web_api,
     web_tenant,
 )
+
+MOTO_PORT, REDIS_PORT = local_aws_and_redis("benchw")
 
 DAYS = 31
 AUDIT_RECORDS = 1000
@@ -81,7 +81,9 @@ def main() -> int:
     moto = start_moto(MOTO_PORT, logs)
     redis = start_redis(REDIS_PORT, logs / "redis", logs)
     try:
-        bootstrap(get_settings())
+        settings = get_settings()
+        bind(settings)
+        bootstrap(settings)
         began = time.perf_counter()
         tenant = web_tenant(logs, days=DAYS, audit_records=AUDIT_RECORDS)
         print(

@@ -8,7 +8,6 @@ consistent read.
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
 import time
@@ -20,7 +19,6 @@ from functools import cache
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -30,8 +28,8 @@ from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target
 from kopter.errors import KopterError, NotFound, Refused, aws_error
 from kopter.iam import customer
 from kopter.notifications import Notice
-from kopter.settings import Settings, get_settings
-from kopter.tables import AwsAccount, GlobalItem, Tenant
+from kopter.settings import Settings
+from kopter.tables import AwsAccount, GlobalItem, Tenant, connection
 
 ACCOUNT_ID = re.compile(r"^\d{12}$")
 ROLE_ARN = re.compile(r"^arn:aws(?:-cn|-us-gov)?:iam::(\d{12}):role/[\w+=,.@/-]{1,512}$")
@@ -186,16 +184,6 @@ def add_account(tenant: Tenant, request: AccountRequest) -> AwsAccount:
 _REGISTER_ATTEMPTS = 4
 
 
-@cache
-def connection() -> Connection:
-    settings = get_settings()
-    return Connection(region=settings.region, host=settings.aws_endpoint_url)
-
-
-# A forked child must not share the parent's HTTP connections.
-os.register_at_fork(after_in_child=connection.cache_clear)
-
-
 def account_owner(account_id: str) -> str | None:
     """The tenant id that registered ``account_id``, read consistently."""
     try:
@@ -282,13 +270,12 @@ class Check:
 
 
 def check_account(
-    account: AwsAccount, sessions: CrossAccountSessions, settings: Settings | None = None
+    account: AwsAccount, sessions: CrossAccountSessions, settings: Settings
 ) -> list[Check]:
     """Assume the account's role, then try each permission kopter's role grants there
     (``kopter.probes``); record the account's health.
 
     Nothing is tried when AssumeRole fails: nothing can work without it."""
-    settings = settings or get_settings()
     account_target = target(account)
     sessions.forget(account_target)  # a check must prove the role works now, not an hour ago
     try:

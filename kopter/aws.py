@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from kopter.settings import Settings, get_settings
+from kopter.settings import Settings
 
 MAX_ATTEMPTS = 6  # a call and its retries, together
 RETRY_CONFIG = Config(
@@ -38,9 +38,8 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def client(service: str, settings: Settings | None = None, region: str | None = None) -> Any:
+def client(service: str, settings: Settings, region: str | None = None) -> Any:
     """A cached client for ``service`` in kopter's own account (clients are thread-safe)."""
-    settings = settings or get_settings()
     region = region or settings.region
     key = (service, region, settings.aws_endpoint_url)
     with _lock:

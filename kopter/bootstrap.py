@@ -9,10 +9,11 @@ from pynamodb.models import Model
 from kopter import aws, queues, rawqueue
 from kopter.queues import Change
 from kopter.settings import Settings
-from kopter.tables import ALL_MODELS
+from kopter.tables import ALL_MODELS, bound
 
 
 def bootstrap(settings: Settings) -> list[Change]:
+    bound(settings)  # the tables are made where the process bound them: that must be here
     # The raw queue's policy comes last: it is made from the accounts table.
     changes = queues.ensure_queues(settings) + ensure_tables(settings)
     return [*changes, rawqueue.ensure_policy(settings)]

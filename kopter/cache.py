@@ -7,7 +7,7 @@ import threading
 
 import redis
 
-from kopter.settings import Settings, get_settings
+from kopter.settings import Settings
 
 _lock = threading.Lock()
 _clients: dict[str, redis.Redis] = {}
@@ -23,8 +23,8 @@ def _after_fork_in_child() -> None:
 os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def client(settings: Settings | None = None) -> redis.Redis:
-    url = (settings or get_settings()).redis_url
+def client(settings: Settings) -> redis.Redis:
+    url = settings.redis_url
     with _lock:
         if url not in _clients:
             _clients[url] = redis.Redis.from_url(

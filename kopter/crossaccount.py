@@ -27,7 +27,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from kopter import aws
 from kopter.errors import KopterError, aws_error
-from kopter.settings import Settings, get_settings
+from kopter.settings import Settings
 
 ROLE_SESSION_SECONDS = 3600
 
@@ -47,10 +47,9 @@ class Target:
     previous_external_id: str | None = None
 
 
-def assume_role(target: Target, settings: Settings | None = None) -> dict[str, Any]:
+def assume_role(target: Target, settings: Settings) -> dict[str, Any]:
     """Call AssumeRole with the account's ExternalId (or, refused and a rotation pending, the
     previous one); return botocore credential metadata and the ``external_id`` that worked."""
-    settings = settings or get_settings()
     if not target.external_id:
         raise AssumeRoleFailed(f"account {target.account_id} has no ExternalId: refusing")
     sts = aws.client("sts", settings)
@@ -92,11 +91,11 @@ class CrossAccountSessions:
 
     def __init__(
         self,
-        settings: Settings | None = None,
+        settings: Settings,
         max_credentials: int = 8192,
         max_sessions: int = 128,
     ) -> None:
-        self._settings = settings or get_settings()
+        self._settings = settings
         self._max_credentials, self._max_sessions = max_credentials, max_sessions
         self._loader = botocore.session.get_session().get_component("data_loader")
         self._lock = threading.Lock()
@@ -196,20 +195,23 @@ class CrossAccountSessions:
             self._drop_clients(target)
 
 
-_shared: CrossAccountSessions | None = None
+_shared: dict[Settings, CrossAccountSessions] = {}
+_shared_lock = threading.Lock()
 
 
-def shared_sessions() -> CrossAccountSessions:
-    """This process's sessions; a forked child starts with none of its parent's."""
-    global _shared
-    if _shared is None:
-        _shared = CrossAccountSessions()
-    return _shared
+def shared_sessions(settings: Settings) -> CrossAccountSessions:
+    """This process's sessions for ``settings``' deployment; a forked child starts with none of
+    its parent's."""
+    with _shared_lock:
+        if settings not in _shared:
+            _shared[settings] = CrossAccountSessions(settings)
+        return _shared[settings]
 
 
 def _forget_after_fork() -> None:
-    global _shared
-    _shared = None
+    global _shared_lock
+    _shared_lock = threading.Lock()
+    _shared.clear()
 
 
 os.register_at_fork(after_in_child=_forget_after_fork)

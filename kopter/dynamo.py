@@ -101,8 +101,8 @@ def _batch_write(table: str, requests: Iterable[dict[str, Any]], settings: Setti
 def batch_get(
     table: str,
     keys: list[dict[str, Any]],
+    settings: Settings,
     projection: list[str] | None = None,
-    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """The items of ``keys`` (attribute-value form, no duplicates) that exist, in no order;
     ``projection`` names the attributes to read."""

@@ -37,6 +37,7 @@ from kopter.tables import (
     GlobalItem,
     PriceGraphPoint,
     Tenant,
+    connection,
 )
 
 Progress = Callable[[str, int], None]  # (table, items deleted so far in it)
@@ -115,7 +116,7 @@ def remove_account(tenant_id: str, account_id: str) -> AwsAccount:
     account = connected_account(tenant_id, account_id)
     removed_at = _now()
     try:
-        with TransactWrite(connection=accounts.connection()) as tx:
+        with TransactWrite(connection=connection()) as tx:
             tx.update(
                 account,
                 actions=[

@@ -8,13 +8,18 @@ Idempotency: SQS delivers at least once, so each item's key is derived from what
 (an eventID, an instance id, an hour), never from the time it was written: a redelivered message
 writes the same key again instead of a second item.
 
-Table names are ``KOPTER_PREFIX`` + the name below; the endpoint is ``KOPTER_AWS_ENDPOINT_URL``.
+Each model declares only its table's base name: ``bind(settings)``, called once at start-up by
+each process that reads them (a worker, a command, the API, a test), names the tables
+``KOPTER_PREFIX`` + that name in kopter's region, at ``KOPTER_AWS_ENDPOINT_URL``. A model used
+before that fails with ``TablesNotBound`` rather than reach a default deployment's table.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from pynamodb.attributes import (
@@ -29,11 +34,13 @@ from pynamodb.attributes import (
     UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from kopter.settings import get_settings
+from kopter.errors import KopterError
+from kopter.settings import Settings
 
 
 class DecimalAttribute(Attribute[Decimal]):
@@ -48,13 +55,24 @@ class DecimalAttribute(Attribute[Decimal]):
         return Decimal(value)
 
 
-def _meta(table: str) -> Any:
-    settings = get_settings()
+class TablesNotBound(KopterError):
+    """A model was used before ``bind``: the process has not said which deployment it serves."""
 
-    class Meta:
-        table_name = settings.prefix + table
-        region = settings.region
-        host = settings.aws_endpoint_url
+
+class _UnboundMeta(type):
+    # Only reached while ``table_name`` is unset: ``bind`` sets it on the class. Not an
+    # AttributeError, which PynamoDB's ``hasattr`` checks would swallow into a vaguer message.
+    def __getattr__(cls, name: str) -> Any:
+        if name == "table_name":
+            raise TablesNotBound(
+                f"table {cls.base_name!r} used before kopter.tables.bind(settings) was called"
+            )
+        raise AttributeError(name)
+
+
+def _meta(table: str) -> Any:
+    class Meta(metaclass=_UnboundMeta):
+        base_name = table
         billing_mode = "PAY_PER_REQUEST"
         max_retry_attempts = 8  # throttling: PynamoDB backs off between attempts
 
@@ -493,3 +511,50 @@ ALL_MODELS: tuple[type[Model], ...] = (
     FrontendNotification,
     GlobalItem,
 )
+
+
+_bound: Settings | None = None
+
+
+def base_name(model: type[Model]) -> str:
+    """The model's table name without a deployment's prefix."""
+    name: str = model.Meta.base_name  # type: ignore[attr-defined]
+    return name
+
+
+def bind(settings: Settings) -> None:
+    """Point every model at ``settings``' deployment: its prefix, region and endpoint."""
+    global _bound
+    for model in ALL_MODELS:
+        model.Meta.table_name = settings.prefix + base_name(model)
+        model.Meta.region = settings.region
+        model.Meta.host = settings.aws_endpoint_url
+        model._connection = None  # PynamoDB keeps a model's connection until its table changes
+    connection.cache_clear()
+    _bound = settings
+
+
+def bound(settings: Settings | None = None) -> Settings:
+    """The settings the tables are bound to; given ``settings``, those must name the same tables."""
+    if _bound is None:
+        raise TablesNotBound("kopter.tables.bind(settings) was not called in this process")
+    same = (_bound.prefix, _bound.region, _bound.aws_endpoint_url)
+    if (
+        settings is not None
+        and (settings.prefix, settings.region, settings.aws_endpoint_url) != same
+    ):
+        raise TablesNotBound(
+            f"the tables are bound to prefix {_bound.prefix!r}, not {settings.prefix!r}"
+        )
+    return _bound
+
+
+@cache
+def connection() -> Connection:
+    """A connection to the bound deployment's DynamoDB, for transactions across tables."""
+    settings = bound()
+    return Connection(region=settings.region, host=settings.aws_endpoint_url)
+
+
+# A forked child must not share the parent's HTTP connections.
+os.register_at_fork(after_in_child=connection.cache_clear)

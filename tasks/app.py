@@ -12,6 +12,7 @@ from kopter.errors import KopterError
 from kopter.metrics import QueueDepths
 from kopter.queues import WORK_QUEUES, verify_queues
 from kopter.settings import get_settings
+from kopter.tables import bind
 from tasks.controlplane import ControlPlaneCelery
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,13 @@ REGISTRY.register(QueueDepths(get_settings()))
 def consumed_queues(celery_app: Celery) -> list[str]:
     """The queues this worker consumes (`-Q`), by their short names."""
     return [q.name for q in celery_app.amqp.queues.consume_from.values()]
+
+
+@signals.worker_init.connect
+def _bind_tables(**_: Any) -> None:
+    """The worker's tables, bound in its main process before the pool forks: every pool child
+    inherits them."""
+    bind(get_settings())
 
 
 @signals.celeryd_after_setup.connect

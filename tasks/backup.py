@@ -116,18 +116,18 @@ def back_up_account_region(
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
         return asdict(RegionNotBackedUp("skipped", account_id, region, gone))
-    target = accounts.target(account)
+    target, settings = accounts.target(account), get_settings()
     try:
-        ec2 = shared_sessions().client(target, "ec2", region)
+        ec2 = shared_sessions(settings).client(target, "ec2", region)
         result = backup.back_up_region(
             ec2,
             backup.Scope(tenant_id, account_id, region),
             datetime.fromisoformat(window),
-            get_settings(),
+            settings,
         )
     except AssumeRoleFailed as e:
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
-        shared_sessions().forget(target)
+        shared_sessions(settings).forget(target)
         raise_notification(accounts.unhealthy_notice(account))
         return asdict(RegionNotBackedUp("unhealthy", account_id, region, str(e)))
     if result.failed:

@@ -77,7 +77,8 @@ def summarize(
 def check_account(tenant_id: str, account_id: str) -> list[dict[str, Any]]:
     """Assume the account's role, try what kopter needs there, and record its health."""
     account = accounts.get_account(tenant_id, account_id)
-    return [asdict(c) for c in accounts.check_account(account, shared_sessions())]
+    settings = get_settings()
+    return [asdict(c) for c in accounts.check_account(account, shared_sessions(settings), settings)]
 
 
 @app.task
@@ -126,20 +127,20 @@ def describe_account_region(
     gone = accounts.no_longer_served(account, region)
     if gone:  # disconnected, or the region removed, after this task was queued
         return asdict(RegionNotDescribed("skipped", gone))
-    target = accounts.target(account)
+    target, sessions = accounts.target(account), shared_sessions(get_settings())
     try:
-        ec2 = shared_sessions().client(target, "ec2", region)
+        ec2 = sessions.client(target, "ec2", region)
         current = instances.describe(ec2, region)
     except AssumeRoleFailed as e:
         accounts.record_health(account, [accounts.Check("assume-role", False, str(e))])
-        shared_sessions().forget(target)
+        sessions.forget(target)
         raise_notification(accounts.unhealthy_notice(account))
         return asdict(RegionNotDescribed("unhealthy", str(e)))
     result = describer.record(
         tenant_id, account_id, region, current, datetime.fromisoformat(run_at), get_settings()
     )
     accounts.record_health(account, [accounts.Check(f"ec2:{region}", True, "described")])
-    accounts.end_rotation(account, shared_sessions())
+    accounts.end_rotation(account, sessions)
     kinds: dict[str, int] = {}
     for change in result.changes:
         kinds[change.kind] = kinds.get(change.kind, 0) + 1

@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 @app.task(ignore_result=True)
 def ingest_object(bucket: str, key: str) -> dict[str, Any]:
     """Ingest one CloudTrail log object; refusals are final and returned, not raised."""
-    return ingest_log_object(bucket, key, shared_sessions(), get_settings()).as_dict()
+    settings = get_settings()
+    return ingest_log_object(bucket, key, shared_sessions(settings), settings).as_dict()
 
 
 class CloudTrailBridge(ThreadStep):

@@ -1,9 +1,11 @@
 """The test stack: a moto server and a Redis server of the tests' own, on free ports, started by
 the first test module that needs them (a module marked `unit` does not).
 
-Settings are read from the environment when kopter is first imported, so the environment is
-set here, before any test module imports kopter. Every name carries a random prefix: the tests
-never touch a user's queues, tables or Redis data.
+``SETTINGS`` are the stack's, and kopter's tables are bound to them here (``bind``). The same
+values go into the environment for what reads them there: the processes the tests spawn
+(workers, beats, `kopter`), boto3's dummy credentials, and the Celery app that tests send tasks
+through (``celeryconfig`` reads ``get_settings()``). Every name carries a random prefix: the
+tests never touch a user's queues, tables or Redis data.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from kopter.bootstrap import bootstrap
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
@@ -31,6 +34,8 @@ from kopter.devstack import (
     stop_all,
     wait_for_line,
 )
+from kopter.settings import get_settings
+from kopter.tables import bind
 from tests.support.samples import ROOT
 
 # The real CloudTrail samples' tenant, for every ingest test.
@@ -63,6 +68,8 @@ TEST_ENV = {
     "PYTHONUNBUFFERED": "1",
 }
 os.environ.update(TEST_ENV)
+SETTINGS = get_settings()
+bind(SETTINGS)
 
 
 @pytest.fixture(scope="session")
@@ -73,10 +80,7 @@ def stack() -> Iterator[None]:
     redis = start_redis(REDIS_PORT, OUTPUT / "redis", logs)
     moto = start_moto(MOTO_PORT, logs)
     try:
-        from kopter.bootstrap import bootstrap
-        from kopter.settings import get_settings
-
-        bootstrap(get_settings())
+        bootstrap(SETTINGS)
         yield
     finally:
         moto.stop()
@@ -159,7 +163,7 @@ def customer_client(c: Connected, service: str, region: str = "us-east-1") -> An
     from kopter.crossaccount import Target, assume_role
 
     role = f"arn:aws:iam::{c.account}:role/kopter"
-    credentials = assume_role(Target(c.account, role, c.external_id))
+    credentials = assume_role(Target(c.account, role, c.external_id), SETTINGS)
     return boto3.client(
         service,
         region_name=region,

@@ -108,7 +108,7 @@ def _tenant(name: str, seed: int, audit: tuple[int, int], notifications: int) ->
         for n, kind in enumerate(["launched", "stopped", "started"])
     ]
     for account in ids:
-        ec2_events.record_many(identity, account, changes, ec2_events.DESCRIBER)
+        ec2_events.record_many(identity, account, changes, ec2_events.DESCRIBER, get_settings())
     notices = [
         Notice(identity, "test", f"n{n}", f"2026-03-0{n + 1}T00:00:00Z", "info", f"#{n}", "body")
         for n in range(notifications)

@@ -74,7 +74,7 @@ def _kopter_tags(tenant: str, instance: str, volume: str, window: str, expires: 
 def _kopter_ec2(c) -> Any:
     """kopter's own client in the customer's account, as a worker has it."""
     target = accounts.target(accounts.get_account(c.tenant, c.account))
-    return shared_sessions().client(target, "ec2", REGION)
+    return shared_sessions(get_settings()).client(target, "ec2", REGION)
 
 
 def _back_up(c, window: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from kopter.tables import ALL_MODELS
 
 def test_bootstrap_made_every_queue_with_a_dlq_and_every_table():
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     for queue in queues.ALL_QUEUES:
         url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, queue))["QueueUrl"]
         attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
@@ -46,7 +46,7 @@ def test_second_run_changes_nothing_and_drift_is_repaired(kopter):
     second = kopter("bootstrap")
     assert "nothing to change" in second.stdout
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "pricing"))["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
     changes = {(c.name, c.action, c.detail) for c in bootstrap(settings)}
@@ -62,7 +62,7 @@ def test_queues_of_another_prefix_are_refused_until_bootstrapped():
 
 def test_status_reports_depths_and_cloudwatch_age(kopter):
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "backup"))["QueueUrl"]
     dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "backup"))["QueueUrl"]
     # No other test uses the backup queue, so the depths are this test's alone.
@@ -71,7 +71,7 @@ def test_status_reports_depths_and_cloudwatch_age(kopter):
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=600)
     sqs.send_message(QueueUrl=dlq, MessageBody="parked")
     # AWS publishes this metric itself; here the test plays AWS's part.
-    aws.client("cloudwatch").put_metric_data(
+    aws.client("cloudwatch", get_settings()).put_metric_data(
         Namespace="AWS/SQS",
         MetricData=[
             {

@@ -14,6 +14,7 @@ import pytest
 
 from kopter import aws
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions, Target, assume_role
+from kopter.settings import get_settings
 from tests.conftest import MOTO_PORT, ROOT
 from tests.support.proxy import RecordingProxy
 
@@ -50,7 +51,7 @@ def test_every_assume_role_kopter_sends_carries_the_accounts_external_id(kopter)
 def test_assume_role_without_external_id_is_refused_before_any_call():
     target = Target("123456789012", "arn:aws:iam::123456789012:role/r", "")
     with pytest.raises(AssumeRoleFailed, match="no ExternalId"):
-        assume_role(target)
+        assume_role(target, get_settings())
 
 
 def test_only_crossaccount_calls_assume_role():
@@ -67,7 +68,7 @@ def test_only_crossaccount_calls_assume_role():
 def assume_role_calls() -> Iterator[list[dict]]:
     """The parameters of every AssumeRole this process's STS client sends, as they are sent."""
     calls: list[dict] = []
-    sts = aws.client("sts")
+    sts = aws.client("sts", get_settings())
 
     def record(params: dict, **_: object) -> None:
         calls.append(dict(params))
@@ -85,7 +86,7 @@ def _target() -> Target:
 
 
 def test_threads_share_one_assume_role_per_account():
-    sessions = CrossAccountSessions()
+    sessions = CrossAccountSessions(get_settings())
     target = _target()
     barrier = threading.Barrier(8)
     identities: list[str] = []
@@ -106,7 +107,7 @@ def test_threads_share_one_assume_role_per_account():
 
 
 def test_credentials_are_refreshed_before_they_expire():
-    sessions = CrossAccountSessions()
+    sessions = CrossAccountSessions(get_settings())
     with assume_role_calls() as calls:
         credentials = sessions.session(_target()).get_credentials()
         first = credentials.get_frozen_credentials().access_key
@@ -118,7 +119,7 @@ def test_credentials_are_refreshed_before_they_expire():
 
 
 def test_an_evicted_session_is_rebuilt_from_kept_credentials():
-    sessions = CrossAccountSessions(max_sessions=1)
+    sessions = CrossAccountSessions(get_settings(), max_sessions=1)
     first, second = _target(), _target()
     with assume_role_calls() as calls:
         for target in (first, second, first, second):

@@ -39,7 +39,7 @@ def test_parked_messages_are_shown_with_their_reason_and_redriven(kopter):
     from tests.support.harness import always_fails, app
 
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "backup"))["QueueUrl"]
     dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "backup"))["QueueUrl"]
 

@@ -10,6 +10,7 @@ from typing import Any
 from kopter import aws, dynamo
 from kopter.ec2 import events
 from kopter.ec2.events import CLOUDTRAIL, DESCRIBER, Change
+from kopter.settings import get_settings
 from kopter.tables import Ec2Event
 
 ALICE = "arn:aws:iam::123456789012:user/alice"
@@ -23,7 +24,7 @@ def _tenant() -> str:
 def _raw(tenant: str, account: str, change: Change) -> dict[str, Any]:
     """The item as DynamoDB holds it, every attribute in attribute-value form."""
     key = {"S": events.event_key(tenant, account, change)}
-    response = aws.client("dynamodb").get_item(
+    response = aws.client("dynamodb", get_settings()).get_item(
         TableName=Ec2Event.Meta.table_name, Key={"tenant_id": {"S": tenant}, "event_key": key}
     )
     return response["Item"]
@@ -59,7 +60,7 @@ def test_new_events_are_created_as_save_would_write_them_without_an_update(monke
         raise AssertionError("a new event must cost no UpdateItem")
 
     monkeypatch.setattr(events, "save", no_update)
-    events.record_many(bulk, account, changes, DESCRIBER)
+    events.record_many(bulk, account, changes, DESCRIBER, get_settings())
     for change in changes:
         expected = _without_ids(_raw(saved, account, change), saved)
         assert _without_ids(_raw(bulk, account, change), bulk) == expected
@@ -83,7 +84,7 @@ def test_an_event_cloudtrail_wrote_first_is_joined_keeping_its_principal(monkeyp
         "i-0ddd", "us-east-1", "resized", WHEN.replace(minute=0) + timedelta(hours=1), {"to": "x"}
     )
 
-    events.record_many(tenant, account, [launched, fresh, resize], DESCRIBER)
+    events.record_many(tenant, account, [launched, fresh, resize], DESCRIBER, get_settings())
 
     joined = Ec2Event.get(tenant, events.event_key(tenant, account, called))
     assert joined.principal_arn == ALICE and joined.sources == {CLOUDTRAIL, DESCRIBER}
@@ -105,7 +106,7 @@ def test_an_event_cloudtrail_wrote_first_is_joined_keeping_its_principal(monkeyp
     before = {e.event_key: e.attribute_values for e in rows}
     monkeypatch.setattr(events, "save", no_write)
     monkeypatch.setattr(events, "_create", no_write)
-    events.record_many(tenant, account, [launched, fresh], DESCRIBER)
+    events.record_many(tenant, account, [launched, fresh], DESCRIBER, get_settings())
     assert {e.event_key: e.attribute_values for e in Ec2Event.query(tenant)} == before
 
 
@@ -144,7 +145,7 @@ def test_an_event_cloudtrail_writes_between_the_read_and_the_create_is_joined(mo
 
     monkeypatch.setattr(events, "_create", create)
     monkeypatch.setattr(events, "save", save)
-    events.record_many(tenant, account, changes, DESCRIBER)
+    events.record_many(tenant, account, changes, DESCRIBER, get_settings())
 
     assert sorted(created) == [False, True, True, True, True]  # the raced create was refused
     assert updated == raced_keys  # ... and that event alone joined by update

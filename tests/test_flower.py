@@ -160,7 +160,7 @@ def test_flower_metrics_hold_the_queue_depths_sqs_reports(flower):
     from tests.support.harness import touch
 
     settings = get_settings()
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "pricing"))["QueueUrl"]
     sent = [touch.apply_async(("/dev/null",), queue="pricing").id for _ in range(3)]
     try:

@@ -10,6 +10,7 @@ import pytest
 from kopter import aws
 from kopter.errors import Refused
 from kopter.notifications import Notice
+from kopter.settings import get_settings
 from kopter.tables import FrontendNotification
 from tasks.notifications import deliver_notification, raise_notification
 from tests.conftest import wait_for
@@ -20,7 +21,7 @@ from tests.support.drain import wait_drained
 def topic_and_observer():
     """An SNS topic, and an SQS queue subscribed to it that shows what was published."""
     name = f"kopter-test-{secrets.token_hex(4)}"
-    sns, sqs = aws.client("sns"), aws.client("sqs")
+    sns, sqs = aws.client("sns", get_settings()), aws.client("sqs", get_settings())
     topic = sns.create_topic(Name=name)["TopicArn"]
     observer = sqs.create_queue(QueueName=name)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=observer, AttributeNames=["QueueArn"])["Attributes"]
@@ -70,7 +71,7 @@ def test_the_same_notice_raised_three_times_is_stored_and_published_once(
     assert row["notification_key"] == notice.key
 
     published = (
-        aws.client("sqs")
+        aws.client("sqs", get_settings())
         .receive_message(QueueUrl=observer, MaxNumberOfMessages=10, WaitTimeSeconds=2)
         .get("Messages", [])
     )

@@ -93,12 +93,12 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         )  # fmt: skip
         workers.wait_ready(worker)
         as_tenant = ("--tenant", tenant)
-        raw = aws.client("sqs").get_queue_url(
+        raw = aws.client("sqs", get_settings()).get_queue_url(
             QueueName=queues.sqs_name(settings, "cloudtrail-notifications")
         )["QueueUrl"]
         s3_event = {"bucket": {"name": bucket}, "object": {"key": keys[0]}}
         event = {"Records": [{"eventSource": "aws:s3", "s3": s3_event}]}
-        aws.client("sqs").send_message(QueueUrl=raw, MessageBody=json.dumps(event))
+        aws.client("sqs", get_settings()).send_message(QueueUrl=raw, MessageBody=json.dumps(event))
         for command in (
             ("accounts", "list", *as_tenant),
             ("accounts", "check", *as_tenant, "--account-id", account),

@@ -18,7 +18,7 @@ from tests.support.iamsim import Authorization, evaluate
 
 
 def _queue() -> tuple[str, str]:
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), "cloudtrail-notifications"))[
         "QueueUrl"
     ]
@@ -29,7 +29,9 @@ def _queue() -> tuple[str, str]:
 
 def _policy() -> dict:
     url, _ = _queue()
-    attributes = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"])
+    attributes = aws.client("sqs", get_settings()).get_queue_attributes(
+        QueueUrl=url, AttributeNames=["Policy"]
+    )
     return json.loads(attributes.get("Attributes", {}).get("Policy") or "null")
 
 
@@ -78,7 +80,7 @@ def test_the_raw_queue_admits_the_registered_buckets_and_topics_only(kopter):
 
     # Drift is repaired by bootstrap.
     url, _ = _queue()
-    aws.client("sqs").set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
+    aws.client("sqs", get_settings()).set_queue_attributes(QueueUrl=url, Attributes={"Policy": ""})
     assert _policy() is None
     repaired = [r for r in kopter.rows("bootstrap") if r["kind"] == "policy"]
     assert [r["action"] for r in repaired] == ["updated"]

@@ -8,6 +8,7 @@ import json
 from datetime import UTC, datetime
 
 from kopter import aws
+from kopter.settings import get_settings
 from kopter.tables import AuditLogEvent
 from tests.conftest import customer_client, wait_for
 from tests.support.factories import log_file, log_key, log_records
@@ -99,7 +100,7 @@ def test_real_logs_through_every_notification_shape(kopter, workers, trail):
     assert "GetPasswordData" in kopter("audit", "--tenant", trail.tenant).stdout
 
     # The garbage message is parked with its reason; the noise is gone; nothing is left behind.
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     parked = wait_for(
         lambda: sqs.receive_message(
             QueueUrl=raw_queue(dlq=True), MessageAttributeNames=["All"], VisibilityTimeout=0
@@ -228,7 +229,7 @@ def _has(tenant: str, record: dict) -> bool:
 
 def _missing(table: str, tenant: str, records: list[dict]) -> list[str]:
     """The records not in the table, by BatchGetItem (moto pages a large query slowly)."""
-    dynamodb = aws.client("dynamodb")
+    dynamodb = aws.client("dynamodb", get_settings())
     keys = [
         {"tenant_id": {"S": tenant}, "event_key": {"S": f"{r['eventTime']}#{r['eventID']}"}}
         for r in records

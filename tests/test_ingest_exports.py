@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from kopter import aws
+from kopter.settings import get_settings
 from tests.conftest import customer_client, wait_for
 from tests.support.factories import log_file, log_key
 from tests.support.samples import STRATUS_FILE
@@ -141,7 +142,7 @@ def test_a_directory_and_an_s3_prefix_take_every_file_under_them(kopter, tmp_pat
     assert {r["account_id"] for r in rows} == {c.account}
 
     # The same files in a bucket of kopter's own account, under a prefix.
-    s3 = aws.client("s3")
+    s3 = aws.client("s3", get_settings())
     s3.create_bucket(Bucket="incident-exports")
     for name, data in files.items():
         s3.put_object(Bucket="incident-exports", Key=f"case-42/{name}", Body=data)

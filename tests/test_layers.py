@@ -61,6 +61,13 @@ def test_tasks_import_no_face():
     assert _violations("tasks", (), FACES) == []
 
 
+def test_only_the_faces_read_the_settings_from_the_environment():
+    """The domain is handed its settings: a second deployment in one process needs no
+    environment of its own."""
+    allowed = (*FACES, "kopter.settings")
+    assert _violations("kopter", allowed, ("kopter.settings.get_settings",)) == []
+
+
 def test_the_checker_sees_a_violation(tmp_path):
     """A negative control: a domain module that imports Celery is caught."""
     (tmp_path / "kopter" / "api").mkdir(parents=True)

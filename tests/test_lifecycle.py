@@ -61,7 +61,7 @@ def _trail(c: Connected, bucket: str, records: int = 5) -> tuple[str, str]:
 
 
 def _ingest(bucket: str, key: str) -> ingest.IngestResult:
-    return ingest.ingest_object(bucket, key, CrossAccountSessions(), get_settings())
+    return ingest.ingest_object(bucket, key, CrossAccountSessions(get_settings()), get_settings())
 
 
 def test_an_updated_account_is_described_and_ingested_as_changed(kopter, workers):

@@ -34,7 +34,7 @@ def test_every_message_the_consumer_parks_is_a_failure_in_flower(
 ):
     from tasks import app
 
-    settings, sqs = get_settings(), aws.client("sqs")
+    settings, sqs = get_settings(), aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "ingest"))["QueueUrl"]
     dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "ingest"))["QueueUrl"]
     _empty(sqs, dlq)

@@ -68,7 +68,7 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
     estate.add_files(96, 20, datetime(2026, 3, 6, tzinfo=UTC), seed=33_000)
     archived = estate.files[:1]
     good = estate.files[1:]
-    settings, sqs = get_settings(), aws.client("sqs")
+    settings, sqs = get_settings(), aws.client("sqs", get_settings())
     ingest_url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "ingest"))["QueueUrl"]
     with FaultProxy(MOTO_PORT, {}, seed=1) as proxy:
         proxy.rule = lambda method, path: (

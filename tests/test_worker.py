@@ -75,7 +75,7 @@ def test_task_that_keeps_failing_ends_in_its_dlq(workers, r):
     worker = workers.start("failing", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     result = always_fails.apply_async((key,), queue="audit")
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "audit"))["QueueUrl"]
 
     def parked() -> list[dict]:
@@ -104,7 +104,7 @@ def test_countdowns_wait_in_sqs_not_in_the_worker_and_run_once_when_due(workers,
     worker = workers.start(name, "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     key = f"delays:{secrets.token_hex(4)}"
-    settings, sqs = get_settings(), aws.client("sqs")
+    settings, sqs = get_settings(), aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "audit"))["QueueUrl"]
     # Four due in 15 s: SQS holds each for its whole countdown. One due in 16 s that SQS was
     # asked to hold for 3 s only, as a wait beyond SQS's 900 s arrives early: the worker sends

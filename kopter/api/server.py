@@ -12,6 +12,7 @@ import uvicorn
 
 from kopter.api.app import create_app
 from kopter.settings import Settings
+from kopter.tables import bind
 
 
 class JsonFormatter(logging.Formatter):
@@ -48,6 +49,7 @@ LOG_CONFIG: dict[str, Any] = {
 
 def serve(settings: Settings, host: str, port: int) -> None:
     app = create_app(settings)  # refuses a missing or unsafe setting before anything listens
+    bind(settings)  # the deployment whose tables this process serves
     uvicorn.run(
         app,
         host=host,

@@ -15,15 +15,15 @@ from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionEr
 from pynamodb.exceptions import PynamoDBException, TableDoesNotExist
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from kopter.cli.root import cli
 from kopter.errors import KopterError
+from kopter.settings import get_settings
+from kopter.tables import bind
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     try:
-        # Imported here: the commands read the settings on import, and a bad setting must be
-        # reported like any other error.
-        from kopter.cli.root import cli
-
+        bind(get_settings())  # a bad setting is reported like any other error
         cli.main(args=argv, prog_name="kopter", standalone_mode=False)
     except click.exceptions.Abort:
         _fail("aborted", 130)

@@ -76,7 +76,8 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
         last = date.fromisoformat(until) if until else datetime.now(UTC).date()
     except ValueError as e:
         raise KopterError(f"--since/--until: {e}") from None
-    s3 = shared_sessions().client(accounts.target(connected), "s3", get_settings().region)
+    settings = get_settings()
+    s3 = shared_sessions(settings).client(accounts.target(connected), "s3", settings.region)
     roots = log_roots(s3, connected)
     if not roots:
         raise KopterError(

@@ -146,7 +146,10 @@ def accounts_check(
         queues.verify_queues(get_settings(), ["describer"])
         rows = wait(check_account.delay(account.tenant_id, account.account_id), timeout)
     else:
-        rows = [asdict(c) for c in accounts.check_account(account, shared_sessions())]
+        settings = get_settings()
+        rows = [
+            asdict(c) for c in accounts.check_account(account, shared_sessions(settings), settings)
+        ]
     emit(rows, as_json, ["name", "ok", "detail"])
     if not all(row["ok"] for row in rows):
         sys.exit(1)

@@ -37,7 +37,10 @@ def ingest(location: str, tenant: str, as_json: bool) -> None:
     settings = get_settings()
     owner = accounts.resolve_tenant(tenant)
     importer = exports.Importer(
-        owner.tenant_id, accounts.list_accounts(owner.tenant_id), shared_sessions(), settings
+        owner.tenant_id,
+        accounts.list_accounts(owner.tenant_id),
+        shared_sessions(settings),
+        settings,
     )
     if location.startswith("s3://"):
         bucket, _, key = location[5:].partition("/")

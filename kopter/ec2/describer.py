@@ -120,7 +120,7 @@ def record(
     }
     previous = {instance_id: _state(row) for instance_id, row in rows.items()}
     changes = diff(previous, current, run_at)
-    events.record_many(tenant_id, account_id, changes, events.DESCRIBER)
+    events.record_many(tenant_id, account_id, changes, events.DESCRIBER, settings)
 
     # A row is written when anything kopter keeps of the instance changed, event or not (a
     # volume attached, a passing state): an unchanged instance costs no write.

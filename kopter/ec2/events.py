@@ -24,6 +24,7 @@ from pynamodb.expressions.update import Action
 
 from kopter import dynamo, times
 from kopter.cloudtrail.records import Record
+from kopter.settings import Settings
 from kopter.tables import Ec2Event
 
 EVENT_DAYS = 400
@@ -82,7 +83,9 @@ def save(
     Ec2Event(tenant_id, key or event.event_key).update(actions=actions)
 
 
-def record_many(tenant_id: str, account_id: str, changes: list[Change], source: str) -> None:
+def record_many(
+    tenant_id: str, account_id: str, changes: list[Change], source: str, settings: Settings
+) -> None:
     """Record changes one source saw (without a principal: the describer's), each as ``record``
     would: one BatchGetItem per 100 events finds those that exist, a new one costs one put.
 
@@ -101,6 +104,7 @@ def record_many(tenant_id: str, account_id: str, changes: list[Change], source: 
     found = dynamo.batch_get(
         Ec2Event.Meta.table_name,
         [{"tenant_id": {"S": tenant_id}, "event_key": {"S": key}} for key in wanted],
+        settings,
         projection=["event_key", "sources"],
     )
     sources = {item["event_key"]["S"]: set(item.get("sources", {}).get("SS", [])) for item in found}

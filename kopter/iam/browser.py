@@ -16,7 +16,7 @@ from typing import Any
 
 from kopter.iam import arns
 from kopter.settings import Settings
-from kopter.tables import ALL_MODELS
+from kopter.tables import ALL_MODELS, base_name
 
 IDENTITY = "${cognito-identity.amazonaws.com:sub}"
 # Tables whose partition key, and every index's, is the tenant id or `tenant#…`. Left out:
@@ -33,8 +33,8 @@ TABLES = (
 )
 
 
-def indexes(table: str, settings: Settings) -> list[str]:
-    [model] = [m for m in ALL_MODELS if m.Meta.table_name == settings.prefix + table]
+def indexes(table: str) -> list[str]:
+    [model] = [m for m in ALL_MODELS if base_name(m) == table]
     return [i["index_name"] for i in model._get_schema()["global_secondary_indexes"]]
 
 
@@ -46,7 +46,7 @@ def policy(settings: Settings, bucket: str | None = None) -> dict[str, Any]:
     resources = []
     for table in TABLES:
         resources.append(base + table)
-        resources += [f"{base}{table}/index/{index}" for index in indexes(table, settings)]
+        resources += [f"{base}{table}/index/{index}" for index in indexes(table)]
     statements: list[dict[str, Any]] = [
         {
             "Sid": "OwnItems",

@@ -15,7 +15,7 @@ from typing import Any
 from kopter import queues
 from kopter.iam import arns, customer
 from kopter.settings import Settings
-from kopter.tables import ALL_MODELS
+from kopter.tables import ALL_MODELS, base_name
 
 ROLES = ("worker", "beat", "api", "flower", "operator")
 
@@ -58,9 +58,9 @@ API_TABLES = (
 )
 
 
-def table_names(settings: Settings) -> list[str]:
+def table_names() -> list[str]:
     """kopter's table names, without the prefix."""
-    return [model.Meta.table_name.removeprefix(settings.prefix) for model in ALL_MODELS]
+    return [base_name(model) for model in ALL_MODELS]
 
 
 def _table_arns(settings: Settings, names: Iterable[str]) -> list[str]:
@@ -74,7 +74,7 @@ def _table_arns(settings: Settings, names: Iterable[str]) -> list[str]:
 
 
 def _all_tables(settings: Settings) -> list[str]:
-    return _table_arns(settings, table_names(settings))
+    return _table_arns(settings, table_names())
 
 
 def _queues(settings: Settings, names: Iterable[str], dlq: bool = False) -> list[str]:

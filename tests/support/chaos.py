@@ -97,7 +97,7 @@ def new_estate(name: str, size: int, seed: int) -> Estate:
                 account_id, f"arn:aws:iam::{account_id}:role/kopter", (REGION,), bucket
             ),
         )
-        credentials = assume_role(Target(account_id, row.role_arn, row.external_id))
+        credentials = assume_role(Target(account_id, row.role_arn, row.external_id), get_settings())
         session = boto3.session.Session(
             aws_access_key_id=credentials["access_key"],
             aws_secret_access_key=credentials["secret_key"],
@@ -119,7 +119,7 @@ def new_estate(name: str, size: int, seed: int) -> Estate:
 
 def raw_queue_url(dlq: bool = False) -> str:
     name = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), "cloudtrail-notifications")
-    return str(aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"])
+    return str(aws.client("sqs", get_settings()).get_queue_url(QueueName=name)["QueueUrl"])
 
 
 def s3_notification(bucket: str, key: str) -> str:
@@ -133,7 +133,7 @@ def s3_notification(bucket: str, key: str) -> str:
 
 
 def notify(bodies: Iterable[str]) -> None:
-    sqs, url = aws.client("sqs"), raw_queue_url()
+    sqs, url = aws.client("sqs", get_settings()), raw_queue_url()
     pending = list(bodies)
     for start in range(0, len(pending), 10):
         entries = [
@@ -169,7 +169,9 @@ def audit_log_items() -> int:
     """Items in the audit log table. moto keeps ItemCount exact at every moment (AWS refreshes it
     every six hours), and a Query counting 50,000 items costs moto minutes: the tests count
     what a run added as the difference, with no other writer of the table running."""
-    table = aws.client("dynamodb").describe_table(TableName=AuditLogEvent.Meta.table_name)
+    table = aws.client("dynamodb", get_settings()).describe_table(
+        TableName=AuditLogEvent.Meta.table_name
+    )
     return int(table["Table"]["ItemCount"])
 
 
@@ -183,7 +185,7 @@ def _existing(table: str, keys: list[dict], attribute: str) -> set[str]:
     parallel: moto answers a large Query slowly)."""
 
     def batch(chunk: list[dict]) -> set[str]:
-        dynamodb = aws.client("dynamodb")
+        dynamodb = aws.client("dynamodb", get_settings())
         found: set[str] = set()
         pending: dict[str, Any] = {
             table: {
@@ -205,7 +207,7 @@ def _existing(table: str, keys: list[dict], attribute: str) -> set[str]:
 
 def depths(names: Iterable[str], dlq: bool = False) -> dict[str, int]:
     """Messages in each queue (or its DLQ), visible and in flight."""
-    sqs, settings = aws.client("sqs"), get_settings()
+    sqs, settings = aws.client("sqs", get_settings()), get_settings()
     out = {}
     for name in names:
         queue = (queues.dlq_name if dlq else queues.sqs_name)(settings, name)
@@ -221,7 +223,7 @@ def depths(names: Iterable[str], dlq: bool = False) -> dict[str, int]:
 def set_max_receive_count(names: Iterable[str], count: int) -> None:
     """Change the queues' redrive policy (the suite's default of 2 suits tests of the DLQ; a
     run with workers killed needs production's allowance for redeliveries)."""
-    sqs, settings = aws.client("sqs"), get_settings()
+    sqs, settings = aws.client("sqs", get_settings()), get_settings()
     for name in names:
         url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, name))["QueueUrl"]
         policy = json.loads(
@@ -234,7 +236,7 @@ def set_max_receive_count(names: Iterable[str], count: int) -> None:
 
 
 def purge(name: str) -> None:
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     sqs.purge_queue(
         QueueUrl=sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), name))["QueueUrl"]
     )

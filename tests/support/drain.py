@@ -17,7 +17,7 @@ DEPTHS = [
 def wait_drained(queue: str, timeout: float = 60) -> None:
     """Until no message of the work queue ``queue`` waits, runs or is delayed: every task sent to
     it before the call has finished (a worker must be consuming it)."""
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), queue))["QueueUrl"]
 
     def drained() -> bool:

@@ -189,7 +189,7 @@ class World:
     def wait_quiet(self) -> int:
         """Wait until no message is left in the worker's queues (every task done, and whatever
         it set off); return how many requests the worker had sent by then."""
-        sqs = aws.client("sqs")
+        sqs = aws.client("sqs", get_settings())
         urls = [sqs.get_queue_url(QueueName=name)["QueueUrl"] for name in _worker_queue_names()]
         quiet_in_a_row = [0]
 
@@ -211,7 +211,7 @@ class World:
 def purge_worker_queues() -> None:
     """Drop what earlier tests left on the worker's queues (a notification nobody delivered, an
     aggregator run a chord set off): other tenants' work, which the worker would run."""
-    sqs = aws.client("sqs")
+    sqs = aws.client("sqs", get_settings())
     for name in _worker_queue_names():
         sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
 

@@ -64,12 +64,12 @@ def trail(stack: None) -> Iterator[Trail]:
 
 def raw_queue(dlq: bool = False) -> str:
     name = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), "cloudtrail-notifications")
-    return aws.client("sqs").get_queue_url(QueueName=name)["QueueUrl"]
+    return aws.client("sqs", get_settings()).get_queue_url(QueueName=name)["QueueUrl"]
 
 
 def notify(*bodies: str) -> None:
     for body in bodies:
-        aws.client("sqs").send_message(QueueUrl=raw_queue(), MessageBody=body)
+        aws.client("sqs", get_settings()).send_message(QueueUrl=raw_queue(), MessageBody=body)
 
 
 def s3_event(bucket: str, key: str) -> str:
