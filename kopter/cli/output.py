@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def emit(rows: Iterable[dict[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
+def emit(rows: Iterable[Mapping[str, Any]], as_json: bool, columns: Sequence[str]) -> None:
     """Rows as aligned columns, or as JSON lines with ``--json`` (streamed: a long listing
     starts at once)."""
     if as_json:
