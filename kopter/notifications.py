@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -112,12 +111,4 @@ def _publish(notice: Notice, settings: Settings) -> None:
             "severity": {"DataType": "String", "StringValue": notice.severity},
             "kind": {"DataType": "String", "StringValue": notice.kind},
         },
-    )
-
-
-def listing(tenant_id: str, unread_only: bool, limit: int) -> Iterator[FrontendNotification]:
-    """A tenant's notifications, newest first."""
-    condition = FrontendNotification.read == False if unread_only else None  # noqa: E712
-    yield from FrontendNotification.query(
-        tenant_id, filter_condition=condition, scan_index_forward=False, limit=limit
     )

@@ -34,12 +34,12 @@ from kopter.api import identity
 from kopter.api.cursors import Cursors, Scope
 from kopter.api.errors import ApiError
 from kopter.cloudtrail import ingest, records
-from kopter.cloudtrail.query import AuditQuery, as_row, search
-from kopter.costs.aggregator import graph
 from kopter.devstack import Child, free_port, spawn, wait_for_port
 from kopter.ec2 import events as ec2_events
 from kopter.errors import ConfigError
 from kopter.notifications import Notice, deliver
+from kopter.reads import audit as audit_log
+from kopter.reads import costs
 from kopter.settings import get_settings, load
 from kopter.tables import FrontendNotification, PriceGraphPoint
 from tests.conftest import OUTPUT, new_account_id
@@ -220,7 +220,8 @@ def test_audit_log_pages_through_the_tenants_events_only(api, tenants):
     assert set(ids) == a.event_ids
     times = [(e["event_time"], e["event_id"]) for e in events]
     assert times == sorted(times, reverse=True)  # newest first, across pages
-    assert events == [as_row(e) for e in search(AuditQuery(a.id))]  # what `kopter audit` shows
+    # what `kopter audit` shows
+    assert events == [audit_log.view(e) for e in audit_log.query(audit_log.AuditQuery(a.id))]
 
 
 @pytest.mark.parametrize(
@@ -239,8 +240,8 @@ def test_audit_filters_are_those_of_kopter_audit(api, tenants, filters):
         filters = {**filters, "account": a.accounts[filters["account"]]}
     got = pages(api, "/v1/audit/aws", bearer(a.id), limit=5, **filters)
     query = {k: v for k, v in filters.items() if k != "errors"}
-    expected = search(AuditQuery(a.id, errors_only="errors" in filters, **query))
-    assert got == [as_row(e) for e in expected]
+    expected = audit_log.query(audit_log.AuditQuery(a.id, errors_only="errors" in filters, **query))
+    assert got == [audit_log.view(e) for e in expected]
     assert got, "each filter matches some of A's events"
 
 
@@ -269,7 +270,8 @@ def test_price_graph(api, tenants, by):
     response = api.client.get("/v1/price-graph", params=params, headers=bearer(a.id))
     assert response.status_code == 200, response.text
     start, end = (datetime.fromisoformat(t) for t in (since, until))
-    assert response.json()["items"] == list(graph(a.id, start, end, by))
+    expected = costs.query(costs.CostQuery(a.id, start, end, by))
+    assert response.json()["items"] == [costs.view(c) for c in expected]
     assert len(response.json()["items"]) == 3 * {None: 1, "account": 2, "instance-type": 2}.get(
         by, 1
     )

@@ -12,7 +12,7 @@ from typing import Any
 
 from kopter.cloudtrail import ingest, records
 from kopter.devstack import Child
-from kopter.notifications import listing
+from kopter.reads.notifications import NotificationsQuery, query
 from kopter.settings import get_settings
 from kopter.tables import AuditDigest
 from tests.conftest import Kopter, Workers, wait_for
@@ -326,7 +326,7 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
     assert digest["by_source"]["ec2.amazonaws.com"] == 5
 
     def stored() -> int:
-        return len(list(listing(tenant, unread_only=False, limit=100)))
+        return len(list(query(NotificationsQuery(tenant, limit=100))))
 
     wait_for(lambda: stored() == 6, 30, "a notification per high+ finding")
     notifications = kopter.rows("notifications", "--tenant", tenant)

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from kopter import accounts
-from kopter.costs.aggregator import graph
+from kopter.reads import costs
 from tests.conftest import OUTPUT, wait_for
 from tests.support.webapp import (
     BOB,
@@ -148,7 +148,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
 
     # Cost: the exact total of the aggregator's points, the jump with bob, the missing prices.
     show(browser, server, "cost", span)
-    points = list(graph(tenant.id, since, until, None))
+    points = [costs.view(c) for c in costs.query(costs.CostQuery(tenant.id, since, until))]
     assert len(points) == tenant.hours
     total = sum((Decimal(p["cost_usd"]) for p in points), Decimal(0))
     assert browser.find_element("id", "total").text == f"${total:,.2f}"
@@ -176,7 +176,8 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     wait_for(lambda: "by=instance-type" in browser.current_url, 10, "the split in the URL")
     wait_ready(browser, "cost")
     by_type: dict[str, Decimal] = {}
-    for p in graph(tenant.id, since, until, "instance-type"):
+    split = costs.CostQuery(tenant.id, since, until, "instance-type")
+    for p in map(costs.view, costs.query(split)):
         by_type[p["instance_type"]] = by_type.get(p["instance_type"], 0) + Decimal(p["cost_usd"])
     shown = dict(row.split("\t") for row in texts(browser, "table tbody tr") if "\t" in row)
     assert shown == {k: f"${v:,.2f}" for k, v in by_type.items()}

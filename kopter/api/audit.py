@@ -3,46 +3,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from kopter.api.cursors import FILTERED_PAGE_SIZE, Pager, Scope, read_page
+from kopter.api.cursors import Pager, Scope, read_page
 from kopter.api.errors import ApiError, responses
 from kopter.api.identity import Caller
 from kopter.api.params import KEY_TEXT, Account, Cursor, Limit, Since, Until, iso_time
-from kopter.cloudtrail.query import AuditQuery, as_row, plan
+from kopter.reads.audit import AuditQuery, AuditRow, partition, query, view
 from kopter.tables import AuditLogEvent
 
 router = APIRouter(tags=["audit"])
 
 
-class AuditEvent(BaseModel):
-    event_time: str
-    event_id: str
-    account_id: str
-    region: str
-    event_source: str
-    event_name: str
-    principal_type: str | None
-    principal_arn: str | None
-    principal_account: str | None
-    session_issuer: str | None
-    invoked_by: str | None
-    source_ip: str | None
-    user_agent: str | None
-    read_only: bool | None
-    error_code: str | None
-    error_message: str | None
-    request: str | None  # compact JSON, as CloudTrail had it (cut to fit when `truncated`)
-    response: str | None
-    truncated: bool
-    source_object: str | None
-
-
 class AuditPage(BaseModel):
-    items: list[AuditEvent]
+    items: list[AuditRow]
     next: str | None
 
 
@@ -81,29 +59,18 @@ def audit_log(
         event_source=event_source,
         user=user,
         errors_only=errors,
+        limit=limit,
     )
     if q.since and q.until and q.since > q.until:
         raise ApiError(400, "since: after until")
-    p = plan(q)
-    filters = {k: v for k, v in vars(q).items() if k not in ("tenant_id", "limit")}
-    scope = Scope(
-        tenant,
-        "audit",
-        filters,
-        {"tenant_id": tenant, p.hash_attribute: p.hash_key},
-        frozenset({"event_key"}),
-    )
-    results = p.source.query(
-        p.hash_key,
-        range_key_condition=p.range_condition,
-        filter_condition=p.filter_condition,
-        scan_index_forward=False,
-        page_size=limit if p.filter_condition is None else FILTERED_PAGE_SIZE,
-        last_evaluated_key=cursors.decode(scope, cursor) if cursor else None,
-    )
-    events, last = read_page(results, scope, limit, AuditLogEvent.from_raw_data)
+    filters = {k: v for k, v in vars(q).items() if k not in ("tenant_id", "limit", "start")}
+    p = partition(q)
+    scope = Scope(tenant, "audit", filters, p.hash_keys, p.range_keys)
+    if cursor:
+        q = replace(q, start=cursors.decode(scope, cursor))
+    events, last = read_page(query(q), scope, limit, AuditLogEvent.from_raw_data)
     # Plain rows: FastAPI validates them against AuditPage once, on the way out.
     return {
-        "items": [as_row(e) for e in events],
+        "items": [view(e) for e in events],
         "next": cursors.encode(scope, last) if last else None,
     }

@@ -4,7 +4,7 @@ by account, region or instance type (as `kopter graph`)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
@@ -12,26 +12,17 @@ from pydantic import BaseModel
 from kopter.api.errors import ApiError, responses
 from kopter.api.identity import Caller
 from kopter.api.params import utc
-from kopter.costs.aggregator import graph
+from kopter.reads.costs import By, CostQuery, CostRow, query, view
 
 router = APIRouter(tags=["costs"])
 MAX_RANGE = timedelta(days=31)  # one request reads at most a month of hourly points
-
-
-class PricePoint(BaseModel):
-    hour: str  # "2026-03-01T13:00Z"
-    cost_usd: str  # exact decimal, to the cent
-    account: str | None = None
-    region: str | None = None
-    instance_type: str | None = None
-    missing_prices: int | None = None  # running instances without a price, not in cost_usd
 
 
 class PriceGraph(BaseModel):
     since: datetime
     until: datetime
     by: str | None = None
-    items: list[PricePoint]
+    items: list[CostRow]
 
 
 @router.get(
@@ -50,7 +41,7 @@ def price_graph(
         str | None, Query(max_length=40, description="ISO date or time (default: now).")
     ] = None,
     by: Annotated[
-        Literal["account", "region", "instance-type"] | None,
+        By | None,
         Query(description="Split each hour by account, region or instance type."),
     ] = None,
 ) -> dict[str, Any]:
@@ -60,4 +51,5 @@ def price_graph(
         raise ApiError(400, "since: after until")
     if end - start > MAX_RANGE:
         raise ApiError(400, f"since: at most {MAX_RANGE.days} days before until")
-    return {"since": start, "until": end, "by": by, "items": list(graph(tenant, start, end, by))}
+    items = [view(c) for c in query(CostQuery(tenant, start, end, by))]
+    return {"since": start, "until": end, "by": by, "items": items}

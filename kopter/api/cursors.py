@@ -28,11 +28,10 @@ from pynamodb.pagination import ResultIterator
 from kopter.api.errors import ApiError
 from kopter.api.identity import MIN_SECRET
 from kopter.errors import ConfigError
+from kopter.reads.pages import Key
 
 T = TypeVar("T")
-Key = dict[str, Any]  # DynamoDB attribute-value form: {"tenant_id": {"S": "…"}, …}
 MAX_PAGES = 4  # DynamoDB pages one request reads at most, however selective its filters
-FILTERED_PAGE_SIZE = 500
 
 
 @dataclass(frozen=True)

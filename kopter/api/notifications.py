@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -13,36 +14,27 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
 from kopter import dynamo
-from kopter.api.cursors import FILTERED_PAGE_SIZE, Pager, Scope, read_page
+from kopter.api.cursors import Pager, Scope, read_page
 from kopter.api.errors import ApiError, responses
 from kopter.api.identity import Caller
 from kopter.api.params import Cursor, Limit
+from kopter.reads.notifications import (
+    NotificationRow,
+    NotificationsQuery,
+    notification_id,
+    partition,
+    query,
+    view,
+)
 from kopter.tables import FrontendNotification
 
 router = APIRouter(tags=["notifications"])
 MAX_KEY_BYTES = 1024  # DynamoDB's limit for a range key
 
 
-class Notification(BaseModel):
-    id: str
-    created_at: datetime
-    kind: str
-    subject: str
-    severity: str  # info, warning, high, critical
-    title: str
-    body: str
-    links: dict[str, Any]
-    read: bool
-    read_at: datetime | None
-
-
 class NotificationsPage(BaseModel):
-    items: list[Notification]
+    items: list[NotificationRow]
     next: str | None
-
-
-def notification_id(key: str) -> str:
-    return base64.urlsafe_b64encode(key.encode()).rstrip(b"=").decode()
 
 
 def _key(notification: str) -> str:
@@ -53,21 +45,6 @@ def _key(notification: str) -> str:
     if not 0 < len(key.encode()) <= MAX_KEY_BYTES or notification_id(key) != notification:
         raise ApiError(404, "no such notification")
     return key
-
-
-def _row(n: FrontendNotification) -> dict[str, Any]:
-    return {
-        "id": notification_id(n.notification_key),
-        "created_at": n.created_at,
-        "kind": n.kind,
-        "subject": n.subject,
-        "severity": n.severity,
-        "title": n.title,
-        "body": n.body,
-        "links": n.links or {},
-        "read": n.read,
-        "read_at": n.read_at,
-    }
 
 
 @router.get(
@@ -83,34 +60,25 @@ def notifications(
     limit: Limit = 100,
     cursor: Cursor = None,
 ) -> dict[str, Any]:
-    scope = Scope(
-        tenant,
-        "notifications",
-        {"unread": unread},
-        {"tenant_id": tenant},
-        frozenset({"notification_key"}),
-    )
-    results = FrontendNotification.query(
-        tenant,
-        filter_condition=FrontendNotification.read == False if unread else None,  # noqa: E712
-        scan_index_forward=False,
-        page_size=FILTERED_PAGE_SIZE if unread else limit,
-        last_evaluated_key=cursors.decode(scope, cursor) if cursor else None,
-    )
-    found, last = read_page(results, scope, limit, FrontendNotification.from_raw_data)
+    q = NotificationsQuery(tenant, unread_only=unread, limit=limit)
+    p = partition(q)
+    scope = Scope(tenant, "notifications", {"unread": unread}, p.hash_keys, p.range_keys)
+    if cursor:
+        q = replace(q, start=cursors.decode(scope, cursor))
+    found, last = read_page(query(q), scope, limit, FrontendNotification.from_raw_data)
     return {
-        "items": [_row(n) for n in found],
+        "items": [view(n) for n in found],
         "next": cursors.encode(scope, last) if last else None,
     }
 
 
 @router.post(
     "/v1/notifications/{id}/read",
-    response_model=Notification,
+    response_model=NotificationRow,
     responses=responses(401, 404),
     summary="Mark a notification read",
 )
-def mark_read(tenant: Caller, id: str) -> dict[str, Any]:
+def mark_read(tenant: Caller, id: str) -> NotificationRow:
     item = FrontendNotification(tenant, _key(id))
     read = [
         FrontendNotification.read.set(True),
@@ -121,4 +89,4 @@ def mark_read(tenant: Caller, id: str) -> dict[str, Any]:
     # Conditioned on the item: an update must never create one in the tenant's partition.
     if not dynamo.update_if(item, read, FrontendNotification.notification_key.exists()):
         raise ApiError(404, "no such notification")
-    return _row(item)
+    return view(item)

@@ -38,9 +38,9 @@ def audit(
     as_json: bool,
 ) -> None:
     """A tenant's audit log (CloudTrail), newest first."""
-    from kopter.cloudtrail.query import AuditQuery, as_row, search
+    from kopter.reads.audit import AuditQuery, query, view
 
-    query = AuditQuery(
+    q = AuditQuery(
         tenant_id=accounts.resolve_tenant(tenant).tenant_id,
         since=times.from_iso(since) if since else None,
         until=times.from_iso(until) if until else None,
@@ -52,7 +52,7 @@ def audit(
         limit=limit,
     )
     columns = ["event_time", "account_id", "event_name", "principal_arn", "source_ip", "error_code"]
-    emit((as_row(event) for event in search(query)), as_json, columns)
+    emit(map(view, query(q)), as_json, columns)
 
 
 @click.command()

@@ -162,20 +162,7 @@ def accounts_check(
 @json_option
 def notifications_list(tenant: str, unread: bool, limit: int, as_json: bool) -> None:
     """What a tenant's UI shows, newest first."""
-    from kopter.notifications import listing
+    from kopter.reads.notifications import NotificationsQuery, query, view
 
-    rows = (
-        {
-            "notification_key": n.notification_key,
-            "created_at": n.created_at,
-            "kind": n.kind,
-            "subject": n.subject,
-            "severity": n.severity,
-            "title": n.title,
-            "body": n.body,
-            "links": n.links,
-            "read": n.read,
-        }
-        for n in listing(accounts.resolve_tenant(tenant).tenant_id, unread, limit)
-    )
-    emit(rows, as_json, ["created_at", "severity", "kind", "title", "read"])
+    q = NotificationsQuery(accounts.resolve_tenant(tenant).tenant_id, unread, limit)
+    emit(map(view, query(q)), as_json, ["created_at", "severity", "kind", "title", "read"])

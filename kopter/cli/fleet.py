@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from kopter import accounts, times
 from kopter.cli.output import emit, json_option, tenant_option
+
+if TYPE_CHECKING:
+    from kopter.reads.costs import By
 
 
 @click.command()
@@ -20,24 +23,16 @@ from kopter.cli.output import emit, json_option, tenant_option
 def events(tenant: str, since: str | None, account: str | None, limit: int, as_json: bool) -> None:
     """What changed in a tenant's EC2 fleets (launched, started, stopped, terminated, resized,
     retagged), newest first."""
-    from kopter.tables import Ec2Event
+    from kopter.reads.ec2_events import Ec2EventsQuery, query, view
 
-    tenant_id = accounts.resolve_tenant(tenant).tenant_id
-    key = Ec2Event.event_key >= times.from_iso(since) if since else None
-    source: Any = Ec2Event.by_account if account else Ec2Event
-    found = source.query(
-        Ec2Event.account_key(tenant_id, account) if account else tenant_id,
-        range_key_condition=key,
-        scan_index_forward=False,
+    q = Ec2EventsQuery(
+        accounts.resolve_tenant(tenant).tenant_id,
+        since=times.from_iso(since) if since else None,
+        account=account,
         limit=limit,
     )
-    from kopter.ec2.events import view
-
-    emit(
-        (view(e) for e in found),
-        as_json,
-        ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"],
-    )
+    columns = ["occurred_at", "account_id", "region", "instance_id", "kind", "detail"]
+    emit(map(view, query(q)), as_json, columns)
 
 
 @click.command()
@@ -48,16 +43,16 @@ def events(tenant: str, since: str | None, account: str | None, limit: int, as_j
     "--by", type=click.Choice(["account", "region", "instance-type"]), help="Split each hour."
 )
 @json_option
-def graph(tenant: str, since: str | None, until: str | None, by: str | None, as_json: bool) -> None:
+def graph(tenant: str, since: str | None, until: str | None, by: By | None, as_json: bool) -> None:
     """A tenant's EC2 cost per hour (USD, on-demand prices), oldest first."""
-    from kopter.costs.aggregator import graph as cost_graph
+    from kopter.reads.costs import CostQuery, query, view
 
     tenant_id = accounts.resolve_tenant(tenant).tenant_id
     now = datetime.now(UTC)
     start = times.parse(times.from_iso(since)) if since else now - timedelta(hours=24)
     end = times.parse(times.from_iso(until)) if until else now
     columns = ["hour", *([by.replace("-", "_")] if by else []), "cost_usd"]
-    emit(cost_graph(tenant_id, start, end, by), as_json, columns)
+    emit(map(view, query(CostQuery(tenant_id, start, end, by))), as_json, columns)
 
 
 @click.command()

@@ -22,10 +22,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from kopter import accounts
-from kopter.cloudtrail.query import AuditQuery, search
 from kopter.cloudtrail.rules import ORDER, RULES, SEVERITIES, Call, Rule, denied
 from kopter.errors import Refused
 from kopter.notifications import Notice
+from kopter.reads.audit import AuditQuery, query
 from kopter.settings import Settings
 from kopter.tables import AuditDigest, AuditLogEvent
 
@@ -174,7 +174,7 @@ def day_events(tenant_id: str, day: date) -> Iterator[AuditLogEvent]:
     """The tenant's records of one UTC day, streamed."""
     since = f"{day.isoformat()}T00:00:00Z"
     until = f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"
-    return search(AuditQuery(tenant_id, since=since, until=until))
+    return query(AuditQuery(tenant_id, since=since, until=until))
 
 
 @dataclass

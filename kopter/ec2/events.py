@@ -144,20 +144,6 @@ def _create(tenant_id: str, account_id: str, change: Change, source: str) -> boo
     return dynamo.put_if_absent(new_event(tenant_id, account_id, change, source))
 
 
-def view(event: Ec2Event) -> dict[str, Any]:
-    """An event as the command line and the read API show it."""
-    return {
-        "occurred_at": event.occurred_at,
-        "account_id": event.account_id,
-        "region": event.region,
-        "instance_id": event.instance_id,
-        "kind": event.kind,
-        "detail": event.detail,
-        "principal_arn": event.principal_arn,
-        "sources": sorted(event.sources or ()),
-    }
-
-
 def resize_seen_by(
     source: str, tenant_id: str, instance_id: str, start: datetime, end: datetime
 ) -> Ec2Event | None:

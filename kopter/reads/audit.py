@@ -1,4 +1,4 @@
-"""Searching a tenant's audit log, newest first.
+"""The audit log: a tenant's CloudTrail records, newest first.
 
 The most selective filter picks the index (principal, then event name, then account, else the
 table itself); the others become filter expressions. Every index's hash key starts with the
@@ -8,12 +8,14 @@ busy account streams instead of loading whole.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from pynamodb.expressions.condition import Condition
+from pynamodb.pagination import ResultIterator
+from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before 3.12
 
+from kopter.reads.pages import Key, Partition, page_size
 from kopter.tables import AuditLogEvent
 
 
@@ -28,10 +30,34 @@ class AuditQuery:
     user: str | None = None  # principal ARN
     errors_only: bool = False
     limit: int | None = None
+    start: Key | None = None  # the key of the last item read: continue after it
+
+
+class AuditRow(TypedDict):
+    event_time: str
+    event_id: str
+    account_id: str
+    region: str
+    event_source: str
+    event_name: str
+    principal_type: str | None
+    principal_arn: str | None
+    principal_account: str | None
+    session_issuer: str | None
+    invoked_by: str | None
+    source_ip: str | None
+    user_agent: str | None
+    read_only: bool | None
+    error_code: str | None
+    error_message: str | None
+    request: str | None  # compact JSON, as CloudTrail had it (cut to fit when `truncated`)
+    response: str | None
+    truncated: bool
+    source_object: str | None
 
 
 @dataclass(frozen=True)
-class Plan:
+class _Plan:
     """How a search reads: the index (or table) and its hash key, and the conditions."""
 
     source: Any  # AuditLogEvent or one of its indexes
@@ -41,7 +67,7 @@ class Plan:
     filter_condition: Condition | None
 
 
-def plan(q: AuditQuery) -> Plan:
+def _plan(q: AuditQuery) -> _Plan:
     filters: list[Condition] = []
     if q.user:
         source: Any = AuditLogEvent.by_principal
@@ -66,20 +92,26 @@ def plan(q: AuditQuery) -> Plan:
     condition = None
     for f in filters:
         condition = f if condition is None else condition & f
-    return Plan(source, attribute, hash_key, _time_range(q.since, q.until), condition)
+    return _Plan(source, attribute, hash_key, _time_range(q.since, q.until), condition)
 
 
-def search(q: AuditQuery) -> Iterator[AuditLogEvent]:
-    p = plan(q)
-    results = p.source.query(
+def partition(q: AuditQuery) -> Partition:
+    p = _plan(q)
+    hash_keys = {"tenant_id": q.tenant_id, p.hash_attribute: p.hash_key}
+    return Partition(hash_keys, frozenset({"event_key"}))
+
+
+def query(q: AuditQuery) -> ResultIterator[AuditLogEvent]:
+    p = _plan(q)
+    return p.source.query(
         p.hash_key,
         range_key_condition=p.range_condition,
         filter_condition=p.filter_condition,
         scan_index_forward=False,
         limit=q.limit,
-        page_size=min(q.limit or 500, 500),
+        page_size=page_size(q.limit, p.filter_condition is not None),
+        last_evaluated_key=q.start,
     )
-    yield from results
 
 
 def _time_range(since: str | None, until: str | None) -> Condition | None:
@@ -93,7 +125,7 @@ def _time_range(since: str | None, until: str | None) -> Condition | None:
     return None
 
 
-def as_row(event: AuditLogEvent) -> dict[str, Any]:
+def view(event: AuditLogEvent) -> AuditRow:
     return {
         "event_time": event.event_time,
         "event_id": event.event_id,
