@@ -43,3 +43,11 @@ def test_beat_runs_on_redbeat_with_its_own_redis_url():
     assert issubclass(Scheduler, RedBeatScheduler)
     assert app.conf.redbeat_redis_url == app.conf.result_backend
     assert app.conf.redbeat_redis_url.startswith("redis://")
+
+
+def test_kopter_run_offers_every_job_of_the_task_layer_and_each_is_a_beat_entry():
+    from kopter.cli.jobs import JOBS as OFFERED
+    from tasks.jobs import JOBS
+
+    assert sorted(OFFERED) == sorted(JOBS)
+    assert {job.entry for job in JOBS.values()} <= set(beat_schedule())
