@@ -17,6 +17,11 @@ def stamp(moment: datetime) -> str:
     return moment.strftime(CLOUDTRAIL)
 
 
+def day_start(day: date) -> str:
+    """The midnight (UTC) that starts ``day``, in CloudTrail's form."""
+    return stamp(datetime.combine(day, datetime.min.time(), UTC))
+
+
 def parse(text: str) -> datetime:
     """A time in CloudTrail's form, as an aware UTC datetime; ValueError for anything else."""
     return datetime.strptime(text, CLOUDTRAIL).replace(tzinfo=UTC)
@@ -27,10 +32,9 @@ def from_iso(text: str) -> str:
     CloudTrail's form: a date is its midnight, a time without a zone is UTC."""
     try:
         if len(text) == 10:
-            moment = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        else:
-            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-            moment = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
+            return day_start(date.fromisoformat(text))
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        moment = moment.replace(tzinfo=moment.tzinfo or UTC).astimezone(UTC)
     except ValueError:
         raise Refused(f"{text!r} is not an ISO date or time (e.g. 2025-03-06T02:30:00Z)") from None
     return stamp(moment)

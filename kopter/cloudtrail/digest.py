@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from kopter import accounts
+from kopter import accounts, times
 from kopter.cloudtrail.rules import ORDER, RULES, SEVERITIES, Call, Rule, denied
 from kopter.errors import Refused
 from kopter.notifications import Notice
@@ -172,8 +172,7 @@ def _by_principal(counts: dict[str, Counter[str]], what: str) -> list[dict[str, 
 
 def day_events(tenant_id: str, day: date) -> Iterator[AuditLogEvent]:
     """The tenant's records of one UTC day, streamed."""
-    since = f"{day.isoformat()}T00:00:00Z"
-    until = f"{(day + timedelta(days=1)).isoformat()}T00:00:00Z"
+    since, until = times.day_start(day), times.day_start(day + timedelta(days=1))
     return query(AuditQuery(tenant_id, since=since, until=until))
 
 
@@ -194,7 +193,7 @@ class DayAudit:
             tenant_id=self.digest.tenant_id,
             kind="audit-finding",
             subject=f"{f.rule.name}:{f.account_id}:{f.principal}",
-            occurred_at=f"{day}T00:00:00Z",  # the day, not the first call: a re-run's is the same
+            occurred_at=times.from_iso(day),  # the day, not the first call: a re-run's is the same
             severity=f.rule.severity,
             title=f"{f.rule.description} in account {f.account_id}: {technique}",
             body=(
