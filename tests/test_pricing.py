@@ -20,6 +20,7 @@ from kopter.pricing.source import HttpSource
 from kopter.pricing.store import DynamoPriceTable
 from kopter.settings import get_settings, load
 from tests.conftest import MOTO_PORT
+from tests.support import drain
 from tests.support.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import FIXTURES
@@ -33,6 +34,13 @@ def _version() -> str:
 
 def _file(root: Path, region: str, version: str) -> str:
     return f"/{BASE}/{version}/{region}/index.json"
+
+
+@pytest.fixture(autouse=True)
+def _pricing_queue_empty() -> None:
+    """Other modules' beats leave their hourly price refresh on the `pricing` queue; a worker
+    started here would run it against this test's prices and import twice."""
+    drain.empty("pricing")
 
 
 @pytest.fixture
