@@ -174,7 +174,10 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
         workers.children.append(api)
         wait_for_port(api, api_port)
         headers = {"identityId": c.tenant, "x-kopter-gateway-secret": secret}
-        with httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers) as client:
+        # moto sorts a whole table for every Query: with earlier tests' items in the tables, on a
+        # loaded machine, one read took 6.4 s, past httpx's default timeout of 5 s.
+        client = httpx.Client(base_url=f"http://127.0.0.1:{api_port}", headers=headers, timeout=60)
+        with client:
             for path in (
                 "/v1/accounts",
                 "/v1/audit/aws",

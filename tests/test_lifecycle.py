@@ -359,7 +359,7 @@ def test_the_api_shows_a_removed_account_and_refuses_a_removed_tenant(kopter):
     try:
         wait_for_port(child, port)
         headers = {"identityId": c.tenant, "x-kopter-gateway-secret": secret}
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as api:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=60) as api:
             [account] = api.get("/v1/accounts").json()["items"]
             assert account["account_id"] == c.account and account["removed_at"]
             kopter("tenants", "remove", c.tenant, "--purge", "--yes")
