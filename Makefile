@@ -34,7 +34,7 @@ lint: $(INSTALLED)
 test: $(INSTALLED) $(IAM_EVALUATOR) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
 soak: $(INSTALLED)

@@ -72,6 +72,13 @@ SETTINGS = get_settings()
 bind(SETTINGS)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules marked `long` first: `make test` hands whole modules to its two workers in this
+    order (--dist loadfile --no-loadscope-reorder), so the longest start early and the two
+    finish together, not one waiting on a long module started last."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(scope="session")
 def stack() -> Iterator[None]:
     """moto's server and Redis, started by the first test module that needs them."""

@@ -10,6 +10,8 @@ import uuid
 from collections import Counter
 from typing import Any
 
+import pytest
+
 from kopter.cloudtrail import ingest, records
 from kopter.devstack import Child
 from kopter.reads.notifications import NotificationsQuery, query
@@ -17,6 +19,8 @@ from kopter.settings import get_settings
 from kopter.tables import AuditDigest
 from tests.conftest import Kopter, Workers, wait_for
 from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
+
+pytestmark = pytest.mark.long
 
 # The time limit travels with the message: the CLI's and the worker's must both allow it.
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}

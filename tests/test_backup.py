@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from kopter import accounts
 from kopter.crossaccount import shared_sessions
 from kopter.ec2 import backup
@@ -17,6 +19,8 @@ from tasks.backup import back_up_account_region
 from tests.conftest import MOTO_PORT, customer_client, wait_for
 from tests.support.drain import wait_drained
 from tests.support.proxy import RecordingProxy
+
+pytestmark = pytest.mark.long
 
 # This suite's default time limit is 4 s; a run with throttling backoff can take longer.
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}

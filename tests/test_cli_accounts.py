@@ -6,6 +6,8 @@ import pytest
 
 from tests.conftest import new_account_id
 
+pytestmark = pytest.mark.long
+
 
 def test_tenant_add_prints_its_id_and_lists(kopter):
     name = f"acme-{secrets.token_hex(4)}"

@@ -11,6 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote_plus
 
+import pytest
+
 from kopter.devstack import spawn
 from kopter.ec2.instances import InstanceState
 from kopter.tables import Ec2Instance, GlobalItem
@@ -19,6 +21,8 @@ from tests.conftest import MOTO_PORT, OUTPUT, customer_client, new_account_id, w
 from tests.support.drain import wait_drained
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import FIXTURES, ROOT
+
+pytestmark = pytest.mark.long
 
 DESCRIBE_INSTANCES = (
     FIXTURES / "ec2" / "cloud-custodian_test_ec2_metric_extended_stats_ec2.DescribeInstances_1.json"

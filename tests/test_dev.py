@@ -11,9 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from kopter.devstack import free_port
 from tests.conftest import ROOT, wait_for
+
+pytestmark = pytest.mark.long
 
 
 def _descendants(pid: int) -> set[int]:

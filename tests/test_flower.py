@@ -26,6 +26,8 @@ from kopter.settings import get_settings
 from tests.conftest import OUTPUT, wait_for
 from tests.support.samples import ROOT
 
+pytestmark = pytest.mark.long
+
 AUTH = "kopter:" + secrets.token_hex(8)
 
 

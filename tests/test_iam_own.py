@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 import redis
 
 from kopter import aws, queues
@@ -41,6 +42,8 @@ from tests.support.harness import TICKS
 from tests.support.iamsim import Authorization, evaluate
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import ROOT
+
+pytestmark = pytest.mark.long
 
 ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 REGION = "us-east-1"

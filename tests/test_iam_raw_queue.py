@@ -16,6 +16,8 @@ from kopter.settings import get_settings
 from tests.conftest import new_account_id
 from tests.support.iamsim import Authorization, evaluate
 
+pytestmark = pytest.mark.long
+
 
 def _queue() -> tuple[str, str]:
     sqs = aws.client("sqs", get_settings())

@@ -7,6 +7,8 @@ import gzip
 import json
 from datetime import UTC, datetime
 
+import pytest
+
 from kopter import aws
 from kopter.settings import get_settings
 from kopter.tables import AuditLogEvent
@@ -24,6 +26,8 @@ from tests.support.trails import (
     s3_event,
     sns,
 )
+
+pytestmark = pytest.mark.long
 
 
 def test_real_logs_through_every_notification_shape(kopter, workers, trail):

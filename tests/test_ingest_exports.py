@@ -13,12 +13,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from kopter import aws
 from kopter.settings import get_settings
 from tests.conftest import customer_client, wait_for
 from tests.support.factories import log_file, log_key
 from tests.support.samples import STRATUS_FILE
 from tests.support.trails import audit, marker, notify, s3_event
+
+pytestmark = pytest.mark.long
 
 STRATUS = json.loads(STRATUS_FILE.read_text())
 STRATUS_ACCOUNT = "457448411975"

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+import pytest
 
 from kopter import aws, cache
 from kopter.cloudtrail import ingest
@@ -37,6 +38,8 @@ from tests.conftest import MOTO_PORT, OUTPUT, Connected, customer_client, wait_f
 from tests.support.factories import log_file, log_key, log_records
 from tests.support.proxy import Recorded, RecordingProxy
 from tests.support.samples import ROOT
+
+pytestmark = pytest.mark.long
 
 LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}
 DAY = datetime(2026, 11, 20, tzinfo=UTC)

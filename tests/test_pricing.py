@@ -25,6 +25,8 @@ from tests.support.offers import EU_WEST_3, US_EAST_1, P, offer, write_offer
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import FIXTURES
 
+pytestmark = pytest.mark.long
+
 DYNAMODB_WRITES = ("BatchWriteItem", "PutItem", "UpdateItem", "TransactWriteItems")
 
 

@@ -21,6 +21,8 @@ from tests.conftest import Kopter, wait_for
 from tests.support import chaos
 from tests.support.reliability import record
 
+pytestmark = pytest.mark.long
+
 WORK = ("ingest", "describer")
 QUEUES = (*WORK, "cloudtrail-notifications")
 SPREAD = 30

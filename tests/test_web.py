@@ -34,9 +34,13 @@ from tests.support.webapp import (
 )
 
 PATHS = browser_paths()
-pytestmark = pytest.mark.skipif(
-    PATHS is None, reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)"
-)
+pytestmark = [
+    pytest.mark.long,
+    pytest.mark.skipif(
+        PATHS is None,
+        reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)",
+    ),
+]
 SHOTS = OUTPUT / "screenshots"
 TEMPLATE_URL = "https://kopter-onboarding.s3.amazonaws.com/kopter-customer.yaml"  # never fetched
 ZONE = "America/New_York"  # not the machine's: times must follow the browser

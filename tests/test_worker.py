@@ -16,6 +16,8 @@ from kopter import aws, queues
 from kopter.settings import get_settings
 from tests.conftest import wait_for
 
+pytestmark = pytest.mark.long
+
 
 @pytest.fixture
 def r() -> redis.Redis:
