@@ -42,12 +42,13 @@ def production_redeliveries() -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def estate() -> chaos.Estate:
+def estate() -> Iterator[chaos.Estate]:
     """50 connected accounts, 4 instances each; CHAOS_FILES log files of 250 records over them."""
     estate = chaos.new_estate("chaos", 50, seed=9)
     estate.launch(per_account=4)
     estate.add_files(CHAOS_FILES, 250, datetime(2026, 3, 4, tzinfo=UTC), seed=9_000)
-    return estate
+    yield estate
+    chaos.forget(estate.tenant, estate.records)
 
 
 def _settled(queues: tuple[str, ...]) -> bool:
@@ -137,7 +138,7 @@ def test_workers_sigkilled_at_random_lose_and_double_nothing(kopter: Kopter, wor
 
 @pytest.mark.timeout(400)
 def test_aws_throttling_failing_and_dropping_calls_loses_and_doubles_nothing(
-    kopter: Kopter, workers
+    kopter: Kopter, workers, request: pytest.FixtureRequest
 ):
     """Every AWS call of the workers and the CLI (SQS included) goes through a proxy that answers
     one in eight with a fault; botocore's retries absorb them, within their bound."""
@@ -147,6 +148,7 @@ def test_aws_throttling_failing_and_dropping_calls_loses_and_doubles_nothing(
     estate = chaos.new_estate("faulty", 10, seed=21)
     estate.launch(per_account=2)
     estate.add_files(30, 200, datetime(2026, 3, 5, tzinfo=UTC), seed=21_000)
+    request.addfinalizer(lambda: chaos.forget(estate.tenant, estate.records))
     rates = {"throttle": 0.04, "error": 0.03, "slow": 0.02, "drop": 0.02, "lost": 0.015}
     with FaultProxy(MOTO_PORT, rates, seed=5) as proxy:
         env = {**LONG_ENOUGH, "KOPTER_AWS_ENDPOINT_URL": proxy.url}

@@ -13,6 +13,7 @@ from kopter import aws
 from kopter.settings import get_settings
 from kopter.tables import AuditLogEvent
 from tests.conftest import customer_client, wait_for
+from tests.support import chaos
 from tests.support.factories import log_file, log_key, log_records
 from tests.support.samples import CLOUD_SNITCH_FILE, STRATUS_FILE
 from tests.support.trails import (
@@ -176,7 +177,7 @@ def test_local_ingest_is_idempotent_and_confined_to_the_tenant(kopter, trail, tm
     assert audit(kopter, other) == []
 
 
-def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail):
+def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail, request):
     """Backfilled, ingested by a worker SIGKILLed part-way, finished by another: every record
     once. moto writes about 2,000 items a second, so the file takes longer than the visibility
     timeout: the worker keeps its message hidden while it works. (tests/test_faults.py kills
@@ -184,6 +185,7 @@ def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail):
     account = kopter.connect("--cloudtrail-bucket", "bulk-trail")
     day = datetime(2026, 2, 3, tzinfo=UTC)
     records = log_records(20_000, account.account, day, seed=7)
+    request.addfinalizer(lambda: chaos.forget(account.tenant, records))
     s3 = customer_client(account, "s3")
     s3.create_bucket(Bucket="bulk-trail")
     key = log_key(account.account, "us-east-1", day)

@@ -44,12 +44,15 @@ def _settled() -> bool:
 
 
 @pytest.mark.timeout(600)
-def test_workers_restarted_one_by_one_lose_and_double_nothing(kopter: Kopter, workers):
+def test_workers_restarted_one_by_one_lose_and_double_nothing(
+    kopter: Kopter, workers, request: pytest.FixtureRequest
+):
     from tasks.describer import describe_all_accounts
 
     estate = chaos.new_estate("rolling", 20, seed=41)
     estate.launch(per_account=4)
     estate.add_files(120, 250, datetime(2026, 3, 7, tzinfo=UTC), seed=41_000)
+    request.addfinalizer(lambda: chaos.forget(estate.tenant, estate.records))
     live = [workers.start(f"rolling-{n}", ",".join(WORK), env=ENV) for n in range(3)]
     for worker in live:
         workers.wait_ready(worker, timeout=120)
