@@ -209,7 +209,6 @@ def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail, req
     )
     assert "enqueued 1 log objects" in out.stdout
     assert "backfill: 2026-02-03 done, 1 objects enqueued so far" in out.stderr
-    table = AuditLogEvent.Meta.table_name
     # Items are written in file order: once the 5,000th is in, the first worker is under way.
     # (Counting the table instead would make moto scan it each time.)
     probe = records[4_000]
@@ -218,7 +217,7 @@ def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail, req
     assert not _has(account.tenant, records[-1])
     second = workers.start("bulk-second", "ingest")
     wait_for(lambda: marker("ingested", "bulk-trail", key), 300, "the second worker", 2)
-    assert _missing(table, account.tenant, records) == []
+    assert chaos.missing_records(account.tenant, records) == []
     done = marker("ingested", "bulk-trail", key)
     assert done["records"] == 20_000
     assert "ingest_object" in second.tail(100)
@@ -227,24 +226,7 @@ def test_a_long_file_with_its_worker_killed_mid_file(kopter, workers, trail, req
 def _has(tenant: str, record: dict) -> bool:
     """One GetItem: cheap in moto, where a query of the partition is not."""
     try:
-        AuditLogEvent.get(tenant, f"{record['eventTime']}#{record['eventID']}")
+        AuditLogEvent.get(tenant, AuditLogEvent.sort_key(record["eventTime"], record["eventID"]))
     except AuditLogEvent.DoesNotExist:
         return False
     return True
-
-
-def _missing(table: str, tenant: str, records: list[dict]) -> list[str]:
-    """The records not in the table, by BatchGetItem (moto pages a large query slowly)."""
-    dynamodb = aws.client("dynamodb", get_settings())
-    keys = [
-        {"tenant_id": {"S": tenant}, "event_key": {"S": f"{r['eventTime']}#{r['eventID']}"}}
-        for r in records
-    ]
-    found: set[str] = set()
-    for start in range(0, len(keys), 100):
-        pending = {table: {"Keys": keys[start : start + 100], "ProjectionExpression": "event_id"}}
-        while pending:
-            response = dynamodb.batch_get_item(RequestItems=pending)
-            found.update(i["event_id"]["S"] for i in response["Responses"].get(table, []))
-            pending = response.get("UnprocessedKeys") or {}
-    return [r["eventID"] for r in records if r["eventID"] not in found]

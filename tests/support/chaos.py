@@ -156,13 +156,18 @@ def ingested(files: list[tuple[str, str]]) -> set[tuple[str, str]]:
     return {(b, k) for b, k in files if f"ingested#s3://{b}/{k}" in found}
 
 
+def audit_key(tenant: str, record: dict) -> dict[str, dict[str, str]]:
+    """The audit log item's key of a CloudTrail record, as DynamoDB's API takes it."""
+    event_key = AuditLogEvent.sort_key(record["eventTime"], record["eventID"])
+    return {"tenant_id": {"S": tenant}, "event_key": {"S": event_key}}
+
+
 def missing_records(tenant: str, records: list[dict]) -> list[str]:
-    keys = [
-        {"tenant_id": {"S": tenant}, "event_key": {"S": f"{r['eventTime']}#{r['eventID']}"}}
-        for r in records
-    ]
+    keys = [audit_key(tenant, r) for r in records]
     found = _existing(AuditLogEvent.Meta.table_name, keys, "event_key")
-    return [r["eventID"] for r in records if f"{r['eventTime']}#{r['eventID']}" not in found]
+    return [
+        r["eventID"] for r, k in zip(records, keys, strict=True) if k["event_key"]["S"] not in found
+    ]
 
 
 def audit_log_items() -> int:
@@ -189,17 +194,7 @@ def forget(tenant: str, records: list[dict]) -> None:
     def delete(chunk: list[dict]) -> None:
         dynamodb = aws.client("dynamodb", get_settings())
         pending: dict[str, Any] = {
-            table: [
-                {
-                    "DeleteRequest": {
-                        "Key": {
-                            "tenant_id": {"S": tenant},
-                            "event_key": {"S": f"{r['eventTime']}#{r['eventID']}"},
-                        }
-                    }
-                }
-                for r in chunk
-            ]
+            table: [{"DeleteRequest": {"Key": audit_key(tenant, r)}} for r in chunk]
         }
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems")

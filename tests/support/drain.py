@@ -27,16 +27,13 @@ def wait_drained(queue: str, timeout: float = 60) -> None:
     wait_for(drained, timeout, f"the {queue} queue drained")
 
 
-def empty(queue: str) -> int:
+def empty(queue: str) -> None:
     """Delete what waits on the work queue ``queue`` (SQS allows one PurgeQueue a minute, too few
-    for a fixture); how many messages that was."""
+    for a fixture)."""
     sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), queue))["QueueUrl"]
-    deleted = 0
     while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
         entries = [
             {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
         ]
         sqs.delete_message_batch(QueueUrl=url, Entries=entries)
-        deleted += len(messages)
-    return deleted
