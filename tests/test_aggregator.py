@@ -50,7 +50,7 @@ def _hour(tenant: str, hour: datetime) -> dict:
 
 
 def _cost(tenant: str, account: str, hour: datetime) -> Decimal:
-    return PriceGraphPoint.get(tenant, f"{hour:%Y-%m-%dT%H}#{account}").cost_usd
+    return PriceGraphPoint.get(tenant, PriceGraphPoint.sort_key(hour, account)).cost_usd
 
 
 def test_a_scripted_day_costs_what_a_hand_computes(kopter, workers, tmp_path):
@@ -117,7 +117,7 @@ def test_a_scripted_day_costs_what_a_hand_computes(kopter, workers, tmp_path):
 
     # A missing price is reported, never a silent zero: the spot instance every hour, the
     # unpriced type in its hour, and one notification for the unpriced type.
-    noon = PriceGraphPoint.get(c.tenant, f"{_at(12):%Y-%m-%dT%H}#{c.account}")
+    noon = PriceGraphPoint.get(c.tenant, PriceGraphPoint.sort_key(_at(12), c.account))
     missing = {(m["instance_type"], m["reason"]) for m in noon.missing_prices}
     assert missing == {("m5.large", "spot"), ("x9.huge", "no price")}
     assert noon.running_instances == 4

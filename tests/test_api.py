@@ -120,7 +120,7 @@ def _tenant(name: str, seed: int, audit: tuple[int, int], notifications: int) ->
             at = DAY + timedelta(hours=hour)
             PriceGraphPoint(
                 identity,
-                f"{at:%Y-%m-%dT%H}#{account}",
+                PriceGraphPoint.sort_key(at, account),
                 hour=at,
                 account_id=account,
                 cost_usd=Decimal(f"{n + 1}.25"),

@@ -213,7 +213,7 @@ def _fill(c: Connected, kopter, records: int) -> None:
         instance_id="i-0abc", kind="launched", occurred_at=DAY,
     ).save()  # fmt: skip
     PriceGraphPoint(
-        c.tenant, f"{DAY:%Y-%m-%dT%H}#{c.account}", hour=DAY, account_id=c.account,
+        c.tenant, PriceGraphPoint.sort_key(DAY, c.account), hour=DAY, account_id=c.account,
         cost_usd=Decimal("1.5"), computed_at=now,
     ).save()  # fmt: skip
     AuditDigest(

@@ -74,7 +74,7 @@ def stored() -> Stored:
             missing = [{"region": "us-east-1", "instance_type": "x9.huge", "count": 1}]
             PriceGraphPoint(
                 tenant.tenant_id,
-                f"{at:%Y-%m-%dT%H}#{account}",
+                PriceGraphPoint.sort_key(at, account),
                 hour=at,
                 account_id=account,
                 cost_usd=Decimal(f"{n + 1}.25"),
