@@ -19,7 +19,7 @@ import pytest
 
 from kopter import accounts
 from kopter.reads import costs
-from tests.conftest import OUTPUT, wait_for
+from tests.conftest import OUTPUT, needs, wait_for
 from tests.support.webapp import (
     BOB,
     WebApi,
@@ -34,13 +34,7 @@ from tests.support.webapp import (
 )
 
 PATHS = browser_paths()
-pytestmark = [
-    pytest.mark.long,
-    pytest.mark.skipif(
-        PATHS is None,
-        reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)",
-    ),
-]
+pytestmark = [pytest.mark.long, needs("chromium", "chromedriver", "npm")]
 SHOTS = OUTPUT / "screenshots"
 TEMPLATE_URL = "https://kopter-onboarding.s3.amazonaws.com/kopter-customer.yaml"  # never fetched
 ZONE = "America/New_York"  # not the machine's: times must follow the browser
@@ -48,10 +42,7 @@ ZONE = "America/New_York"  # not the machine's: times must follow the browser
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
-    modules = node_modules(OUTPUT)
-    if modules is None:
-        pytest.skip("needs npm, to install axe-core from web/package-lock.json")
-    return (modules / "axe-core" / "axe.min.js").read_text()
+    return (node_modules(OUTPUT) / "axe-core" / "axe.min.js").read_text()
 
 
 @pytest.fixture(scope="module")

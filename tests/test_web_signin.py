@@ -23,13 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kopter import accounts
-from tests.conftest import OUTPUT
+from tests.conftest import OUTPUT, needs
 from tests.support.webapp import browser_paths, chromium, wait_ready, web_api
 
 PATHS = browser_paths()
-pytestmark = pytest.mark.skipif(
-    PATHS is None, reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)"
-)
+pytestmark = needs("chromium", "chromedriver")
 CLIENT_ID = "kopterweb7client"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_PEM = (

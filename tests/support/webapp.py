@@ -40,11 +40,8 @@ CHROMIUM_FLAGS = (
 )
 
 
-def node_modules(output: Path) -> Path | None:
-    """`npm ci` of web/'s lockfile into ``output`` (once); None where npm is missing."""
-    npm = shutil.which("npm")
-    if not npm:
-        return None
+def node_modules(output: Path) -> Path:
+    """`npm ci` of web/'s lockfile into ``output`` (once)."""
     target = output / "web-npm"
     lock = (WEB / "package-lock.json").read_bytes()
     if (
@@ -58,7 +55,7 @@ def node_modules(output: Path) -> Path | None:
     for name in ("package.json", "package-lock.json"):
         shutil.copy(WEB / name, target / name)
     subprocess.run(
-        [npm, "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
+        ["npm", "ci", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"],
         cwd=target,
         check=True,
         capture_output=True,
