@@ -10,6 +10,7 @@ screenshots/ of the test output directory."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
@@ -24,6 +25,7 @@ from kopter.reads import costs
 from tests.conftest import OUTPUT, needs, wait_for
 from tests.support.webapp import (
     BOB,
+    READY,
     WebApi,
     WebTenant,
     browser_paths,
@@ -38,6 +40,9 @@ from tests.support.webapp import (
 PATHS = browser_paths()
 pytestmark = [pytest.mark.long, needs("chromium", "chromedriver", "npm")]
 SHOTS = OUTPUT / "screenshots"
+REFUSED = re.compile(
+    r"(\S+) - Failed to load resource: the server responded with a status of 401 \(Unauthorized\)"
+)
 TEMPLATE_URL = "https://kopter-onboarding.s3.amazonaws.com/kopter-customer.yaml"  # never fetched
 # Not the machine's (UTC) nor the API's: times must follow the browser. No daylight saving, so
 # no date in the test: its offset and name are the same all year.
@@ -93,6 +98,14 @@ def texts(browser: Any, css: str) -> list[str]:
 
 def errors_in_console(browser: Any) -> list[dict[str, Any]]:
     return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def refused_calls(browser: Any) -> list[str]:
+    """The paths of the calls Chromium logged as refused with a 401; any other error, whole."""
+    return sorted(
+        urlsplit(m[1]).path if (m := REFUSED.fullmatch(e["message"])) else e["message"]
+        for e in errors_in_console(browser)
+    )
 
 
 def check_accessible(browser: Any, axe: str, page: str) -> None:
@@ -275,13 +288,14 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     # Notifications: the aggregator's price-missing and cost-jump; mark one read, reload.
     show(browser, server, "notifications")
     unread = api_get(server, tenant, "/v1/notifications", unread="true")["items"]
-    assert len(unread) >= 3  # a price missing on each day, one jump
-    wait_for(lambda: texts(browser, "#unread") == [str(len(unread))], 10, "the unread count")
+    # A price missing on each of the two days, and bob's jump.
+    assert sorted(n["kind"] for n in unread) == ["cost-jump", "price-missing", "price-missing"]
+    wait_for(lambda: texts(browser, "#unread") == [str(len(unread))], READY, "the unread count")
     check_accessible(browser, axe_source, "notifications")
     first = browser.find_element("css selector", "li.unread button")
     title = first.get_attribute("aria-label")
     first.click()
-    wait_for(lambda: texts(browser, "#unread") == [str(len(unread) - 1)], 10, "one fewer")
+    wait_for(lambda: texts(browser, "#unread") == [str(len(unread) - 1)], READY, "one fewer")
     browser.refresh()
     wait_ready(browser, "notifications")
     read = [t for t in texts(browser, "ul.notifications > li") if "Read " in t]
@@ -307,8 +321,9 @@ def test_an_expired_or_refused_token_goes_back_to_sign_in(browser, server, tenan
     browser.get(f"{server.base}/#token={token(tenant.id, key='another-key-' * 4)}")
     wait_ready(browser, "sign-in")
     assert "not valid" in browser.find_element("id", "sign-in-reason").text
-    # Chromium logs the 401 itself; nothing else.
-    assert all(" 401 " in e["message"] for e in errors_in_console(browser))
+    # Chromium logs each call the API refused itself, the cost page's two and the unread count's
+    # (all sent before the first answer), and nothing else.
+    assert refused_calls(browser) == ["/v1/notifications", "/v1/notifications", "/v1/price-graph"]
 
     # A token that expires while the app is open (its successor, already expired, put in its
     # place): the next page goes to sign-in.

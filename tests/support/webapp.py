@@ -30,6 +30,9 @@ from tests.support.samples import ROOT
 
 WEB = ROOT / "web"
 JWT_KEY = secrets.token_urlsafe(32)
+# How long a page may take to show what the API read: a read over moto took 6.4 s on a loaded
+# machine, and a page makes several.
+READY = 30
 CHROMIUM_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -112,7 +115,7 @@ def web_api(log_dir: Path, env: dict[str, str] | None = None) -> Iterator[WebApi
         child.stop()
 
 
-def wait_ready(browser: Any, page: str, timeout: float = 30) -> None:
+def wait_ready(browser: Any, page: str, timeout: float = READY) -> None:
     """Until the app has rendered ``page`` (main's data-state), or its error."""
     deadline = time.monotonic() + timeout
     state = None
