@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # The IAM evaluator the policy tests run (node, test-only, never shipped): tests/iam/.
 IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
+# What the tests run beside Python, each with the Debian package that has it (installed by
+# scripts/ensure-commands where it can): Chromium and its driver for the browser tests, npm and
+# node, and systemd-analyze for deploy/'s units.
+TEST_COMMANDS := chromium:chromium chromedriver:chromium-driver npm:npm node:nodejs \
+	systemd-analyze:systemd
 
 .PHONY: run test soak lint bench clean
 
@@ -21,7 +26,7 @@ run: $(INSTALLED)
 	$(BIN)/kopter dev
 
 $(IAM_EVALUATOR): tests/iam/package.json tests/iam/package-lock.json
-	@scripts/ensure-chromium
+	@scripts/ensure-commands $(TEST_COMMANDS)
 	@command -v npm >/dev/null || { echo "make test needs Node 20 and npm (the IAM evaluator)"; exit 1; }
 	npm ci --prefix tests/iam --no-audit --no-fund
 	@touch $@
@@ -33,7 +38,7 @@ lint: $(INSTALLED)
 
 test: $(INSTALLED) $(IAM_EVALUATOR) lint
 	@scripts/ensure-redis-server
-	@scripts/ensure-chromium
+	@scripts/ensure-commands $(TEST_COMMANDS)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
@@ -44,7 +49,7 @@ soak: $(INSTALLED)
 # Figures on this machine, beside the limits they must meet (not a test: nothing flakes).
 bench: $(INSTALLED)
 	@scripts/ensure-redis-server
-	@scripts/ensure-chromium
+	@scripts/ensure-commands chromium:chromium chromedriver:chromium-driver
 	@status=0; $(BIN)/python -m benchmarks.ingest || status=1; \
 		$(BIN)/python -m benchmarks.describer || status=1; \
 		$(BIN)/python -m benchmarks.pricing || status=1; \

@@ -75,7 +75,7 @@ def main() -> int:
     print(f"kopter bench: web app   ({machine()})")
     paths = browser_paths()
     if paths is None:
-        print("   skipped: needs Debian's chromium and chromium-driver (scripts/ensure-chromium)")
+        print("   skipped: needs chromium and chromedriver (scripts/ensure-commands installs them)")
         return 1
     logs = Path(tempfile.mkdtemp(prefix="kopter-bench-web-"))
     moto = start_moto(MOTO_PORT, logs)

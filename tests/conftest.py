@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -70,6 +71,32 @@ TEST_ENV = {
 os.environ.update(TEST_ENV)
 SETTINGS = get_settings()
 bind(SETTINGS)
+
+
+# In CI every command the tests need is installed (`make test` does it as root): a test skipped
+# there would be green having checked nothing, so a skip is a failure.
+CI = os.environ.get("CI") == "true"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    if CI and report.skipped and not hasattr(report, "wasxfail"):
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        report.outcome = "failed"
+        report.longrepr = f"a failure under CI=true: {reason}"
+    return report
+
+
+def needs(*commands: str) -> pytest.MarkDecorator:
+    """Skip where one of ``commands`` is missing (`make test` installs them where it can, with
+    scripts/ensure-commands)."""
+    missing = [c for c in commands if shutil.which(c) is None]
+    return pytest.mark.skipif(
+        bool(missing),
+        reason=f"needs {', '.join(missing)}, which `make test` installs as root "
+        "(scripts/ensure-commands)",
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

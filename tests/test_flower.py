@@ -23,7 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kopter import aws, queues
 from kopter.devstack import Child, celery_argv, free_port, spawn, wait_for_line, wait_for_port
 from kopter.settings import get_settings
-from tests.conftest import OUTPUT, wait_for
+from tests.conftest import OUTPUT, needs, wait_for
 from tests.support.samples import ROOT
 
 pytestmark = pytest.mark.long
@@ -258,12 +258,11 @@ def test_flower_refuses_to_start_without_authentication(kopter):
     assert "KOPTER_FLOWER_BASIC_AUTH: entry 1 is not user:password" in failed.stderr
 
 
+@needs("chromium", "chromedriver")
 def test_flower_pages_in_a_browser_show_the_worker_and_task_states(workers, open_flower):
     """Headless Chromium (Debian's chromium and chromium-driver) through Selenium; screenshots
     are kept in screenshots/ of the test output directory."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver_path):
-        pytest.skip("needs Debian's chromium and chromium-driver (scripts/ensure-chromium)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

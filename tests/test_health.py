@@ -8,16 +8,13 @@ freeze.)
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 
-import pytest
-
 from kopter.devstack import free_port, spawn, wait_for_port
-from tests.conftest import OUTPUT, ROOT, wait_for
+from tests.conftest import OUTPUT, ROOT, needs, wait_for
 
 GRACE = 10  # KOPTER_HEALTH_GRACE for these workers: the least kopter accepts
 
@@ -87,10 +84,8 @@ def test_the_api_probe_answers_for_a_running_api_and_fails_for_a_missing_one(kop
 DEPLOY = ROOT / "deploy"
 
 
+@needs("systemd-analyze")
 def test_the_deploy_units_pass_systemd_analyze_verify(tmp_path):
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None:
-        pytest.skip("systemd-analyze is missing: `apt-get install systemd` to check deploy/")
     # The units as installed: kopter's venv and checkout at this test's paths, so that verify
     # finds every executable they name.
     units = sorted(p for p in DEPLOY.iterdir() if p.suffix in {".service", ".timer"})
@@ -99,7 +94,11 @@ def test_the_deploy_units_pass_systemd_analyze_verify(tmp_path):
         (tmp_path / unit.name).write_text(text.replace("/opt/kopter", str(ROOT)))
     names = [u.name.replace("@.", "@default.") for u in units]
     done = subprocess.run(
-        [analyze, "verify", *names], cwd=tmp_path, capture_output=True, text=True, timeout=120
+        ["systemd-analyze", "verify", *names],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == "" and done.stdout == "", done.stderr + done.stdout

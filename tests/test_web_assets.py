@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import shutil
 import subprocess
 import sys
 from decimal import Decimal
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import OUTPUT
+from tests.conftest import OUTPUT, needs
 from tests.support.webapp import WEB, node_modules
 
 pytestmark = pytest.mark.unit
@@ -26,10 +25,9 @@ SECRETS = {
 }
 
 
+@needs("npm")
 def test_vendored_uplot_is_the_locked_package():
     modules = node_modules(OUTPUT)
-    if modules is None:
-        pytest.skip("needs npm, to install web/package-lock.json")
     lock = json.loads((WEB / "package-lock.json").read_text())
     package = json.loads((WEB / "package.json").read_text())
     assert lock["packages"][""]["dependencies"] == package["dependencies"]
@@ -44,10 +42,8 @@ def test_vendored_uplot_is_the_locked_package():
     ).read_bytes()
 
 
+@needs("node")
 def test_money_sums_in_the_app_are_exact():
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("needs node to run the app's decimal module")
     rng = random.Random(17)
     cases = []
     for _ in range(200):
@@ -65,7 +61,7 @@ def test_money_sums_in_the_app_are_exact():
         "});"
     )
     result = subprocess.run(
-        [node, "--input-type=module", "-e", script],
+        ["node", "--input-type=module", "-e", script],
         input=json.dumps(cases),
         capture_output=True,
         text=True,
@@ -80,7 +76,7 @@ def test_money_sums_in_the_app_are_exact():
     # Where a float drifts, the app does not: 0.1 + 0.2, and a month of cents.
     assert json.loads(
         subprocess.run(
-            [node, "--input-type=module", "-e", script],
+            ["node", "--input-type=module", "-e", script],
             input=json.dumps([["0.10", "0.20"], ["0.01"] * 744]),
             capture_output=True,
             text=True,

@@ -23,13 +23,11 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kopter import accounts
-from tests.conftest import OUTPUT
+from tests.conftest import OUTPUT, needs
 from tests.support.webapp import browser_paths, chromium, wait_ready, web_api
 
 PATHS = browser_paths()
-pytestmark = pytest.mark.skipif(
-    PATHS is None, reason="needs Debian's chromium and chromium-driver (scripts/ensure-chromium)"
-)
+pytestmark = needs("chromium", "chromedriver")
 CLIENT_ID = "kopterweb7client"
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 PUBLIC_PEM = (
@@ -44,8 +42,9 @@ class Provider(ThreadingHTTPServer):
     which checks the PKCE verifier against the challenge before it issues an RS256 ID token."""
 
     subject = ""
-    codes: dict[str, dict[str, str]]
-    exchanges: list[dict[str, str]]
+    codes: dict[str, dict[str, str]]  # issued at /authorize, not yet exchanged
+    issued: list[str]  # every code /authorize gave
+    token_requests: list[dict[str, str]]  # every request /token had, refused ones too
 
     @property
     def issuer(self) -> str:
@@ -87,6 +86,7 @@ class Handler(BaseHTTPRequestHandler):
             assert q["code_challenge_method"] == "S256" and q["scope"] == "openid email"
             code = secrets.token_urlsafe(16)
             self.server.codes[code] = q
+            self.server.issued.append(code)
             target = f"{q['redirect_uri']}?{urlencode({'code': code, 'state': q['state']})}"
             self.send_response(302)
             self.send_header("Location", target)
@@ -103,6 +103,7 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         fields = {k: v[0] for k, v in form.items()}
+        self.server.token_requests.append(fields)
         asked = self.server.codes.pop(fields.get("code", ""), None)
         challenge = base64.urlsafe_b64encode(
             hashlib.sha256(fields.get("code_verifier", "").encode()).digest()
@@ -115,7 +116,6 @@ class Handler(BaseHTTPRequestHandler):
         ):
             self._send(400, {"error": "invalid_grant"})
             return
-        self.server.exchanges.append(fields)
         now = int(time.time())
         claims = {"sub": self.server.subject, "aud": CLIENT_ID, "iss": self.server.issuer}
         token = jwt.encode({**claims, "iat": now, "exp": now + 3600}, KEY, "RS256")
@@ -125,7 +125,7 @@ class Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def provider() -> Iterator[Provider]:
     server = Provider(("127.0.0.1", 0), Handler)
-    server.codes, server.exchanges = {}, []
+    server.codes, server.issued, server.token_requests = {}, [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -156,7 +156,7 @@ def test_sign_in_through_the_oidc_provider(provider):
         wait_ready(browser, "accounts")
         assert browser.current_url == f"{api.base}/#/accounts"  # no code left in the URL
         assert browser.find_element("tag name", "h1").text == "Accounts"
-        [exchange] = provider.exchanges
+        [exchange] = provider.token_requests
         assert exchange["redirect_uri"] == f"{api.base}/"
         assert [e for e in browser.get_log("browser") if e["level"] == "SEVERE"] == []
 
@@ -174,3 +174,6 @@ def test_sign_in_through_the_oidc_provider(provider):
         browser.get(f"{api.base}/?code=forged&state=theirs#/cost")
         wait_ready(browser, "sign-in")
         assert "state did not match" in browser.find_element("id", "sign-in-reason").text
+        # Refused by the app itself: the token endpoint saw the two codes it issued, and no other.
+        assert len(provider.issued) == 2
+        assert [r["code"] for r in provider.token_requests] == provider.issued
