@@ -23,6 +23,73 @@ from tests.support.samples import STRATUS_DIR
 STRATUS_LOGS = sorted(STRATUS_DIR.glob("aws.*.json"))
 OTHER = "846424999548"  # an account no tenant registered
 
+# MITRE ATT&CK Enterprise (v18, https://attack.mitre.org), written here from MITRE and not from
+# kopter/cloudtrail: each technique a finding may name, its title and the tactics it belongs to.
+CA, DE, DI, EXE = "Credential Access", "Defense Evasion", "Discovery", "Execution"
+EXF, IMP, IA, LM = "Exfiltration", "Impact", "Initial Access", "Lateral Movement"
+PER, PE = "Persistence", "Privilege Escalation"
+ATTACK: dict[str, tuple[str, set[str]]] = {
+    "T1021.004": ("Remote Services: SSH", {LM}),
+    "T1059": ("Command and Scripting Interpreter", {EXE}),
+    "T1078.004": ("Valid Accounts: Cloud Accounts", {DE, IA, PER, PE}),
+    "T1098": ("Account Manipulation", {PER, PE}),
+    "T1098.001": ("Account Manipulation: Additional Cloud Credentials", {PER, PE}),
+    "T1098.003": ("Account Manipulation: Additional Cloud Roles", {PER, PE}),
+    "T1485": ("Data Destruction", {IMP}),
+    "T1496": ("Resource Hijacking", {IMP}),
+    "T1526": ("Cloud Service Discovery", {DI}),
+    "T1537": ("Transfer Data to Cloud Account", {EXF}),
+    "T1546": ("Event Triggered Execution", {PER, PE}),
+    "T1552": ("Unsecured Credentials", {CA}),
+    "T1552.005": ("Unsecured Credentials: Cloud Instance Metadata API", {CA}),
+    "T1555.006": ("Credentials from Password Stores: Cloud Secrets Management Stores", {CA}),
+    "T1562.007": ("Impair Defenses: Disable or Modify Cloud Firewall", {DE}),
+    "T1562.008": ("Impair Defenses: Disable or Modify Cloud Logs", {DE}),
+    "T1580": ("Cloud Infrastructure Discovery", {DI}),
+    "T1651": ("Cloud Administration Command", {EXE}),
+    "T1666": ("Modify Cloud Resource Hierarchy", {DE}),
+}
+# The ATT&CK technique each Stratus Red Team detonation carries out, as MITRE describes it (its
+# pages name some of these very calls: AttachUserPolicy under T1098.003; CreateAccessKey,
+# CreateLoginProfile and GetFederationToken under T1098.001).
+STRATUS_ATTACK = {
+    "aws.credential-access.ec2-get-password-data": "T1552",
+    "aws.credential-access.ec2-steal-instance-credentials": "T1552.005",
+    "aws.credential-access.secretsmanager-batch-retrieve-secrets": "T1555.006",
+    "aws.credential-access.secretsmanager-retrieve-secrets": "T1555.006",
+    "aws.credential-access.ssm-retrieve-securestring-parameters": "T1555.006",
+    "aws.defense-evasion.cloudtrail-delete": "T1562.008",
+    "aws.defense-evasion.cloudtrail-event-selectors": "T1562.008",
+    "aws.defense-evasion.cloudtrail-stop": "T1562.008",
+    "aws.defense-evasion.dns-delete-logs": "T1562.008",
+    "aws.defense-evasion.organizations-leave": "T1666",
+    "aws.defense-evasion.vpc-remove-flow-logs": "T1562.008",
+    "aws.discovery.ec2-download-user-data": "T1580",
+    "aws.execution.ec2-launch-unusual-instances": "T1496",
+    "aws.execution.ec2-user-data": "T1059",
+    "aws.execution.ssm-send-command": "T1651",
+    "aws.execution.ssm-start-session": "T1651",
+    "aws.exfiltration.ec2-security-group-open-port-22-ingress": "T1562.007",
+    "aws.exfiltration.ec2-share-ami": "T1537",
+    "aws.exfiltration.ec2-share-ebs-snapshot": "T1537",
+    "aws.exfiltration.rds-share-snapshot": "T1537",
+    "aws.impact.bedrock-invoke-model": "T1496",
+    "aws.initial-access.console-login-without-mfa": "T1078.004",
+    "aws.lateral-movement.ec2-instance-connect": "T1021.004",
+    "aws.lateral-movement.ec2-serial-console-send-ssh-public-key": "T1021.004",
+    "aws.persistence.iam-backdoor-role": "T1098.003",
+    "aws.persistence.iam-backdoor-user": "T1098.001",
+    "aws.persistence.iam-create-admin-user": "T1098.003",
+    "aws.persistence.iam-create-backdoor-role": "T1098.003",
+    "aws.persistence.iam-create-user-login-profile": "T1098.001",
+    "aws.persistence.lambda-backdoor-function": "T1546",
+    "aws.persistence.lambda-layer-extension": "T1546",
+    "aws.persistence.lambda-overwrite-code": "T1546",
+    "aws.persistence.rolesanywhere-create-trust-anchor": "T1098.001",
+    "aws.persistence.sts-federation-token": "T1098.001",
+    "aws.privilege-escalation.iam-update-user-login-profile": "T1098",
+}
+
 
 def _write(tenant: str, log: list[dict[str, Any]]) -> None:
     """Into the tenant's audit log through ingest's own decoder and writer (`kopter ingest`
@@ -34,6 +101,18 @@ def _write(tenant: str, log: list[dict[str, Any]]) -> None:
 
 def _findings(tenant: str, day: str) -> list[dict[str, Any]]:
     return digest.audit_day(tenant, date.fromisoformat(day), get_settings()).digest.findings
+
+
+def _not_attack(findings: Iterable[dict[str, Any]]) -> list[str]:
+    """Findings whose technique is not ATT&CK's: an id not in the table, another title, or a
+    tactic the technique does not belong to."""
+    wrong = []
+    for f in findings:
+        technique = f["technique"]
+        title, tactics = ATTACK.get(technique["id"], ("", set()))
+        if technique["name"] != title or technique["tactic"] not in tactics:
+            wrong.append(f"{f['rule']}: {technique}")
+    return sorted(set(wrong))
 
 
 @contextmanager
@@ -58,8 +137,10 @@ def _tenant_with(*account_ids: str) -> Iterator[str]:
 
 def test_each_stratus_red_team_detonation_fires_its_rules(kopter):
     """Each AWS technique's detonation log, in a tenant that registered the log's account, and
-    its day audited: every rule written for that technique fires, with its MITRE ATT&CK
-    technique on the finding. Coverage: all of the catalogue's logs."""
+    its day audited: every rule written for that technique fires, its findings naming the
+    ATT&CK technique the detonation carries out (STRATUS_ATTACK), and every finding's technique
+    is ATT&CK's own. Coverage: all of the catalogue's logs."""
+    assert set(STRATUS_ATTACK) == {path.stem for path in STRATUS_LOGS}
     covered = []
     for path in STRATUS_LOGS:
         technique = path.stem
@@ -73,26 +154,34 @@ def test_each_stratus_red_team_detonation_fires_its_rules(kopter):
         expected = {rule.name for rule in RULES if technique in rule.stratus}
         assert expected, f"no rule is written for {technique}"
         assert expected <= fired, f"{technique}: {sorted(expected - fired)} did not fire"
+        named = {f["technique"]["id"] for f in findings if f["rule"] in expected}
+        assert named == {STRATUS_ATTACK[technique]}, technique
+        assert _not_attack(findings) == [], technique
         for f in findings:
-            rule = next(r for r in RULES if r.name == f["rule"])
-            assert f["technique"] == rule.technique.as_dict() and f["why"]
-            assert f["account_id"] == account and f["calls"]
+            assert f["account_id"] == account and f["calls"] and f["why"]
         covered.append(technique)
     assert len(covered) == len(STRATUS_LOGS) == 35
 
 
 def test_the_demos_launches_raise_nothing(kopter):
-    """The demo fleet's launches (t3.micro, m5.large, c5.xlarge) are routine: no finding. (The
-    org-trail sample's quiet day is in test_audit_digest.)"""
+    """The demo fleet's launches (t3.micro, m5.large, c5.xlarge) are routine: no finding. A
+    positive control in the same tenant and day: a GPU launch by the same user among them is
+    reported, alone. (The org-trail sample's quiet day is in test_audit_digest.)"""
     now = datetime.now(UTC)
+    day = now.date().isoformat()
     launches = [
         demo._run_instances(region, f"i-{n:017x}", instance_type, now)
         for region, fleet in demo.FLEET.items()
         for n, (instance_type, _) in enumerate(fleet)
     ]
+    gpu = demo._run_instances("us-east-1", f"i-{len(launches):017x}", "p3.2xlarge", now)
     with _tenant_with(demo.ACCOUNT) as tenant:
         _write(tenant, launches)
-        assert _findings(tenant, now.date().isoformat()) == []
+        assert _findings(tenant, day) == []
+        _write(tenant, [gpu])
+        [finding] = _findings(tenant, day)
+    assert (finding["rule"], finding["principal"]) == ("unusual-instance-type", demo.ALICE)
+    assert (finding["count"], finding["event_ids"]) == (1, [gpu["eventID"]])
 
 
 # --- one call that fires each rule, one look-alike that does not --------------------------------
@@ -502,7 +591,8 @@ def _cases(d: Day) -> dict[str, tuple[str, str]]:
 
 def test_each_rule_fires_on_its_call_and_not_on_its_look_alike(kopter):
     """One day in a tenant with two accounts: per rule, the calls that must fire it (by one
-    principal) and a close look-alike (by another). Every rule has its pair."""
+    principal) and a close look-alike (by another). Every rule has its pair, and every finding
+    names an ATT&CK technique by its title and one of its tactics."""
     connected = kopter.connect()
     tenant, a = connected.tenant, connected.account
     b = kopter.connect(tenant=tenant).account
@@ -523,7 +613,9 @@ def test_each_rule_fires_on_its_call_and_not_on_its_look_alike(kopter):
     day.call("odd", "s3", "PutBucketPolicy", {"bucketPolicy": {"Statement": "Allow"}})
     day.call("odd", "ssm", "GetParameters", {"names": "/one", "withDecryption": True})
     _write(tenant, day.records)
-    fired = {(f["rule"], f["principal"]) for f in _findings(tenant, DAY)}
+    findings = _findings(tenant, DAY)
+    assert _not_attack(findings) == []
+    fired = {(f["rule"], f["principal"]) for f in findings}
     for rule, (fires, look_alike) in cases.items():
         assert (rule, fires) in fired, f"{rule} did not fire"
         assert (rule, look_alike) not in fired, f"{rule} fired on its look-alike"

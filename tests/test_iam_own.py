@@ -4,25 +4,29 @@ Each kind of process runs for real with its own RecordingProxy in front of moto:
 the queues that reach customers and the rest (a describer, backup, audit and aggregator run,
 ingest from a notification on the raw queue and from backfill), the `kopter` command line
 (bootstrap, registration, checks, every job and listing, inline ingest), the read API (every
-route, a notification marked read), Flower's /metrics, and beat firing an entry. Every request
-each signed with kopter's own credentials becomes the authorizations AWS would check, and each
-must be allowed by that role's policy under iam-simulate. Then the denied side: what no role of
-kopter's may do.
+route, a notification marked read), Flower's /metrics and a task sent from its API, and beat
+firing an entry. Every request each signed with kopter's own credentials becomes the
+authorizations AWS would check, and each must be allowed by that role's policy under
+iam-simulate; each statement of each policy must be needed (taken out, a request the process
+made is refused). Then the denied side: what no role of kopter's may do, each refused by IAM (an
+evaluator's error is no refusal).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import httpx
 import pytest
 import redis
 
-from kopter import aws, queues
+from kopter import aws, demo, queues
 from kopter.devstack import free_port, spawn, wait_for_port
 from kopter.iam import own
 from kopter.notifications import Notice, deliver
@@ -37,9 +41,10 @@ from tests.conftest import (
     wait_for,
 )
 from tests.support.awscalls import own_authorizations
+from tests.support.drain import empty
 from tests.support.factories import log_file, log_key, log_records
 from tests.support.harness import TICKS
-from tests.support.iamsim import Authorization, evaluate
+from tests.support.iamsim import Authorization, evaluate, not_denied, unneeded_statements
 from tests.support.proxy import RecordingProxy
 from tests.support.samples import ROOT
 
@@ -56,22 +61,44 @@ def _principal(role: str) -> str:
     return f"arn:aws:sts::{ACCOUNT}:assumed-role/kopter-{role}/session"
 
 
+def _authorizations(role: str, requests: Iterable) -> list[Authorization]:
+    """What IAM authorizes for the requests the role's process made, each kind once (a worker
+    polls its queues hundreds of times)."""
+    found = own_authorizations(requests, _principal(role), ACCOUNT, REGION, ACCESS_KEY)
+    return list({str(a): a for a in found}.values())
+
+
 def _judge(role: str, requests: Iterable, policy: dict) -> list[Authorization]:
-    wanted = own_authorizations(requests, _principal(role), ACCOUNT, REGION, ACCESS_KEY)
+    """Every request the role made is allowed by its policy, and every statement of the policy
+    is needed: taken out, some request the role made is refused."""
+    wanted = _authorizations(role, requests)
     assert wanted, f"no request of the {role} was recorded"
     decisions = evaluate(wanted, [policy])
-    denied = sorted(
-        {f"{w} -> {d.decision}" for w, d in zip(wanted, decisions, strict=True) if not d.allowed}
-    )
-    assert not denied, f"the {role} made requests its policy does not allow:\n" + "\n".join(denied)
+    refused = [
+        f"{w} -> {d.decision} {d.errors or ''}"
+        for w, d in zip(wanted, decisions, strict=True)
+        if not d.allowed
+    ]
+    made = f"the {role} made requests its policy does not allow:\n"
+    assert not refused, made + "\n".join(refused)
+    # Least privilege: without any one statement, some request the process made is refused.
+    assert unneeded_statements(wanted, policy) == [], f"the {role} needs none of these"
     return wanted
 
 
 def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, workers):
-    settings = get_settings()
+    # The worker publishes notifications to a topic: its policy's sns:Publish is proven too.
+    topic = aws.client("sns", get_settings()).create_topic(
+        Name=f"{get_settings().prefix}iam-{secrets.token_hex(4)}"
+    )["TopicArn"]
+    settings = replace(get_settings(), notifications_topic_arn=topic)
     bucket = f"trail-{new_account_id()}"
     with RecordingProxy(MOTO_PORT) as worker_proxy, RecordingProxy(MOTO_PORT) as operator_proxy:
-        via_worker = {"KOPTER_AWS_ENDPOINT_URL": worker_proxy.url, "KOPTER_TASK_TIME_LIMIT": "60"}
+        via_worker = {
+            "KOPTER_AWS_ENDPOINT_URL": worker_proxy.url,
+            "KOPTER_TASK_TIME_LIMIT": "60",
+            "KOPTER_NOTIFICATIONS_TOPIC_ARN": topic,
+        }
         as_operator = {"KOPTER_AWS_ENDPOINT_URL": operator_proxy.url}
         worker = workers.start("iam-own", ",".join(WORKER_QUEUES), env=via_worker)
         kopter("bootstrap", env=as_operator)
@@ -86,8 +113,11 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         s3 = customer_client(c, "s3")
         s3.create_bucket(Bucket=bucket)
         keys = [log_key(account, REGION, DAY) for _ in range(2)]
-        for i, key in enumerate(keys):
-            s3.put_object(Bucket=bucket, Key=key, Body=log_file(log_records(2, account, DAY, i)))
+        # A denied DeleteTrail among the records: the day's audit raises a notification of it.
+        delete_trail = {**demo._denied_delete_trail(DAY), "recipientAccountId": account}
+        logs = [[*log_records(2, account, DAY), delete_trail], log_records(2, account, DAY, 1)]
+        for key, records in zip(keys, logs, strict=True):
+            s3.put_object(Bucket=bucket, Key=key, Body=log_file(records))
         customer_client(c, "ec2").run_instances(
             ImageId="ami-0123456789abcdef0", InstanceType="t3.micro", MinCount=1, MaxCount=1,
             TagSpecifications=[
@@ -123,7 +153,16 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
             ("digest", *as_tenant),
         ):  # fmt: skip
             kopter(*command, env=as_operator)
-        wait_for(lambda: len(kopter.rows("audit", *as_tenant)) == 4, 60, "both log files ingested")
+        wait_for(lambda: len(kopter.rows("audit", *as_tenant)) == 5, 60, "both log files ingested")
+        kopter("run", "audit", *as_tenant, "--date", "2026-03-01", "--wait", env=as_operator)
+
+        def published() -> bool:
+            calls = _authorizations("worker", worker_proxy.requests)
+            return any(a.action == "sns:Publish" for a in calls)
+
+        wait_for(published, 120, "the audit's notification published by the worker")
+    notices = kopter.rows("notifications", *as_tenant)
+    assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["audit-finding"], notices
     _judge("worker", worker_proxy.requests, own.worker(settings, WORKER_QUEUES))
     _judge("operator", operator_proxy.requests, own.operator(settings))
     # A worker's policy is for its queues: one on `pricing` alone may not touch `ingest`'s
@@ -138,8 +177,7 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         and not a.resource.endswith(("-pricing", "-pricing-dlq"))
     ]
     assert reaching
-    decisions = evaluate(reaching, [own.worker(settings, ["pricing"])])
-    assert not any(d.allowed for d in decisions)
+    assert not_denied(reaching, [own.worker(settings, ["pricing"])]) == []
 
 
 def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers):
@@ -202,7 +240,14 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
         wait_for_port(flower, flower_port)
         metrics = httpx.get(f"http://127.0.0.1:{flower_port}/metrics", timeout=60)
         assert "kopter_sqs_messages" in metrics.text
+        sent = httpx.post(
+            f"http://127.0.0.1:{flower_port}/api/task/async-apply/tasks.audit.run_daily_audit",
+            json={"args": [c.tenant, "2026-03-01"]},
+            timeout=60,
+        )
+        assert sent.status_code == 200 and sent.json()["task-id"], sent.text
         flower.stop(timeout=10)
+        empty("audit")  # no worker of this test runs it; none of a later test should
 
         # Beat on the tests' harness app fires a tick every second to `audit`, where a worker
         # of that app (not recorded) runs it.
@@ -262,6 +307,5 @@ def test_what_no_role_of_kopters_may_do(kopter):
     }
     for role, attempts in never.items():
         requests = [Authorization(_principal(role), a, r, ACCOUNT) for a, r in attempts]
-        decisions = evaluate(requests, [own.policy(settings, role)])
-        allowed = [str(r) for r, d in zip(requests, decisions, strict=True) if d.allowed]
-        assert not allowed, f"the {role} may: {allowed}"
+        let_through = not_denied(requests, [own.policy(settings, role)])
+        assert not let_through, f"the {role} is not refused:\n" + "\n".join(let_through)

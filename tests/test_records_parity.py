@@ -1,11 +1,14 @@
 """The audit log's items, written as raw attribute dicts by ``records.items`` for speed, are what
 the ``AuditLogEvent`` model declares: the same attributes, of the same DynamoDB types, the
-indexes' keys among them, and the composite keys its builders make. Fed every real record of
-tests/fixtures/real/cloudtrail; a negative control shows each check fails when one side drifts."""
+indexes' keys among them, and the composite keys its builders make; the event key is the one the
+README defines (`eventTime#eventID` of the record as CloudTrail wrote it). Fed every real record
+of tests/fixtures/real/cloudtrail; a negative control shows each check fails when one side
+drifts."""
 
 from __future__ import annotations
 
 import gzip
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -23,18 +26,31 @@ pytestmark = pytest.mark.unit  # no AWS, no Redis
 TENANT = "tenant-1"
 
 
+DOCUMENTS = [gzip.decompress(CLOUD_SNITCH_FILE.read_bytes())]
+DOCUMENTS += [path.read_bytes() for path in sorted(STRATUS_DIR.glob("*.json"))]
+
+
 def _real_items() -> list[dict[str, Any]]:
-    documents = [gzip.decompress(CLOUD_SNITCH_FILE.read_bytes())]
-    documents += [path.read_bytes() for path in sorted(STRATUS_DIR.glob("*.json"))]
     found = []
-    for document in documents:
+    for document in DOCUMENTS:
         decoded = records.decode(document)
         assert decoded.rejected == []
         found += decoded.records
     return list(records.items(found, TENANT, "s3://bucket/key.json.gz", 1_900_000_000))
 
 
+def _raw_records() -> list[dict[str, Any]]:
+    """The same records read with the standard library's JSON parser, not kopter's decoder: a
+    file is ``{"Records": [...]}`` (the detonation logs are bare arrays)."""
+    found = []
+    for document in DOCUMENTS:
+        parsed = json.loads(document)
+        found += parsed["Records"] if isinstance(parsed, dict) else parsed
+    return found
+
+
 ITEMS = _real_items()
+RAW = _raw_records()
 
 
 def mismatches(model: type[Model], items: Iterable[dict[str, Any]]) -> list[str]:
@@ -76,10 +92,20 @@ def test_each_item_reads_back_through_the_model_unchanged():
         assert AuditLogEvent.from_raw_data(item).serialize() == item
 
 
+def test_the_event_key_is_the_records_event_time_and_id():
+    """Built here from the record as CloudTrail wrote it, as the README defines the key: what
+    the items are written under, and what the model's builder makes for a reader's lookup."""
+    assert len(RAW) == len(ITEMS)
+    for record, item in zip(RAW, ITEMS, strict=True):
+        key = f"{record['eventTime']}#{record['eventID']}"
+        assert item["event_key"] == {"S": key}
+        assert AuditLogEvent.sort_key(record["eventTime"], record["eventID"]) == key
+    assert len({item["event_key"]["S"] for item in ITEMS}) == len(ITEMS)
+
+
 def test_composite_keys_are_the_models():
     for item in ITEMS:
         value = {name: v.get("S") for name, v in item.items()}
-        assert value["event_key"] == AuditLogEvent.sort_key(value["event_time"], value["event_id"])
         assert value["tenant_account"] == AuditLogEvent.account_key(TENANT, value["account_id"])
         name_key = AuditLogEvent.event_name_key(TENANT, value["event_name"])
         assert value["tenant_event_name"] == name_key

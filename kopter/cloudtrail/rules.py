@@ -324,7 +324,7 @@ RULES: tuple[Rule, ...] = (
          "Another IAM user's console password changed", on(IAM, "UpdateLoginProfile"),
          when=_for_another_user,
          stratus=("aws.privilege-escalation.iam-update-user-login-profile",)),
-    Rule("admin-policy-attached", "high", mitre.CREATE_ACCOUNT,
+    Rule("admin-policy-attached", "high", mitre.CLOUD_ROLES,
          "AdministratorAccess or IAMFullAccess attached to a user, group or role",
          on(IAM, "AttachUserPolicy", "AttachGroupPolicy", "AttachRolePolicy"),
          when=_admin_policy, stratus=("aws.persistence.iam-create-admin-user",)),

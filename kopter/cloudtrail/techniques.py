@@ -27,7 +27,6 @@ CLOUD_CREDENTIALS = Technique(
     PERSISTENCE, "T1098.001", "Account Manipulation: Additional Cloud Credentials"
 )
 CLOUD_ROLES = Technique(PERSISTENCE, "T1098.003", "Account Manipulation: Additional Cloud Roles")
-CREATE_ACCOUNT = Technique(PERSISTENCE, "T1136.003", "Create Account: Cloud Account")
 EVENT_TRIGGERED = Technique(PERSISTENCE, "T1546", "Event Triggered Execution")
 PASSWORD_RESET = Technique(PRIVILEGE_ESCALATION, "T1098", "Account Manipulation")
 CLOUD_LOGS = Technique(
@@ -42,7 +41,9 @@ INSTANCE_METADATA = Technique(
     CREDENTIAL_ACCESS, "T1552.005", "Unsecured Credentials: Cloud Instance Metadata API"
 )
 SECRETS_STORES = Technique(
-    CREDENTIAL_ACCESS, "T1555.006", "Credentials from Password Stores: Cloud Secrets Management"
+    CREDENTIAL_ACCESS,
+    "T1555.006",
+    "Credentials from Password Stores: Cloud Secrets Management Stores",
 )
 INFRASTRUCTURE_DISCOVERY = Technique(DISCOVERY, "T1580", "Cloud Infrastructure Discovery")
 SERVICE_DISCOVERY = Technique(DISCOVERY, "T1526", "Cloud Service Discovery")

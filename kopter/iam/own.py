@@ -4,7 +4,7 @@ Every resource is named by the deployment's account, region and prefix (queues, 
 tables and their indexes); ``*`` appears only for actions AWS grants on no narrower resource
 (CloudWatch's GetMetricData). Customer roles may be assumed only by their kopter name, and only
 by the processes that reach customer accounts. A test records what each kind of process sends
-to AWS and proves every request allowed by its role's policy.
+to AWS and proves every request allowed by its role's policy, and every statement needed.
 """
 
 from __future__ import annotations
@@ -146,20 +146,23 @@ def api(settings: Settings) -> dict[str, Any]:
     )
 
 
-def _depths(settings: Settings) -> list[dict[str, Any]]:
-    every = _queues(settings, queues.ALL_QUEUES) + _queues(settings, queues.ALL_QUEUES, dlq=True)
-    return [
-        _statement("QueueDepths", ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"], every),
-        # GetMetricData names no resource: AWS grants it on `*` or not at all.
-        _statement("OldestMessageAge", ["cloudwatch:GetMetricData"], "*"),
-    ]
+def _every_queue(settings: Settings) -> list[str]:
+    return _queues(settings, queues.ALL_QUEUES) + _queues(settings, queues.ALL_QUEUES, dlq=True)
+
+
+def _oldest_message_age() -> dict[str, Any]:
+    # GetMetricData names no resource: AWS grants it on `*` or not at all.
+    return _statement("OldestMessageAge", ["cloudwatch:GetMetricData"], "*")
 
 
 def flower(settings: Settings) -> dict[str, Any]:
     """Queue depths for /metrics, and tasks sent from its UI."""
     return _policy(
         [
-            *_depths(settings),
+            _statement(
+                "QueueDepths", ["sqs:GetQueueUrl", "sqs:GetQueueAttributes"], _every_queue(settings)
+            ),
+            _oldest_message_age(),
             # Tasks sent from its UI go through kombu, as the command line's do.
             _statement("SendTasks", SEND, _queues(settings, queues.WORK_QUEUES)),
             _list_queues(),
@@ -170,7 +173,7 @@ def flower(settings: Settings) -> dict[str, Any]:
 def operator(settings: Settings) -> dict[str, Any]:
     """The `kopter` command line: bootstrap, dead letters, registration and every listing,
     checks and inline ingest in customer accounts."""
-    every = _queues(settings, queues.ALL_QUEUES) + _queues(settings, queues.ALL_QUEUES, dlq=True)
+    every = _every_queue(settings)
     return _policy(
         [
             _statement(
@@ -185,7 +188,8 @@ def operator(settings: Settings) -> dict[str, Any]:
                 ],
                 every + _all_tables(settings),
             ),
-            *_depths(settings),
+            _oldest_message_age(),
+            # Its queue depths too (`kopter status`): GetQueueAttributes is in CONSUME.
             _statement("DeadLetters", [*CONSUME, "sqs:SendMessage"], every),
             _list_queues(),
             _statement(

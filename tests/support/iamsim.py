@@ -20,6 +20,7 @@ from tests.support.samples import ROOT
 
 IAM_DIR = ROOT / "tests" / "iam"
 ALLOWED = "Allowed"
+DENIED = "ImplicitlyDenied"  # no statement allows it; any other answer is no denial
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Decision:
     @property
     def allowed(self) -> bool:
         return self.decision == ALLOWED
+
+    @property
+    def denied(self) -> bool:
+        """Denied for want of an Allow, not for an error of the evaluator's."""
+        return self.decision == DENIED
 
 
 def evaluate(
@@ -96,6 +102,32 @@ def evaluate(
     return [
         Decision(d["decision"], tuple(d["allowedBy"]), d["errors"]) for d in json.loads(out.stdout)
     ]
+
+
+def not_denied(
+    requests: list[Authorization],
+    identity_policies: list[dict[str, Any]],
+    resource_policy: dict[str, Any] | None = None,
+) -> list[str]:
+    """Each request IAM does not refuse, with its answer: allowed, or not evaluated at all (an
+    error of the evaluator's is no refusal)."""
+    decisions = evaluate(requests, identity_policies, resource_policy)
+    return [
+        f"{r} -> {d.decision} {d.errors or ''}".rstrip()
+        for r, d in zip(requests, decisions, strict=True)
+        if not d.denied
+    ]
+
+
+def unneeded_statements(requests: list[Authorization], policy: dict[str, Any]) -> list[str]:
+    """The Sids of ``policy``'s statements that none of ``requests`` needs: without such a
+    statement every request is still allowed. Each statement is taken out alone."""
+    unneeded = []
+    for sid in sorted({statement["Sid"] for statement in policy["Statement"]}):
+        fewer = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != sid]}
+        if all(d.allowed for d in evaluate(requests, [fewer])):
+            unneeded.append(sid)
+    return unneeded
 
 
 # --- CloudFormation, resolved ----------------------------------------------------------------
