@@ -42,6 +42,9 @@ class Settings:
     max_receive_count: int
     worker_max_tasks_per_child: int
     worker_max_memory_mb: int
+    # What the orchestrator allows a worker between SIGTERM and SIGKILL (ECS's stopTimeout,
+    # systemd's TimeoutStopSec).
+    worker_stop_timeout: int
     role_session_name: str
     audit_retention_days: int
     ingest_max_mb: int
@@ -84,6 +87,13 @@ class Settings:
     @property
     def ingest_max_bytes(self) -> int:
         return self.ingest_max_mb * 1024 * 1024
+
+    @property
+    def worker_give_up_after(self) -> int:
+        """Seconds after SIGTERM at which a stopping worker gives back the tasks still running:
+        the stop timeout less a margin (an eighth of it, 10 to 30 s) for giving their messages
+        back and exiting before SIGKILL (3.5 s measured on a loaded machine)."""
+        return self.worker_stop_timeout - min(30, max(10, self.worker_stop_timeout // 8))
 
     def for_display(self) -> dict[str, str]:
         shown = {}
@@ -221,6 +231,10 @@ def load(env: Mapping[str, str]) -> Settings:
         max_receive_count=_int(env, "KOPTER_MAX_RECEIVE_COUNT", 5, 1, 1000),
         worker_max_tasks_per_child=_int(env, "KOPTER_WORKER_MAX_TASKS_PER_CHILD", 1000, 1, 10**7),
         worker_max_memory_mb=_int(env, "KOPTER_WORKER_MAX_MEMORY_MB", 1024, 64, 1024 * 1024),
+        # Fargate's most by default; at least 15 s, so 5 s are left to the tasks after the margin.
+        worker_stop_timeout=_int(
+            env, "KOPTER_WORKER_STOP_TIMEOUT", 120, 15, SQS_MAX_VISIBILITY_TIMEOUT
+        ),
         role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
         audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
         ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),

@@ -13,6 +13,7 @@ from kopter.metrics import QueueDepths
 from kopter.queues import WORK_QUEUES, verify_queues
 from kopter.settings import get_settings
 from kopter.tables import bind
+from tasks import shutdown
 from tasks.controlplane import ControlPlaneCelery
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
 app.steps["consumer"].add("tasks.health:Heartbeat")  # for `kopter health worker`
+# SIGTERM, then SIGKILL after KOPTER_WORKER_STOP_TIMEOUT: see tasks/shutdown.py.
+signals.worker_shutting_down.connect(shutdown.start_stop_clock)
 # Flower serves the default registry at /metrics: the SQS queue depths join its task counters
 # there. No other kopter process serves that registry, so nowhere else are they collected.
 REGISTRY.register(QueueDepths(get_settings()))

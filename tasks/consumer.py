@@ -25,7 +25,7 @@ from typing import Any
 from kopter import dlq
 from kopter.queues import WORK_QUEUES, send_delayed
 from kopter.settings import get_settings
-from tasks import controlplane
+from tasks import controlplane, shutdown
 from tasks.base import sqs_delay
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,13 @@ class Consumer(controlplane.Consumer):
             delay,
         )
         return True
+
+    def on_close(self) -> None:
+        # Celery drops what the worker holds and has not started here: a stopping worker gives
+        # it back to SQS now, not when its running tasks have ended (tasks/shutdown.py).
+        unstarted = shutdown.unstarted_requests()
+        super().on_close()
+        shutdown.give_back_unstarted(unstarted)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         if not self._park(message, f"cannot decode the message: {exc}"):

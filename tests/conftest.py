@@ -220,7 +220,12 @@ class Workers:
         self.children: list[Child] = []
 
     def start(
-        self, name: str, queues: str, app: str = "tasks", env: dict[str, str] | None = None
+        self,
+        name: str,
+        queues: str,
+        app: str = "tasks",
+        env: dict[str, str] | None = None,
+        options: tuple[str, ...] = (),
     ) -> Child:
         argv = [
             sys.executable,
@@ -237,6 +242,7 @@ class Workers:
             "2",
             "-l",
             "INFO",
+            *options,
         ]
         log_dir = OUTPUT / "logs"
         child = spawn(name, argv, {**os.environ, **(env or {})}, log_dir, cwd=ROOT)

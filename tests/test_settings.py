@@ -14,6 +14,18 @@ def test_defaults_are_the_documented_ones():
     assert s.redis_url == "redis://127.0.0.1:6379/0"
     assert s.pricing_url == "https://pricing.us-east-1.amazonaws.com"
     assert s.visibility_timeout > s.task_time_limit  # the SPEC's rule, kept by the defaults
+    assert s.worker_stop_timeout == 120  # Fargate's most
+
+
+@pytest.mark.parametrize(
+    ("stop_timeout", "give_up_after"),
+    [("15", 5), ("20", 10), ("120", 105), ("960", 930)],
+)
+def test_a_stopping_worker_gives_up_on_its_tasks_a_margin_before_sigkill(
+    stop_timeout, give_up_after
+):
+    s = load({"KOPTER_WORKER_STOP_TIMEOUT": stop_timeout})
+    assert s.worker_give_up_after == give_up_after
 
 
 @pytest.mark.parametrize(
@@ -24,6 +36,8 @@ def test_defaults_are_the_documented_ones():
         ({"KOPTER_PREFIX": "bad prefix!"}, "KOPTER_PREFIX"),
         ({"KOPTER_VISIBILITY_TIMEOUT": "ten"}, "not a whole number"),
         ({"KOPTER_VISIBILITY_TIMEOUT": "50000"}, "outside"),
+        ({"KOPTER_WORKER_STOP_TIMEOUT": "2m"}, "KOPTER_WORKER_STOP_TIMEOUT='2m' is not a whole"),
+        ({"KOPTER_WORKER_STOP_TIMEOUT": "10"}, "KOPTER_WORKER_STOP_TIMEOUT=10 is outside 15"),
         ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "KOPTER_WEB_OIDC_ISSUER"),
         ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "KOPTER_WEB_OIDC_CLIENT_ID"),
     ],

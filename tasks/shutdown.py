@@ -1,0 +1,89 @@
+"""Stopping a worker the orchestrator's way: SIGTERM, then SIGKILL after a stop timeout.
+
+The orchestrator's stop timeout is ``KOPTER_WORKER_STOP_TIMEOUT`` (ECS's ``stopTimeout``,
+systemd's ``TimeoutStopSec``).
+
+SIGTERM is Celery's warm shutdown: the worker stops consuming and its running tasks go on to
+their end. Two things kopter adds, because with SQS neither happens in time on its own:
+
+- Messages the worker holds but has not started are given back at once (``give_back_unstarted``,
+  from the consumer's close). Celery drops them there, trusting the broker to deliver them again,
+  but kombu's SQS transport makes them visible only when its channel closes, after the running
+  tasks ended: up to the whole stop later.
+- The stop clock (``start_stop_clock``): at ``Settings.worker_give_up_after`` seconds after
+  SIGTERM, a worker still running tasks turns its warm shutdown into Celery's cold one (SIGQUIT
+  to itself). That terminates the pool processes running them, leaves their messages
+  unacknowledged, and kombu gives those back as the channel closes (ChangeMessageVisibility with
+  the receipt handle the worker holds, visible again after the transport's 5 s wait), so another
+  worker runs them within seconds instead of after the visibility timeout. Then the worker exits
+  by itself, before SIGKILL.
+
+Celery's own soft shutdown (``worker_soft_shutdown_timeout`` with ``REMAP_SIGTERM=SIGQUIT``)
+does the second part, but sleeps out the whole timeout in the signal handler whenever a task
+runs: the event loop stands still, a task that ended after a second is acknowledged only then,
+and every stop takes the full timeout.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+from celery.worker import state
+
+from kopter.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+_stopping = threading.Event()
+
+
+def start_stop_clock(how: str, **_: Any) -> None:
+    """``worker_shutting_down`` (the worker's main process, in its signal handler): at the first
+    warm shutdown, start the clock that gives up on the running tasks before SIGKILL comes."""
+    if _stopping.is_set():
+        return  # the orchestrator's SIGKILL counts from its first SIGTERM
+    _stopping.set()
+    if how == "Warm":
+        after = get_settings().worker_give_up_after
+        threading.Thread(target=_give_up, args=(after,), name="stop-clock", daemon=True).start()
+
+
+def _give_up(after: int) -> None:
+    time.sleep(after)
+    log.warning(
+        "still stopping %ds after SIGTERM with %d task(s) running: cold shutdown, their messages "
+        "go back to SQS",
+        after,
+        len(state.active_requests),
+    )
+    os.kill(os.getpid(), signal.SIGQUIT)
+
+
+def unstarted_requests() -> list[Any]:
+    """The requests the worker holds and has not started."""
+    return [r for r in tuple(state.reserved_requests) if r not in state.active_requests]
+
+
+def give_back_unstarted(requests: list[Any]) -> None:
+    """Give back to SQS the messages of ``requests`` (held, never started) if the worker is
+    stopping, through kombu's requeue: visible again after the transport's wait, and forgotten
+    here so nothing of this worker touches them again."""
+    if not _stopping.is_set():
+        return
+    given = 0
+    for request in requests:
+        if request in state.active_requests:
+            continue
+        try:
+            request.reject(requeue=True)
+            given += 1
+        except Exception:
+            log.exception("task %s: cannot give its message back to SQS", request.id)
+    if given:
+        # kombu's words for what it gives back at close, so one count of the log covers both.
+        log.info("Restoring %d unacknowledged message(s) not started, to SQS at once", given)
