@@ -309,6 +309,40 @@ def test_price_graph(api, tenants, by):
     assert [h for h, _, _ in got] == sorted(h for h, _, _ in got)
 
 
+def test_price_graph_shows_the_last_24_hours_by_default(api):
+    """Its own tenant, whose points lie around now: the fixture's are in March 2026."""
+    tenant = accounts.add_tenant(f"c-{secrets.token_hex(3)}", f"us-east-1:{uuid.uuid4()}")
+    account = new_account_id()
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for hours_ago in (-2, 1, 23, 26):  # one to come, two within the day, one before it
+        at = now - timedelta(hours=hours_ago)
+        PriceGraphPoint(
+            tenant.tenant_id,
+            PriceGraphPoint.sort_key(at, account),
+            hour=at,
+            account_id=account,
+            cost_usd=Decimal(hours_ago + 10),
+            computed_at=at,
+        ).save()
+    response = api.client.get("/v1/price-graph", headers=bearer(tenant.tenant_id))
+    assert response.status_code == 200, response.text
+    assert [p["cost_usd"] for p in response.json()["items"]] == ["33.00", "11.00"]
+
+
+def test_limit_is_1_to_1000_and_long_answers_are_gzipped(api, tenants):
+    a, _ = tenants
+    for limit, status in ((0, 400), (1, 200), (1000, 200), (1001, 400)):
+        response = api.client.get("/v1/audit/aws", params={"limit": limit}, headers=bearer(a.id))
+        assert response.status_code == status, (limit, response.text)
+    gzip = {"Accept-Encoding": "gzip"}
+    long = api.client.get("/v1/audit/aws", headers={**bearer(a.id), **gzip})
+    assert long.headers.get("Content-Encoding") == "gzip" and len(long.content) >= 1024
+    assert len(long.json()["items"]) == len(a.event_ids)
+    plain = api.client.get("/v1/audit/aws", headers={**bearer(a.id), "Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and plain.json() == long.json()
+    assert "Content-Encoding" not in api.client.get("/healthz", headers=gzip).headers  # < 1 KB
+
+
 def test_price_graph_refuses_a_bad_range(api, tenants):
     a, _ = tenants
     for params, message in [
@@ -454,6 +488,15 @@ def test_hs256_tokens():
         assert refused.value.status == 401
     with pytest.raises(ConfigError, match="HS256 needs a secret"):
         identity.from_settings(load({**env, "KOPTER_API_JWT_KEY": PUBLIC_PEM}))
+    # 30 s of leeway on `exp`, for the issuer's clock: no more.
+    for late, accepted in ((20, True), (40, False)):
+        stale = jwt.encode({**claims, "exp": int(time.time()) - late}, secret, "HS256")
+        try:
+            identify(Headers({"authorization": f"Bearer {stale}"}))
+        except ApiError as refused:
+            assert not accepted and refused.message == "the token has expired", late
+        else:
+            assert accepted, late
 
 
 def test_gateway_identity(gateway_api, api, tenants):
@@ -717,6 +760,15 @@ def test_access_log_is_json_and_holds_no_token(api, gateway_api):
         assert access and all(line["request_id"] and line["status"] for line in access)
         cursors = [line["query"]["cursor"] for line in access if "cursor" in line["query"]]
         assert cursors and set(cursors) == {"(not shown)"}
+    # Nor a parameter the API does not know (test_no_parameter_reaches_another_tenant's).
+    unknown = [
+        value
+        for line in api.log_lines()
+        if line["logger"] == "kopter.api.access"
+        for name, value in line["query"].items()
+        if name in ("tenant", "tenant_id", "identityId")
+    ]
+    assert unknown and set(unknown) == {"(not shown)"}
     sample = next(
         line for line in api.log_lines() if line.get("path") == "/v1/accounts" and line["tenant_id"]
     )
