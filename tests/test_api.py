@@ -33,7 +33,7 @@ from starlette.datastructures import Headers
 
 from kopter import accounts
 from kopter.api import identity
-from kopter.api.cursors import Cursors, Scope
+from kopter.api.cursors import Cursors, Scope, read_page
 from kopter.api.errors import ApiError
 from kopter.cloudtrail import ingest, records
 from kopter.devstack import Child, free_port, spawn, wait_for_port
@@ -613,6 +613,36 @@ def test_another_tenants_notification_is_404(api, tenants):
     # ... and nothing was created in A's partition.
     in_a = sorted(notification_id(n.notification_key) for n in FrontendNotification.query(a.id))
     assert in_a == sorted(a.notification_ids)
+
+
+def test_a_read_stops_after_four_dynamodb_pages_with_a_cursor():
+    """A filter that matches little costs a bounded read (cursors.read_page, in-process with
+    pages of 2 items, where the API's are of 500): after MAX_PAGES pages that matched nothing,
+    no item and a key to go on; from it, the one unread notice, oldest of ten."""
+    tenant = f"us-east-1:{uuid.uuid4()}"
+    for n in range(10):
+        at = f"2026-03-01T00:{n:02}:00Z"
+        deliver(Notice(tenant, "test", f"p{n}", at, "info", f"#{n}", "body"), get_settings())
+    [oldest, *newer] = FrontendNotification.query(tenant)
+    for notification in newer:
+        notification.update(actions=[FrontendNotification.read.set(True)])
+    scope = Scope(tenant, "notifications", {"unread": True}, {"tenant_id": tenant}, frozenset())
+
+    def unread(start: Any) -> tuple[list[Any], Any]:
+        results = FrontendNotification.query(
+            tenant,
+            filter_condition=FrontendNotification.read == False,  # noqa: E712
+            scan_index_forward=False,
+            page_size=2,
+            last_evaluated_key=start,
+        )
+        return read_page(results, scope, 100, FrontendNotification.from_raw_data)
+
+    found, key = unread(None)
+    # Four pages, newest first: the eighth newest is where the next read starts after.
+    assert found == [] and key["notification_key"]["S"] == newer[1].notification_key
+    found, key = unread(key)
+    assert [n.notification_key for n in found] == [oldest.notification_key] and key is None
 
 
 def _first_cursor(api: Api, tenant: str, path: str = "/v1/audit/aws", **params: Any) -> str:
