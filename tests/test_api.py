@@ -1,8 +1,10 @@
 """The read API as a real `kopter api` process over HTTP, against the session's moto and Redis.
 
-Two tenants, A and B, hold the same kinds of items (the same principals too). Every route is read
-as A, in both identity modes: only A's items ever come back, whatever the parameters, cursors or
-paths. Then a property-based run of the OpenAPI document against the server finds no 500.
+Two tenants, A and B, hold the same kinds of items (the same principals too). Every route of
+these items (audit log, EC2 events, cost graph, notifications and marking one read, accounts) is
+read as A, in both identity modes: only A's items ever come back, whatever the parameters,
+cursors or paths. (Snapshots, digests and prices: tests/test_reads_more.py.) Then a
+property-based run of the OpenAPI document against the server finds no 500.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from starlette.datastructures import Headers
 
 from kopter import accounts
 from kopter.api import identity
-from kopter.api.cursors import Cursors, Scope
+from kopter.api.cursors import Cursors, Scope, read_page
 from kopter.api.errors import ApiError
 from kopter.cloudtrail import ingest, records
 from kopter.devstack import Child, free_port, spawn, wait_for_port
@@ -227,10 +229,10 @@ def test_audit_log_pages_through_the_tenants_events_only(api, tenants):
 @pytest.mark.parametrize(
     "filters",
     [
-        {"event_name": "GetPasswordData", "errors": "true"},
+        {"event_name": "AssumeRole", "errors": "true"},
         {"user": CHRISTOPHE},
         {"event_source": "s3.amazonaws.com", "since": "2026-03-01T12:00:00Z"},
-        {"account": 0, "until": "2026-03-01T18:00:00Z"},
+        {"account": 1, "until": "2026-03-02T18:00:00Z"},
         {"account": 1, "event_name": "AssumeRole"},
     ],
 )
@@ -242,7 +244,26 @@ def test_audit_filters_are_those_of_kopter_audit(api, tenants, filters):
     query = {k: v for k, v in filters.items() if k != "errors"}
     expected = audit_log.query(audit_log.AuditQuery(a.id, errors_only="errors" in filters, **query))
     assert got == [audit_log.view(e) for e in expected]
+    # What the filter means, read off A's whole log rather than through kopter's query.
+    everything = pages(api, "/v1/audit/aws", bearer(a.id))
+    assert got == [e for e in everything if _matches(e, filters)]
     assert got, "each filter matches some of A's events"
+    for name in filters:  # and each of its parts leaves some out
+        fewer = {k: v for k, v in filters.items() if k != name}
+        assert [e for e in everything if _matches(e, fewer)] != got, name
+
+
+def _matches(event: dict[str, Any], filters: dict[str, str]) -> bool:
+    checks = {
+        "event_name": lambda v: event["event_name"] == v,
+        "errors": lambda _: event["error_code"] is not None,
+        "user": lambda v: event["principal_arn"] == v,
+        "event_source": lambda v: event["event_source"] == v,
+        "since": lambda v: event["event_time"] >= v,  # inclusive
+        "until": lambda v: event["event_time"] < v,  # exclusive
+        "account": lambda v: event["account_id"] == v,
+    }
+    return all(checks[name](value) for name, value in filters.items())
 
 
 def test_ec2_events(api, tenants):
@@ -272,9 +293,54 @@ def test_price_graph(api, tenants, by):
     start, end = (datetime.fromisoformat(t) for t in (since, until))
     expected = costs.query(costs.CostQuery(a.id, start, end, by))
     assert response.json()["items"] == [costs.view(c) for c in expected]
-    assert len(response.json()["items"]) == 3 * {None: 1, "account": 2, "instance-type": 2}.get(
-        by, 1
-    )
+    # The sums of the points the fixture wrote (account 0 costs 1.25 an hour, account 1 2.25),
+    # oldest hour first.
+    split = {
+        None: {None: "3.50"},
+        "account": {a.accounts[0]: "1.25", a.accounts[1]: "2.25"},
+        "region": {"us-east-1": "3.50"},
+        "instance-type": {"t3.micro": "0.50", "m5.large": "3.00"},
+    }[by]
+    name = {"account": "account", "region": "region", "instance-type": "instance_type"}.get(by)
+    items = response.json()["items"]
+    got = [(i["hour"], i.get(name) if name else None, i["cost_usd"]) for i in items]
+    hours = [f"2026-03-01T{hour:02}:00Z" for hour in range(3)]
+    assert sorted(got) == sorted((h, k, usd) for h in hours for k, usd in split.items())
+    assert [h for h, _, _ in got] == sorted(h for h, _, _ in got)
+
+
+def test_price_graph_shows_the_last_24_hours_by_default(api):
+    """Its own tenant, whose points lie around now: the fixture's are in March 2026."""
+    tenant = accounts.add_tenant(f"c-{secrets.token_hex(3)}", f"us-east-1:{uuid.uuid4()}")
+    account = new_account_id()
+    now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    for hours_ago in (-2, 1, 23, 26):  # one to come, two within the day, one before it
+        at = now - timedelta(hours=hours_ago)
+        PriceGraphPoint(
+            tenant.tenant_id,
+            PriceGraphPoint.sort_key(at, account),
+            hour=at,
+            account_id=account,
+            cost_usd=Decimal(hours_ago + 10),
+            computed_at=at,
+        ).save()
+    response = api.client.get("/v1/price-graph", headers=bearer(tenant.tenant_id))
+    assert response.status_code == 200, response.text
+    assert [p["cost_usd"] for p in response.json()["items"]] == ["33.00", "11.00"]
+
+
+def test_limit_is_1_to_1000_and_long_answers_are_gzipped(api, tenants):
+    a, _ = tenants
+    for limit, status in ((0, 400), (1, 200), (1000, 200), (1001, 400)):
+        response = api.client.get("/v1/audit/aws", params={"limit": limit}, headers=bearer(a.id))
+        assert response.status_code == status, (limit, response.text)
+    gzip = {"Accept-Encoding": "gzip"}
+    long = api.client.get("/v1/audit/aws", headers={**bearer(a.id), **gzip})
+    assert long.headers.get("Content-Encoding") == "gzip" and len(long.content) >= 1024
+    assert len(long.json()["items"]) == len(a.event_ids)
+    plain = api.client.get("/v1/audit/aws", headers={**bearer(a.id), "Accept-Encoding": "identity"})
+    assert "Content-Encoding" not in plain.headers and plain.json() == long.json()
+    assert "Content-Encoding" not in api.client.get("/healthz", headers=gzip).headers  # < 1 KB
 
 
 def test_price_graph_refuses_a_bad_range(api, tenants):
@@ -323,8 +389,9 @@ def test_healthz_and_request_ids(api):
     assert echoed.headers["requestId"] == "c6f1f6a2-gw-42"
     odd = api.client.get("/healthz", headers={"requestId": "x" * 300})
     assert uuid.UUID(odd.headers["requestId"])
-    for failed in (api.client.get("/v1/accounts"), api.client.get("/nowhere")):
-        assert failed.status_code in (401, 404) and uuid.UUID(failed.headers["requestId"])
+    for path, status in (("/v1/accounts", 401), ("/nowhere", 404)):
+        failed = api.client.get(path)
+        assert failed.status_code == status and uuid.UUID(failed.headers["requestId"])
         assert set(failed.json()) == {"message"}
 
 
@@ -421,9 +488,18 @@ def test_hs256_tokens():
         assert refused.value.status == 401
     with pytest.raises(ConfigError, match="HS256 needs a secret"):
         identity.from_settings(load({**env, "KOPTER_API_JWT_KEY": PUBLIC_PEM}))
+    # 30 s of leeway on `exp`, for the issuer's clock: no more.
+    for late, accepted in ((20, True), (40, False)):
+        stale = jwt.encode({**claims, "exp": int(time.time()) - late}, secret, "HS256")
+        try:
+            identify(Headers({"authorization": f"Bearer {stale}"}))
+        except ApiError as refused:
+            assert not accepted and refused.message == "the token has expired", late
+        else:
+            assert accepted, late
 
 
-def test_gateway_identity(gateway_api, tenants):
+def test_gateway_identity(gateway_api, api, tenants):
     a, _ = tenants
     through = {"identityId": a.id, "x-kopter-gateway-secret": GATEWAY_SECRET}
     response = gateway_api.client.get(
@@ -434,6 +510,22 @@ def test_gateway_identity(gateway_api, tenants):
     assert {e["event_id"] for e in response.json()["items"]} <= a.event_ids
     listed = pages(gateway_api, "/v1/audit/aws", through, limit=50)
     assert {e["event_id"] for e in listed} == a.event_ids
+    # Every route answers through the gateway what it answers to A's bearer token.
+    for path, params in [
+        ("/v1/ec2/events", {}),
+        ("/v1/notifications", {}),
+        ("/v1/accounts", {}),
+        ("/v1/price-graph", {"since": "2026-03-01", "until": "2026-03-02", "by": "account"}),
+    ]:
+        via_gateway = gateway_api.client.get(path, params=params, headers=through)
+        assert via_gateway.status_code == 200, (path, via_gateway.text)
+        items = via_gateway.json()["items"]
+        as_jwt = api.client.get(path, params=params, headers=bearer(a.id)).json()["items"]
+        assert items and items == as_jwt, path
+    marked = gateway_api.client.post(
+        f"/v1/notifications/{a.notification_ids[-1]}/read", headers=through
+    )
+    assert marked.status_code == 200 and marked.json()["read"] is True, marked.text
     for headers in (
         {"identityId": a.id},  # straight to kopter, not through the gateway
         {"identityId": a.id, "x-kopter-gateway-secret": GATEWAY_SECRET[:-1] + "x"},
@@ -490,12 +582,19 @@ def test_no_parameter_reaches_another_tenant(api, tenants):
         {"event_name": f"{b.id}#GetBucketAcl"},
         {"user": f"x#{b.id}"},
     ]
+    paths = ("/v1/audit/aws", "/v1/ec2/events", "/v1/notifications", "/v1/accounts")
+    filters = {"/v1/audit/aws": {"account", "user", "event_name"}, "/v1/ec2/events": {"account"}}
+    own = {path: api.client.get(path, headers=as_a).json()["items"] for path in paths}
+    assert all(own.values()), "A has items of every kind to show"
     for params in tries:
-        for path in ("/v1/audit/aws", "/v1/ec2/events", "/v1/notifications", "/v1/accounts"):
+        for path in paths:
             response = api.client.get(path, params=params, headers={**as_a, "identityId": b.id})
-            assert response.status_code in (200, 400), response.text
+            assert response.status_code == 200, response.text
             assert b.id not in response.text and b.accounts[0] not in response.text
             assert not any(e in response.text for e in b.event_ids)
+            if not set(params) & filters.get(path, set()):
+                # Not a parameter of the route, nor is the header in jwt mode: A's own answer.
+                assert response.json()["items"] == own[path], (path, params)
     graph_b = api.client.get(
         "/v1/price-graph",
         params={"since": "2026-03-01", "until": "2026-03-02", "by": "account", "tenant": b.id},
@@ -511,10 +610,39 @@ def test_another_tenants_notification_is_404(api, tenants):
         assert response.status_code == 404, response.text
         assert response.json() == {"message": "no such notification"}
     assert not any(n.read for n in FrontendNotification.query(b.id))  # B's untouched
-    assert all(  # and nothing was created in A's partition
-        notification_id(n.notification_key) in a.notification_ids
-        for n in FrontendNotification.query(a.id)
-    )
+    # ... and nothing was created in A's partition.
+    in_a = sorted(notification_id(n.notification_key) for n in FrontendNotification.query(a.id))
+    assert in_a == sorted(a.notification_ids)
+
+
+def test_a_read_stops_after_four_dynamodb_pages_with_a_cursor():
+    """A filter that matches little costs a bounded read (cursors.read_page, in-process with
+    pages of 2 items, where the API's are of 500): after MAX_PAGES pages that matched nothing,
+    no item and a key to go on; from it, the one unread notice, oldest of ten."""
+    tenant = f"us-east-1:{uuid.uuid4()}"
+    for n in range(10):
+        at = f"2026-03-01T00:{n:02}:00Z"
+        deliver(Notice(tenant, "test", f"p{n}", at, "info", f"#{n}", "body"), get_settings())
+    [oldest, *newer] = FrontendNotification.query(tenant)
+    for notification in newer:
+        notification.update(actions=[FrontendNotification.read.set(True)])
+    scope = Scope(tenant, "notifications", {"unread": True}, {"tenant_id": tenant}, frozenset())
+
+    def unread(start: Any) -> tuple[list[Any], Any]:
+        results = FrontendNotification.query(
+            tenant,
+            filter_condition=FrontendNotification.read == False,  # noqa: E712
+            scan_index_forward=False,
+            page_size=2,
+            last_evaluated_key=start,
+        )
+        return read_page(results, scope, 100, FrontendNotification.from_raw_data)
+
+    found, key = unread(None)
+    # Four pages, newest first: the eighth newest is where the next read starts after.
+    assert found == [] and key["notification_key"]["S"] == newer[1].notification_key
+    found, key = unread(key)
+    assert [n.notification_key for n in found] == [oldest.notification_key] and key is None
 
 
 def _first_cursor(api: Api, tenant: str, path: str = "/v1/audit/aws", **params: Any) -> str:
@@ -662,6 +790,15 @@ def test_access_log_is_json_and_holds_no_token(api, gateway_api):
         assert access and all(line["request_id"] and line["status"] for line in access)
         cursors = [line["query"]["cursor"] for line in access if "cursor" in line["query"]]
         assert cursors and set(cursors) == {"(not shown)"}
+    # Nor a parameter the API does not know (test_no_parameter_reaches_another_tenant's).
+    unknown = [
+        value
+        for line in api.log_lines()
+        if line["logger"] == "kopter.api.access"
+        for name, value in line["query"].items()
+        if name in ("tenant", "tenant_id", "identityId")
+    ]
+    assert unknown and set(unknown) == {"(not shown)"}
     sample = next(
         line for line in api.log_lines() if line.get("path") == "/v1/accounts" and line["tenant_id"]
     )

@@ -2,6 +2,7 @@
 
 import json
 import os
+import secrets
 from datetime import UTC, datetime
 
 import pytest
@@ -61,17 +62,22 @@ def test_queues_of_another_prefix_are_refused_until_bootstrapped():
 
 
 def test_status_reports_depths_and_cloudwatch_age(kopter):
-    settings = get_settings()
-    sqs = aws.client("sqs", get_settings())
+    # A deployment of its own: other tests' workers leave the suite's queues as they leave them,
+    # so the depths here are this test's alone.
+    env = {"KOPTER_PREFIX": f"kt{secrets.token_hex(3)}s-"}
+    settings = load({**os.environ, **env})
+    queues.ensure_queues(settings)  # its queues are all `kopter status` reads
+    sqs = aws.client("sqs", settings)
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "backup"))["QueueUrl"]
     dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "backup"))["QueueUrl"]
-    # No other test uses the backup queue, so the depths are this test's alone.
     for i in range(3):
         sqs.send_message(QueueUrl=url, MessageBody=f"m{i}")
     sqs.send_message(QueueUrl=url, MessageBody="later", DelaySeconds=600)
     sqs.send_message(QueueUrl=dlq, MessageBody="parked")
+    # One received and not deleted, as a worker holds a running task's message.
+    sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=1, VisibilityTimeout=600)
     # AWS publishes this metric itself; here the test plays AWS's part.
-    aws.client("cloudwatch", get_settings()).put_metric_data(
+    aws.client("cloudwatch", settings).put_metric_data(
         Namespace="AWS/SQS",
         MetricData=[
             {
@@ -83,14 +89,17 @@ def test_status_reports_depths_and_cloudwatch_age(kopter):
             }
         ],
     )
-    lines = kopter("status", "--json").stdout.splitlines()
+    lines = kopter("status", "--json", env=env).stdout.splitlines()
     rows = [row for row in map(json.loads, lines) if "queue" in row]  # then beat, workers
     backup = next(r for r in rows if r["queue"] == "backup")
-    assert backup["visible"] == 3
+    assert backup["visible"] == 2
     assert backup["delayed"] == 1
-    assert backup["in_flight"] == 0
+    assert backup["in_flight"] == 1
     assert backup["dlq_visible"] == 1
     assert backup["oldest_age_seconds"] == 42.0
     assert {r["queue"] for r in rows} == set(queues.ALL_QUEUES)
-    table = kopter("status").stdout
+    depths = ("visible", "delayed", "in_flight", "dlq_visible")
+    for row in rows:  # each queue's own depths
+        assert row["queue"] == "backup" or not any(row[d] for d in depths), row
+    table = kopter("status", env=env).stdout
     assert "42s" in table and "cloudtrail-notifications" in table

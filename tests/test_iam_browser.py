@@ -4,9 +4,10 @@ Evaluated with iam-simulate's unsafe mode, which keeps ``cognito-identity.amazon
 (its checked mode drops a context key it does not know for DynamoDB actions). Allowed: a Query,
 GetItem or BatchGetItem of each covered table and index on the identity's own partition, in the
 form the table's key has (the tenant id, or ``tenant#…``, read from the models' schemas), and
-reads of the identity's S3 prefix. Denied: another identity's partition, a request naming no
-partition key, one naming its own and another's, a lookalike identity, Scan, writes, kopter's
-own tables, another identity's prefix listed or read.
+reads of the identity's S3 prefix; without any one statement, some of those are refused.
+Denied (the evaluator's answer, not merely "not allowed"): another identity's partition, a
+request naming no partition key, one naming its own and another's, a lookalike identity, Scan,
+writes, kopter's own tables, another identity's prefix listed or read.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ def test_a_browser_reads_its_own_items_and_nothing_else():
     decisions = evaluate(allowed, [policy], unsafe=True)
     refused = [str(r) for r, d in zip(allowed, decisions, strict=True) if not d.allowed]
     assert not refused, "denied its own items:\n" + "\n".join(refused)
+    # Each statement is needed: without it, some of those requests are refused.
+    for sid in [s["Sid"] for s in policy["Statement"]]:
+        fewer = {**policy, "Statement": [s for s in policy["Statement"] if s["Sid"] != sid]}
+        assert not all(d.allowed for d in evaluate(allowed, [fewer], unsafe=True)), sid
 
     audit, _ = partitions[0]
     prefix = settings.prefix
@@ -102,8 +107,13 @@ def test_a_browser_reads_its_own_items_and_nothing_else():
         _s3("s3:PutObject", f"{ME}/x"),
     ]
     decisions = evaluate(denied, [policy], unsafe=True)
-    let_through = [str(r) for r, d in zip(denied, decisions, strict=True) if d.allowed]
-    assert not let_through, "allowed:\n" + "\n".join(let_through)
+    # Denied, not merely "not allowed": an answer the evaluator could not give is a failure.
+    let_through = [
+        f"{r} -> {d.decision}"
+        for r, d in zip(denied, decisions, strict=True)
+        if d.decision != "ImplicitlyDenied"
+    ]
+    assert not let_through, "allowed or not evaluated:\n" + "\n".join(let_through)
     # The same requests as the other identity: its own partition is allowed, mine is not.
     as_other = [
         _request("dynamodb:Query", audit, [OTHER], OTHER),

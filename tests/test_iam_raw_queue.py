@@ -37,8 +37,11 @@ def _policy() -> dict:
     return json.loads(attributes.get("Attributes", {}).get("Policy") or "null")
 
 
-def _sends(queue_arn: str, notices: list[tuple[str, str, str]]) -> list[str]:
-    """Each (service, source ARN, source account) sending to the raw queue: the decisions."""
+def _sends(
+    queue_arn: str, notices: list[tuple[str, str, str]], policy: dict | None = None
+) -> list[str]:
+    """Each (service, source ARN, source account) sending to the raw queue: the decisions, under
+    ``policy`` (by default the one SQS holds)."""
     requests = [
         Authorization(
             service,
@@ -49,7 +52,7 @@ def _sends(queue_arn: str, notices: list[tuple[str, str, str]]) -> list[str]:
         )
         for service, arn, account in notices
     ]
-    return [d.decision for d in evaluate(requests, [], _policy())]
+    return [d.decision for d in evaluate(requests, [], policy or _policy())]
 
 
 def test_the_raw_queue_admits_the_registered_buckets_and_topics_only(kopter):
@@ -104,6 +107,18 @@ def test_past_sqs_policy_limit_the_policy_admits_accounts_then_refuses():
     )
     assert many is not None and [s["Sid"] for s in many["Statement"]] == ["RegisteredAccounts"]
     assert raw_queue.fits(many)
+    # That form admits the registered accounts' buckets and topics, whatever their names, and
+    # still nobody else's.
+    s3, sns = "s3.amazonaws.com", "sns.amazonaws.com"
+    sent = [
+        (s3, "arn:aws:s3:::t-000000000007", "000000000007"),
+        (s3, "arn:aws:s3:::another-bucket", "000000000299"),
+        (sns, "arn:aws:sns:eu-west-1:000000000150:trail-topic", "000000000150"),
+        (s3, "arn:aws:s3:::t-000000000007", "000000000300"),
+        (sns, "arn:aws:sns:eu-west-1:000000000300:trail-topic", "000000000300"),
+    ]
+    assert _sends(arn, sent, many) == ["Allowed"] * 3 + ["ImplicitlyDenied"] * 2
+    assert _sends(arn, sent[:1] + sent[3:4], few) == ["Allowed", "ImplicitlyDenied"]
     assert raw_queue.policy(arn, Admitted()) is None
     # A registration added to a policy adds, and a policy read back admits what it said.
     assert Admitted.of(few).adding("999999999999", None) == Admitted.registered(

@@ -256,24 +256,37 @@ def test_digest(kopter, api, tenants):
     assert shown["findings"][0]["technique"]["id"] == "T1562.008"
 
 
+OFFERED = {
+    ("m5.large", "Linux", "Shared"),
+    ("m5.large", "Linux", "Dedicated"),
+    ("m5.large", "Windows", "Shared"),
+    ("c5.xlarge", "Linux", "Shared"),
+    ("t3.micro", "RHEL", "Shared"),
+}
+
+
 @pytest.mark.parametrize(
-    "filters",
+    ("filters", "products"),
     [
-        {},
-        {"instance_type": "m5.large"},
-        {"instance_type": "m5.large", "os": "linux", "tenancy": "dedicated"},
-        {"os": "Windows"},
-        {"gone": True},
+        ({}, OFFERED),
+        ({"instance_type": "m5.large"}, {p for p in OFFERED if p[0] == "m5.large"}),
+        (
+            {"instance_type": "m5.large", "os": "linux", "tenancy": "dedicated"},
+            {("m5.large", "Linux", "Dedicated")},
+        ),
+        ({"os": "Windows"}, {("m5.large", "Windows", "Shared")}),
+        ({"gone": True}, OFFERED | {("c4.large", "Linux", "Shared")}),
     ],
 )
-def test_prices(kopter, api, tenants, filters):
+def test_prices(kopter, api, tenants, filters, products):
     a, _ = tenants
     options = {"instance_type": "--instance-type", "os": "--os", "tenancy": "--tenancy"}
     argv = [f for k, v in filters.items() if k != "gone" for f in (options[k], v)]
     shown = kopter.rows(
         "prices", "--region", REGION, *argv, *(["--gone"] if "gone" in filters else [])
     )
-    assert shown, filters
+    assert {(r["instance_type"], r["os"], r["tenancy"]) for r in shown} == products
+    assert len(shown) == len(products)
     assert api.pages(a.id, "/v1/prices", region=REGION, limit=2, **filters) == shown
     if filters == {"instance_type": "m5.large"}:
         [linux] = [r for r in shown if (r["os"], r["tenancy"]) == ("Linux", "Shared")]

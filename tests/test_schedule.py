@@ -1,5 +1,7 @@
 """The beat schedule and the routing of every task to its queue."""
 
+import re
+
 import pytest
 from celery.schedules import crontab
 from redbeat.schedulers import RedBeatScheduler
@@ -8,23 +10,39 @@ from beat_schedule import beat_schedule
 from kopter.queues import WORK_QUEUES
 from tasks import app
 from tasks.beat import Scheduler
+from tests.support.samples import ROOT
 
 pytestmark = pytest.mark.unit
 
 
-def test_every_entry_of_the_spec_is_scheduled_with_expires():
+def _documented() -> dict[str, tuple[crontab, str]]:
+    """The README's table of beat entries: each entry's time (UTC) and task."""
+    rows = re.findall(
+        r"^\| `([\w-]+)` \| ([^|]+) \| `(tasks\.[\w.]+)` \|$",
+        (ROOT / "README.md").read_text(),
+        re.MULTILINE,
+    )
+    documented = {}
+    for name, when, task in rows:
+        if hourly := re.match(r"hourly at :(\d\d)", when):
+            documented[name] = (crontab(minute=int(hourly[1])), task)
+        else:
+            documented[name] = (crontab(*when.strip(" `").split()), task)
+    return documented
+
+
+def test_every_entry_is_the_documented_one_with_expires():
     schedule = beat_schedule()
-    assert set(schedule) == {"ec2-pricing", "ec2-describer", "aggregator", "backup-job", "audit"}
+    documented = _documented()
+    expected = {"ec2-pricing", "ec2-describer", "aggregator", "backup-job", "audit"}
+    assert set(schedule) == set(documented) == expected
     app.loader.import_default_modules()
     for name, entry in schedule.items():
+        assert (entry["schedule"], entry["task"]) == documented[name], name
         assert entry["task"] in app.tasks, name
         assert entry["options"]["expires"] > 0, name
-    assert schedule["backup-job"]["schedule"] == crontab(minute=0, hour="*/12")
-    assert schedule["audit"]["schedule"] == crontab(minute=0, hour=23)
     for hourly in ("ec2-pricing", "ec2-describer", "aggregator"):
-        entry = schedule[hourly]
-        assert entry["schedule"].hour == set(range(24)), hourly
-        assert entry["options"]["expires"] < 3600, hourly
+        assert schedule[hourly]["options"]["expires"] < 3600, hourly
 
 
 def test_each_task_runs_on_the_queue_its_module_names():

@@ -1,18 +1,36 @@
+import re
+
 import pytest
 
+from kopter.cli.operate import dev
 from kopter.errors import ConfigError
 from kopter.settings import load
+from tests.support.samples import ROOT
 
 pytestmark = pytest.mark.unit
 
 
+def _documented() -> dict[str, str]:
+    """The README's Settings table: each variable and its default cell."""
+    section = (ROOT / "README.md").read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `(KOPTER_\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    return {name: default.strip() for name, default in rows}
+
+
 def test_defaults_are_the_documented_ones():
+    documented = _documented()
+    shown = load({}).for_display()
+    # `kopter dev`'s own options, read by the command line where `kopter dev` alone uses them.
+    dev_only = {o.envvar: str(o.default) for o in dev.params if o.envvar}
+    assert set(documented) == set(shown) | set(dev_only), "the README's table and the settings"
+    for name, cell in documented.items():
+        value = shown.get(name, dev_only.get(name))
+        if cell.startswith("unset"):
+            assert value == "", name
+        else:
+            assert cell == f"`{value}`", name
     s = load({})
     assert s.aws_endpoint_url is None  # real AWS
-    assert s.region == "us-east-1"
-    assert s.prefix == "kopter-dev-"
-    assert s.redis_url == "redis://127.0.0.1:6379/0"
-    assert s.pricing_url == "https://pricing.us-east-1.amazonaws.com"
     assert s.visibility_timeout > s.task_time_limit  # the SPEC's rule, kept by the defaults
     assert s.worker_stop_timeout == 120  # Fargate's most
 
@@ -31,17 +49,24 @@ def test_a_stopping_worker_gives_up_on_its_tasks_a_margin_before_sigkill(
 @pytest.mark.parametrize(
     ("env", "message"),
     [
-        ({"KOPTER_AWS_ENDPOINT_URL": "127.0.0.1:5000"}, "KOPTER_AWS_ENDPOINT_URL"),
-        ({"KOPTER_REDIS_URL": "http://x"}, "KOPTER_REDIS_URL"),
-        ({"KOPTER_PREFIX": "bad prefix!"}, "KOPTER_PREFIX"),
-        ({"KOPTER_VISIBILITY_TIMEOUT": "ten"}, "not a whole number"),
-        ({"KOPTER_VISIBILITY_TIMEOUT": "50000"}, "outside"),
+        ({"KOPTER_AWS_ENDPOINT_URL": "127.0.0.1:5000"}, "is not a http or https URL"),
+        ({"KOPTER_REDIS_URL": "http://x"}, "is not a redis or rediss URL"),
+        ({"KOPTER_PREFIX": "bad prefix!"}, "use 1 to 40 of"),
+        ({"KOPTER_VISIBILITY_TIMEOUT": "ten"}, "is not a whole number"),
+        ({"KOPTER_VISIBILITY_TIMEOUT": "50000"}, "is outside 2..43200"),
         ({"KOPTER_WORKER_STOP_TIMEOUT": "2m"}, "KOPTER_WORKER_STOP_TIMEOUT='2m' is not a whole"),
         ({"KOPTER_WORKER_STOP_TIMEOUT": "10"}, "KOPTER_WORKER_STOP_TIMEOUT=10 is outside 15"),
-        ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "KOPTER_WEB_OIDC_ISSUER"),
-        ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "KOPTER_WEB_OIDC_CLIENT_ID"),
+        ({"KOPTER_COST_JUMP_FACTOR": "0.5"}, "must be at least 1"),
+        ({"KOPTER_PRICING_REGIONS": "us-east-1,Paris"}, "is not a region name"),
+        ({"KOPTER_AWS_ACCOUNT_ID": "1234"}, "is not a 12-digit AWS account id"),
+        ({"KOPTER_FLOWER_BASIC_AUTH": "admin"}, "entry 1 is not user:password"),
+        ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "is not a http or https URL"),
+        ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "is not of the form"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
-    with pytest.raises(ConfigError, match=message):
+    [variable] = env
+    with pytest.raises(ConfigError) as refused:
         load(env)
+    [line] = str(refused.value).splitlines()
+    assert line.startswith(variable) and message in line, line
