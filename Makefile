@@ -55,6 +55,7 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.pricing || status=1; \
 		$(BIN)/python -m benchmarks.aggregator || status=1; \
 		$(BIN)/python -m benchmarks.audit || status=1; \
+		$(BIN)/python -m benchmarks.sigma || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; \
 		$(BIN)/python -m benchmarks.delays || status=1; \
 		$(BIN)/python -m benchmarks.web || status=1; exit $$status

@@ -23,7 +23,6 @@ import os
 import secrets
 import sys
 import tempfile
-import time
 import tracemalloc
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -33,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.timing import timed  # noqa: E402
 from kopter import accounts  # noqa: E402
 from kopter.bootstrap import bootstrap  # noqa: E402
 from kopter.cloudtrail import digest, records  # noqa: E402
@@ -53,7 +53,6 @@ os.environ.update(
 )
 
 EVENTS = int(os.environ.get("KOPTER_BENCH_EVENTS", "100000"))
-RUNS = 3
 DAY = datetime(2026, 11, 20, tzinfo=UTC)
 ACCOUNT = "777777777777"
 BEFORE = (
@@ -79,17 +78,6 @@ def day_items(tenant_id: str) -> list[dict[str, Any]]:
 def _load(path: Path) -> list[dict[str, Any]]:
     loaded: list[dict[str, Any]] = json.loads(path.read_text())
     return loaded
-
-
-def timed(run: Callable[[], object]) -> tuple[float, float]:
-    """Seconds of wall and of this process's CPU, the best of RUNS (the machine is shared)."""
-    best = (float("inf"), float("inf"))
-    for _ in range(RUNS):
-        gc.collect()
-        wall, cpu = time.perf_counter(), time.process_time()
-        run()
-        best = min(best, (time.perf_counter() - wall, time.process_time() - cpu))
-    return best
 
 
 def peak_mib(run: Callable[[], object]) -> float:
