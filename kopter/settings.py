@@ -7,6 +7,7 @@ variable's name instead of somewhere deep inside a task.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -64,6 +65,9 @@ class Settings:
     api_jwt_algorithm: str
     api_jwt_audience: str | None
     api_jwt_issuer: str | None
+    api_jwt_jwks_url: str | None
+    api_jwt_jwks_cache_seconds: int
+    api_jwt_jwks_cooldown_seconds: int
     api_cors_origins: tuple[str, ...]
     api_cors_methods: tuple[str, ...]
     api_cors_headers: tuple[str, ...]
@@ -139,6 +143,22 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[st
         wanted = " or ".join(sorted(schemes))
         raise ConfigError(f"{name}={raw!r} is not a {wanted} URL")
     return raw.rstrip("/")
+
+
+def _jwks_url(env: Mapping[str, str], name: str) -> str | None:
+    """An https URL; plain http only to a loopback address (moto, the tests), where no one
+    between kopter and the issuer could swap the keys that every token is checked against."""
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    try:
+        loopback = ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not parts.netloc or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError(f"{name}={raw!r} is not an https URL (http only to 127.0.0.1)")
+    return raw
 
 
 def _topic(env: Mapping[str, str], name: str) -> str | None:
@@ -255,6 +275,11 @@ def load(env: Mapping[str, str]) -> Settings:
         api_jwt_algorithm=_choice(env, "KOPTER_API_JWT_ALGORITHM", "RS256", {"HS256", "RS256"}),
         api_jwt_audience=env.get("KOPTER_API_JWT_AUDIENCE") or None,
         api_jwt_issuer=env.get("KOPTER_API_JWT_ISSUER") or None,
+        api_jwt_jwks_url=_jwks_url(env, "KOPTER_API_JWT_JWKS_URL"),
+        api_jwt_jwks_cache_seconds=_int(env, "KOPTER_API_JWT_JWKS_CACHE_SECONDS", 300, 1, 86400),
+        api_jwt_jwks_cooldown_seconds=_int(
+            env, "KOPTER_API_JWT_JWKS_COOLDOWN_SECONDS", 30, 1, 3600
+        ),
         api_cors_origins=_list(
             env,
             "KOPTER_API_CORS_ORIGINS",

@@ -47,6 +47,7 @@ from kopter.tables import FrontendNotification, PriceGraphPoint
 from tests.conftest import OUTPUT, new_account_id
 from tests.support.factories import log_records
 from tests.support.samples import ROOT
+from tests.support.tokens import b64url, handmade
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 ORIGIN = "https://app.example.com"
@@ -426,17 +427,10 @@ def test_cors_on_an_actual_request(api, tenants):
 
 
 def _handmade(sub: str, alg: str, sign: Any) -> str:
-    """A token PyJWT would refuse to make: ``sign(signing input) -> signature bytes``."""
     claims = {"sub": sub, "exp": int(time.time()) + 600, "aud": AUDIENCE, "iss": ISSUER}
-    parts = [json.dumps({"alg": alg, "typ": "JWT"}).encode(), json.dumps(claims).encode()]
-    signing_input = ".".join(_b64(part) for part in parts)
-    forged = f"{signing_input}.{_b64(sign(signing_input.encode()))}"
+    forged = handmade({"alg": alg, "typ": "JWT"}, claims, sign)
     TOKENS.append(forged)
     return forged
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def test_missing_or_bad_identity_is_401(api, tenants):
@@ -704,7 +698,7 @@ def test_cursors_cannot_leave_the_tenant_or_the_query(api, tenants):
 
 def _signed(payload: bytes) -> str:
     signature = hmac.new(CURSOR_KEY.encode(), payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(signature)}"
+    return f"{b64url(payload)}.{b64url(signature)}"
 
 
 def _audit_filters() -> dict[str, Any]:

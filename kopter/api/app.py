@@ -115,12 +115,20 @@ def _document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         "description": "The gateway's requestId, or a new id.",
         "schema": {"type": "string"},
     }
+    # Keys fetched from the issuer may be out of reach: a 503 rather than refusing the caller.
+    fetched_keys = settings.api_auth == "jwt" and settings.api_jwt_jwks_url is not None
+    unavailable = {
+        "description": errors.DESCRIPTIONS[503],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     for path, operations in doc["paths"].items():
         for operation in operations.values():
             responses = operation["responses"]
             responses.pop("422", None)
             if path not in PUBLIC:
                 operation["security"] = [{name: [] for name in schemes}]
+                if fetched_keys:
+                    responses["503"] = unavailable
             for response in responses.values():
                 response.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
     app.openapi_schema = doc
