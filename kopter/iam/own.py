@@ -182,6 +182,8 @@ def operator(settings: Settings) -> dict[str, Any]:
                     "dynamodb:UpdateTable",
                     "dynamodb:DescribeTimeToLive",
                     "dynamodb:UpdateTimeToLive",
+                    "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:UpdateContinuousBackups",
                 ],
                 every + _all_tables(settings),
             ),
