@@ -26,8 +26,19 @@ def test_defaults_are_the_documented_ones():
         ({"KOPTER_VISIBILITY_TIMEOUT": "50000"}, "outside"),
         ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "KOPTER_WEB_OIDC_ISSUER"),
         ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "KOPTER_WEB_OIDC_CLIENT_ID"),
+        ({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "ops"}'}, "KOPTER_FLOWER_BASIC_AUTH"),
+        ({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "ops", "pass'}, "KOPTER_FLOWER_BASIC_AUTH"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
     with pytest.raises(ConfigError, match=message):
         load(env)
+
+
+def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
+    """The stack's FlowerLogin secret reaches the container whole, as JSON."""
+    secret = '{"username": "kopter", "password": "p4ss-w0rd"}'
+    assert load({"KOPTER_FLOWER_BASIC_AUTH": secret}).flower_basic_auth == ("kopter:p4ss-w0rd",)
+    with pytest.raises(ConfigError) as refused:
+        load({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "kopter", "password": "p4ss w0rd"}'})
+    assert "p4ss" not in str(refused.value)
