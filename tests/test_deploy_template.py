@@ -7,7 +7,8 @@ cfnmoto.py``: each made in moto's own backend from the template's properties), t
 every kind back through moto's API. `kopter bootstrap` then finds every queue and table in
 place, and what it still changes is exactly what moto's CloudFormation does not apply (TTL and
 point-in-time recovery); the stack's queues and tables are those bootstrap makes under a fresh
-prefix; each task role is `kopter iam`'s policy.
+prefix; each task role is `kopter iam`'s policy; `kopter deploy web` publishes the app with the
+stack's outputs as its config.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from moto.core.common_models import CloudFormationModel
 
 from kopter import queues
 from kopter.cli.root import cli
+from kopter.deploy.stack import outputs
 from kopter.devstack import LOCAL_AWS_ENV, free_port, spawn, wait_for_port
+from kopter.errors import Refused
 from kopter.iam import own
 from kopter.settings import load
 from kopter.tables.definitions import definitions
@@ -431,3 +434,39 @@ def test_cloudfront_alone_reads_the_web_bucket(stack):
     policy = json.loads(stack.client("s3").get_bucket_policy(Bucket=bucket)["Policy"])
     [reads] = [s for s in policy["Statement"] if s["Effect"] == "Allow"]
     assert reads["Condition"]["StringEquals"]["AWS:SourceArn"] == distribution["ARN"]
+
+
+def test_deploy_web_publishes_the_app_with_the_stacks_outputs(stack, kopter):
+    published = kopter("deploy", "web", "--stack", STACK, env=stack.env)
+    assert (
+        published.stdout.strip()
+        == f"published {len(_app_files())} files: {stack.outputs['WebUrl']}"
+    )
+    s3 = stack.client("s3")
+    bucket = stack.outputs["WebBucketName"]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket)["Contents"]}
+    assert keys == _app_files()
+    config = s3.get_object(Bucket=bucket, Key="config.json")
+    assert config["CacheControl"] == "no-cache" and config["ContentType"] == "application/json"
+    assert json.loads(config["Body"].read()) == {
+        "api": stack.outputs["ApiUrl"],
+        "oidc": {
+            "issuer": stack.outputs["OidcIssuer"],
+            "client_id": stack.outputs["UserPoolClientId"],
+            "scopes": "openid",
+            "redirect_uri": stack.outputs["WebUrl"],
+        },
+    }
+    invalidations = stack.client("cloudfront").list_invalidations(
+        DistributionId=stack.outputs["WebDistributionId"]
+    )["InvalidationList"]
+    assert invalidations["Quantity"] == 1
+    with pytest.raises(Refused, match=r"^no stack 'nope' in us-east-1$"):
+        outputs(stack.settings(), "nope")
+
+
+def _app_files() -> set[str]:
+    source = ROOT / "web" / "src"
+    return {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()} | {
+        "config.json"
+    }

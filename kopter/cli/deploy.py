@@ -1,11 +1,19 @@
-"""`kopter deploy template`: kopter's own deployment in an AWS account."""
+"""`kopter deploy template|web`: kopter's own deployment in an AWS account."""
 
 from __future__ import annotations
 
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import click
+
+from kopter.errors import Refused
+from kopter.settings import get_settings
+
+# The stack's outputs `kopter deploy web` makes the app's config.json from.
+WEB_OUTPUTS = ("ApiUrl", "OidcIssuer", "UserPoolClientId", "WebUrl", "WebBucketName")
 
 
 @click.group()
@@ -55,3 +63,36 @@ def template(form: str, output: Path | None, specs: tuple[str, ...]) -> None:
         f"{len(stack['Parameters'])} parameters)",
         err=True,
     )
+
+
+@deploy.command()
+@click.option("--stack", required=True, help="The deployed stack's name.")
+def web(stack: str) -> None:
+    """Build the web app (`kopter web build`) with a config.json made from the stack's outputs
+    (the API's URL, the user pool's issuer and client, the app's own URL), upload it to the
+    stack's bucket, and have CloudFront drop what it cached."""
+    from kopter.api.web import build
+    from kopter.deploy.stack import outputs, publish
+
+    settings = get_settings()
+    found = outputs(settings, stack)
+    missing = [name for name in WEB_OUTPUTS if name not in found]
+    if missing or "WebDistributionId" not in found:
+        raise Refused(f"stack {stack} is not kopter's: no output {', '.join(missing)}")
+    web_settings = replace(
+        settings,
+        web_api_url=found["ApiUrl"].rstrip("/"),
+        web_oidc_issuer=found["OidcIssuer"],
+        web_oidc_client_id=found["UserPoolClientId"],
+        web_oidc_redirect_uri=found["WebUrl"],
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        build(web_settings, Path(folder))
+        count = publish(
+            settings,
+            Path(folder),
+            found["WebBucketName"],
+            found["WebDistributionId"],
+            lambda line: click.echo(line, err=True),
+        )
+    click.echo(f"published {count} files: {found['WebUrl']}")

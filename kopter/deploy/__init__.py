@@ -1,7 +1,8 @@
 """kopter's own deployment in an AWS account, as one CloudFormation template (`kopter deploy
 template`): the queues and tables `kopter bootstrap` would make, Redis, the processes on ECS
 Fargate scaled on their queues, the read API's fronts, the web app on S3 and CloudFront, the
-Cognito user pool and the alarms. Plain data: nothing here calls AWS."""
+Cognito user pool and the alarms. Plain data: nothing here calls AWS but ``stack``, which reads
+a deployed stack's outputs and fills its web bucket."""
 
 from __future__ import annotations
 

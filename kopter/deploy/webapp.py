@@ -1,5 +1,6 @@
-"""The customers' web app: a private S3 bucket read only by CloudFront (origin access control),
-for the app of `kopter web build` with its config.json made from this stack's outputs."""
+"""The customers' web app: a private S3 bucket read only by CloudFront (origin access control).
+`kopter deploy web --stack NAME` fills it: the app of `kopter web build`, its config.json made
+from this stack's outputs."""
 
 from __future__ import annotations
 
@@ -92,5 +93,5 @@ def add(t: Template) -> None:
         },
     )
     t.output("WebUrl", sub("https://${WebDistribution.DomainName}/"), "The web app")
-    t.output("WebBucketName", ref("WebBucket"), "The web app's files go here")
-    t.output("WebDistributionId", ref("WebDistribution"), "... and are served by this")
+    t.output("WebBucketName", ref("WebBucket"), "`kopter deploy web` uploads the app here")
+    t.output("WebDistributionId", ref("WebDistribution"), "... and invalidates this")
