@@ -14,11 +14,16 @@ stack's outputs as its config.json.
 from __future__ import annotations
 
 import ast
+import ipaddress
 import json
 import os
 import secrets
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -470,3 +475,98 @@ def _app_files() -> set[str]:
     return {p.relative_to(source).as_posix() for p in source.rglob("*") if p.is_file()} | {
         "config.json"
     }
+
+
+def _certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A certificate authority, and a certificate of 127.0.0.1 it signed (CA, cert, key)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    authority = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kopter test CA")])
+
+    def signed(subject: str, public: Any, extension: Any) -> Any:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)])
+        builder = x509.CertificateBuilder().subject_name(name).issuer_name(authority)
+        builder = builder.public_key(public).serial_number(x509.random_serial_number())
+        builder = builder.not_valid_before(now - timedelta(hours=1))
+        builder = builder.not_valid_after(now + timedelta(hours=1))
+        return builder.add_extension(extension, critical=False).sign(ca_key, hashes.SHA256())
+
+    ca = signed("kopter test CA", ca_key.public_key(), x509.BasicConstraints(True, None))
+    server = signed(
+        "127.0.0.1",
+        key.public_key(),
+        x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+    )
+    paths = folder / "ca.pem", folder / "redis.pem", folder / "redis.key"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(server.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+# What a worker, beat, the API and Flower open on KOPTER_REDIS_URL: the cache, the result
+# backend, the control plane's connection and beat's lock and schedule.
+REDIS_CLIENTS = """
+from kopter import cache
+from kopter.settings import get_settings
+from redbeat.schedulers import get_redis
+from tasks.app import app
+from tasks.controlplane import control_connection
+
+assert cache.client(get_settings()).ping()
+app.backend.set("kopter-tls", "yes")
+assert app.backend.get("kopter-tls") == b"yes"
+with control_connection() as connection:
+    assert connection.default_channel.client.ping()
+assert get_redis(app).ping()
+print("all four answered")
+"""
+
+
+def test_kopters_redis_clients_take_the_stacks_url_over_tls(stack, tmp_path):
+    """ElastiCache's endpoint, TLS with a certificate the system trusts and an AUTH token, in the
+    URL the stack makes: here a redis-server of the same kind on 127.0.0.1."""
+    ca, certificate, key = _certificates(tmp_path)
+    port = free_port()
+    redis = spawn(
+        "redis-tls",
+        [
+            "redis-server", "--bind", "127.0.0.1", "--port", "0", "--tls-port", str(port),
+            "--tls-cert-file", str(certificate), "--tls-key-file", str(key),
+            "--tls-ca-cert-file", str(ca), "--tls-auth-clients", "no",
+            "--requirepass", _secret(stack, "RedisAuthToken"), "--save", "", "--appendonly", "no",
+        ],
+        os.environ,
+        OUTPUT / "logs",
+    )  # fmt: skip
+    try:
+        wait_for_port(redis, port)
+        [group] = stack.client("elasticache").describe_replication_groups(
+            ReplicationGroupId=stack.physical["Redis"]
+        )["ReplicationGroups"]
+        endpoint = group["NodeGroups"][0]["PrimaryEndpoint"]
+        url = _secret(stack, "RedisUrl").replace(
+            f"@{endpoint['Address']}:{endpoint['Port']}/", f"@127.0.0.1:{port}/"
+        )
+        env = {**os.environ, "KOPTER_REDIS_URL": url}
+        run = [sys.executable, "-c", REDIS_CLIENTS]
+        trusted = subprocess.run(
+            run, env={**env, "SSL_CERT_FILE": str(ca)}, capture_output=True, text=True, timeout=120
+        )
+        assert trusted.stdout.strip() == "all four answered", trusted.stderr
+        # The certificate is checked: one the system does not trust is refused.
+        untrusted = subprocess.run(run, env=env, capture_output=True, text=True, timeout=120)
+        assert "CERTIFICATE_VERIFY_FAILED" in untrusted.stderr
+    finally:
+        redis.stop()
