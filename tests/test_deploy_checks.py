@@ -142,10 +142,15 @@ def test_cloudformation_refuses_what_the_settings_refuse(template):
     # cfn-lint leaves a MinValue of 0 unchecked (`if min_value:`); CloudFormation does not.
     below = {n: parameters[n]["MinValue"] - 1 for n in numbers if parameters[n]["MinValue"] > 0}
     above = {n: parameters[n]["MaxValue"] + 1 for n in numbers if "MaxValue" in parameters[n]}
-    # And what the stack alone decides: Fargate's longest stop, a front it knows.
+    # And what the stack alone decides: a stop within Fargate's and the worker's bounds, a front
+    # it knows.
     own = {"WorkerStopTimeout": 121, "Front": "nlb"}
     refused = [{n: bad[i] for n, (_, bad) in STRINGS.items() if i < len(bad)} for i in range(3)]
-    for values in ({**below, **refused[0]}, {**above, **refused[1]}, {**own, **refused[2]}):
+    for values in (
+        {**below, **refused[0], "WorkerStopTimeout": 14},
+        {**above, **refused[1]},
+        {**own, **refused[2]},
+    ):
         assert _lint_parameters(template, values) == set(values), values
     accepted = {n: good[-1] for n, (good, _) in STRINGS.items()}
     assert _lint_parameters(template, accepted) == set()

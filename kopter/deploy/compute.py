@@ -35,8 +35,10 @@ from kopter.settings import load
 CPU = [256, 512, 1024, 2048, 4096, 8192, 16384]
 MEMORY = [512, 1024, 2048, 3072, 4096, 5120, 6144, 7168, 8192, 12288, 16384, 30720, 61440]
 LOG_RETENTION_DAYS = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653]
-# Fargate gives a container at most this long between SIGTERM and SIGKILL.
+# Fargate gives a container at most this long between SIGTERM and SIGKILL; a worker refuses a
+# KOPTER_WORKER_STOP_TIMEOUT below 15 s (its soft shutdown needs a margin).
 FARGATE_MAX_STOP_TIMEOUT = 120
+WORKER_LEAST_STOP_TIMEOUT = 15
 HEALTH = {"Interval": 30, "Timeout": 10, "Retries": 3, "StartPeriod": 60}
 
 
@@ -93,7 +95,7 @@ def add_parameters(t: Template, groups: tuple[WorkerGroup, ...]) -> None:
         "WorkerStopTimeout",
         Type="Number",
         Default=FARGATE_MAX_STOP_TIMEOUT,
-        MinValue=2,
+        MinValue=WORKER_LEAST_STOP_TIMEOUT,
         MaxValue=FARGATE_MAX_STOP_TIMEOUT,
         Description="Seconds ECS gives a worker between SIGTERM and SIGKILL "
         "(KOPTER_WORKER_STOP_TIMEOUT)",
