@@ -11,6 +11,9 @@ IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
 # node, and systemd-analyze for deploy/'s units.
 TEST_COMMANDS := chromium:chromium chromedriver:chromium-driver npm:npm node:nodejs \
 	systemd-analyze:systemd
+# checkov, which scans the template of `kopter deploy template` (test-only): a venv of its own,
+# as it pins boto3 to a release older than kopter's.
+CHECKOV := .venv-checkov/bin/checkov
 
 .PHONY: run test soak lint bench clean
 
@@ -31,12 +34,17 @@ $(IAM_EVALUATOR): tests/iam/package.json tests/iam/package-lock.json
 	npm ci --prefix tests/iam --no-audit --no-fund
 	@touch $@
 
+$(CHECKOV): tests/checkov/requirements.txt
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/pip install --quiet -r tests/checkov/requirements.txt
+	@touch $@
+
 lint: $(INSTALLED)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(INSTALLED) $(IAM_EVALUATOR) lint
+test: $(INSTALLED) $(IAM_EVALUATOR) $(CHECKOV) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-commands $(TEST_COMMANDS)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
@@ -61,4 +69,4 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.web || status=1; exit $$status
 
 clean:
-	rm -rf $(VENV) .kopter-dev test-output *.egg-info tests/iam/node_modules
+	rm -rf $(VENV) .venv-checkov .kopter-dev test-output *.egg-info tests/iam/node_modules

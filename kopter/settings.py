@@ -8,6 +8,7 @@ variable's name instead of somewhere deep inside a task.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -220,8 +221,19 @@ def _token(env: Mapping[str, str], name: str, pattern: str) -> str | None:
 
 
 def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """``user:password`` pairs, comma-separated; an error never shows a password."""
-    pairs = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+    """``user:password`` pairs, comma-separated, or one login as a Secrets Manager secret's JSON
+    (``{"username": …, "password": …}``, as ECS passes a whole secret); an error never shows a
+    password."""
+    raw = env.get(name, "")
+    if raw.lstrip().startswith("{"):
+        try:
+            login = json.loads(raw)
+            raw = f"{login['username']}:{login['password']}"
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f'{name}: a JSON login needs "username" and "password" strings'
+            ) from None
+    pairs = tuple(v.strip() for v in raw.split(",") if v.strip())
     for i, pair in enumerate(pairs, 1):
         if not re.fullmatch(r"[^:\s]+:\S+", pair):
             raise ConfigError(f"{name}: entry {i} is not user:password")

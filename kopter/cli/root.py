@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli.deploy import deploy
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -43,6 +44,7 @@ for command in (
     jobs.run_job,
     api,
     web,
+    deploy,
 ):
     cli.add_command(command)
 

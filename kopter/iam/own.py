@@ -185,6 +185,8 @@ def operator(settings: Settings) -> dict[str, Any]:
                     "dynamodb:UpdateTable",
                     "dynamodb:DescribeTimeToLive",
                     "dynamodb:UpdateTimeToLive",
+                    "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:UpdateContinuousBackups",
                 ],
                 every + _all_tables(settings),
             ),
