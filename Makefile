@@ -6,15 +6,32 @@ BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 # The IAM evaluator the policy tests run (node, test-only, never shipped): tests/iam/.
 IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
+CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: run test soak lint bench clean
+.PHONY: run test soak lint bench clean lock
 
-$(INSTALLED): setup.cfg pyproject.toml
+# Every package at the version the lock pins, checked against its hashes (requirements/, made by
+# `make lock`; DEVELOPERS.md), then kopter itself, whose dependencies the lock already holds.
+$(INSTALLED): setup.cfg pyproject.toml requirements/dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; \
+		echo "requirements/dev.txt lacks what setup.cfg asks for: run scripts/lock"; exit 1; }
 	@touch $@
+
+# checkov in a venv of its own: it pins versions below what kopter's dependencies need.
+$(CHECKOV): requirements/checkov.txt
+	$(PYTHON) -m venv $(VENV)/checkov
+	$(VENV)/checkov/bin/pip install --quiet --require-hashes -r requirements/checkov.txt
+	@touch $@
+
+# The lock files at the newest versions setup.cfg allows (`scripts/lock` alone keeps the pins
+# and only adds or drops what setup.cfg changed). It runs uv from the venv, whatever the venv's
+# state: after an edit of setup.cfg, $(INSTALLED) refuses the stale lock it installed.
+lock:
+	VENV=$(VENV) scripts/lock --upgrade
 
 run: $(INSTALLED)
 	@scripts/ensure-redis-server --unless-reachable "$${KOPTER_REDIS_URL:-redis://127.0.0.1:6379/0}"
@@ -31,7 +48,7 @@ lint: $(INSTALLED)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: $(INSTALLED) $(IAM_EVALUATOR) lint
+test: $(INSTALLED) $(IAM_EVALUATOR) $(CHECKOV) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
