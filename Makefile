@@ -8,7 +8,7 @@ INSTALLED := $(VENV)/.installed
 IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: run test soak lint bench clean lock
+.PHONY: run test soak lint bench clean lock image
 
 # Every package at the version the lock pins, checked against its hashes (requirements/, made by
 # `make lock`; DEVELOPERS.md), then kopter itself, whose dependencies the lock already holds.
@@ -51,6 +51,7 @@ lint: $(INSTALLED)
 test: $(INSTALLED) $(IAM_EVALUATOR) $(CHECKOV) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
+	@scripts/ensure-podman
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
 
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
@@ -70,6 +71,11 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.api || status=1; \
 		$(BIN)/python -m benchmarks.delays || status=1; \
 		$(BIN)/python -m benchmarks.web || status=1; exit $$status
+
+# kopter:VERSION, built with podman from Debian's packages and the runtime lock (DEVELOPERS.md).
+image: $(INSTALLED)
+	@scripts/ensure-podman
+	VENV=$(VENV) scripts/build-image
 
 clean:
 	rm -rf $(VENV) .kopter-dev test-output *.egg-info tests/iam/node_modules
