@@ -63,6 +63,7 @@ soak: $(INSTALLED)
 bench: $(INSTALLED)
 	@scripts/ensure-redis-server
 	@scripts/ensure-chromium
+	@scripts/ensure-podman
 	@status=0; $(BIN)/python -m benchmarks.ingest || status=1; \
 		$(BIN)/python -m benchmarks.describer || status=1; \
 		$(BIN)/python -m benchmarks.pricing || status=1; \
@@ -70,7 +71,8 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.audit || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; \
 		$(BIN)/python -m benchmarks.delays || status=1; \
-		$(BIN)/python -m benchmarks.web || status=1; exit $$status
+		$(BIN)/python -m benchmarks.web || status=1; \
+		$(BIN)/python -m benchmarks.image || status=1; exit $$status
 
 # kopter:VERSION, built with podman from Debian's packages and the runtime lock (DEVELOPERS.md).
 image: $(INSTALLED)
