@@ -12,19 +12,24 @@ CHECKOV := $(VENV)/checkov/bin/checkov
 
 # Every package at the version the lock pins, checked against its hashes (requirements/, made by
 # `make lock`; DEVELOPERS.md), then kopter itself, whose dependencies the lock already holds.
-$(INSTALLED): setup.cfg pyproject.toml requirements/dev.txt
+# uv installs them (half the time pip took here); uv itself comes first, from its own
+# hashed lock, through pip. Compiled at install, as pip does: where PYTHONDONTWRITEBYTECODE is
+# set (these machines), every process would compile what it imports, each time.
+UV_INSTALL = $(BIN)/uv pip install --quiet --compile-bytecode --python
+$(INSTALLED): setup.cfg pyproject.toml requirements/dev.txt requirements/uv.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
-	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip install --quiet --require-hashes -r requirements/uv.txt
+	$(UV_INSTALL) $(BIN)/python --require-hashes -r requirements/dev.txt
+	$(UV_INSTALL) $(BIN)/python --no-deps --no-build-isolation -e .
 	@$(BIN)/pip check >/dev/null || { $(BIN)/pip check; \
 		echo "requirements/dev.txt lacks what setup.cfg asks for: run scripts/lock"; exit 1; }
 	@touch $@
 
 # checkov in a venv of its own: it pins versions below what kopter's dependencies need.
-$(CHECKOV): requirements/checkov.txt
-	$(PYTHON) -m venv $(VENV)/checkov
-	$(VENV)/checkov/bin/pip install --quiet --require-hashes -r requirements/checkov.txt
+$(CHECKOV): requirements/checkov.txt | $(INSTALLED)
+	$(PYTHON) -m venv --without-pip $(VENV)/checkov
+	$(UV_INSTALL) $(VENV)/checkov/bin/python --require-hashes -r requirements/checkov.txt
 	@touch $@
 
 # The lock files at the newest versions setup.cfg allows (`scripts/lock` alone keeps the pins
