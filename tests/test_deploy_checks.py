@@ -20,11 +20,11 @@ from kopter.deploy import groups, scaling
 from kopter.deploy.parameters import SETTINGS
 from kopter.errors import ConfigError, Refused
 from kopter.settings import load
+from tests.support.checkov import CHECKOV, MISSING
 from tests.support.samples import ROOT
 
 pytestmark = pytest.mark.unit
 
-CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 # Values each string setting takes, and values it refuses (CloudFormation must refuse those).
 STRINGS = {
@@ -83,7 +83,7 @@ def test_cfn_lint_finds_nothing(template):
 
 
 def test_checkov_fails_exactly_what_the_template_skips_with_its_reason(template, tmp_path):
-    assert CHECKOV.exists(), "checkov is missing: make .venv-checkov/bin/checkov"
+    assert CHECKOV.exists(), MISSING
     # Every conditional resource in: checkov reads conditions with the parameters' defaults.
     every = copy.deepcopy(template)
     for name, value in {
