@@ -57,6 +57,7 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.audit || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; \
 		$(BIN)/python -m benchmarks.delays || status=1; \
+		$(BIN)/python -m benchmarks.deliveries || status=1; \
 		$(BIN)/python -m benchmarks.web || status=1; exit $$status
 
 clean:

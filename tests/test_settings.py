@@ -15,6 +15,9 @@ def test_defaults_are_the_documented_ones():
     assert s.pricing_url == "https://pricing.us-east-1.amazonaws.com"
     assert s.visibility_timeout > s.task_time_limit  # the SPEC's rule, kept by the defaults
     assert s.worker_stop_timeout == 120  # Fargate's most
+    assert not s.channels_allow_private and s.channels_email_from is None
+    assert (s.channels_timeout, s.channels_attempt_seconds) == (10, 35)
+    assert load({"KOPTER_CHANNELS_ALLOW_PRIVATE": "TRUE"}).channels_allow_private
 
 
 @pytest.mark.parametrize(
@@ -40,6 +43,9 @@ def test_a_stopping_worker_gives_up_on_its_tasks_a_margin_before_sigkill(
         ({"KOPTER_WORKER_STOP_TIMEOUT": "10"}, "KOPTER_WORKER_STOP_TIMEOUT=10 is outside 15"),
         ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "KOPTER_WEB_OIDC_ISSUER"),
         ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "KOPTER_WEB_OIDC_CLIENT_ID"),
+        ({"KOPTER_CHANNELS_ALLOW_PRIVATE": "maybe"}, "KOPTER_CHANNELS_ALLOW_PRIVATE='maybe'"),
+        ({"KOPTER_CHANNELS_EMAIL_FROM": "Alerts <a@x.io>"}, "KOPTER_CHANNELS_EMAIL_FROM='Alerts"),
+        ({"KOPTER_CHANNELS_TIMEOUT": "0"}, "KOPTER_CHANNELS_TIMEOUT=0 is outside 1..60"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):

@@ -1,6 +1,7 @@
-"""A webhook receiver for the tests: a real HTTP server on 127.0.0.1 (https with a certificate of
-the tests' own CA when asked) that records every request as it arrived, and answers with the
-status and after the delay the test sets, changeable while it runs."""
+"""A webhook receiver for the tests and `make bench`: a real HTTP server on 127.0.0.1 (https with
+a certificate of the tests' own CA when asked) that records every request as it arrived, and
+answers with the status and after the delay the test sets, changeable while it runs. It imports
+nothing of the tests' stack (a benchmark runs its own)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-
-from tests.conftest import wait_for
 
 
 @dataclass(frozen=True)
@@ -81,8 +80,15 @@ class Receiver:
             return [r for r in self.received if r.path == path]
 
     def wait(self, path: str, count: int, timeout: float) -> list[Received]:
-        wait_for(lambda: len(self.on(path)) >= count, timeout, f"{count} POST(s) to {path}")
-        return self.on(path)
+        """The POSTs to ``path`` once there are ``count``; AssertionError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while len(found := self.on(path)) < count:
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"timed out after {timeout}s waiting for {count} POST(s) to {path}"
+                )
+            time.sleep(0.05)
+        return found
 
 
 @dataclass(frozen=True)
