@@ -224,17 +224,23 @@ def parked_for(kopter, tenant: str) -> list[dict]:
 
 def test_a_failing_endpoint_is_retried_with_backoff_then_parked_and_redriven(kopter, workers):
     tenant = kopter.new_tenant()
-    with Receiver(status=500) as receiver:
+    with Receiver(status=500) as receiver, Receiver(status=302) as moved:
+        moved.location = moved.url("/landed")  # a redirect, which kopter does not follow
         hook = add(kopter, tenant, "--webhook", receiver.url("/down"))
+        elsewhere = add(kopter, tenant, "--webhook", moved.url("/moved"))
         start(workers, "retries")
         raise_(notice(tenant))
         tries = receiver.wait("/down", 3, 90)
-        parked = wait_for(lambda: parked_for(kopter, tenant), 60, "the delivery parked")
-        assert [p["reason"] for p in parked] == [  # type: ignore[union-attr]
-            f"webhook channel {hook['id']}, attempt 3: 127.0.0.1 answered 500: nope, not today"
-        ]
+        wait_for(lambda: len(parked_for(kopter, tenant)) == 2, 60, "both deliveries parked")
+        parked = parked_for(kopter, tenant)
+        assert sorted(p["reason"] for p in parked) == sorted([
+            f"webhook channel {hook['id']}, attempt 3: 127.0.0.1 answered 500: nope, not today",
+            f"webhook channel {elsewhere['id']}, attempt 3: 127.0.0.1 answered 302 (a redirect, "
+            "which kopter does not follow): nope, not today",
+        ])  # fmt: skip
         time.sleep(2 * float(CHANNELS_ENV["KOPTER_CHANNELS_RETRY_SECONDS"]) * 2)
         assert len(receiver.on("/down")) == 3  # and no fourth attempt
+        assert (len(moved.on("/moved")), moved.on("/landed")) == (3, [])
         # One delivery: the same id on every attempt, each signed, each with its own timestamp,
         # each after the backoff before it (2 s doubled, drawn from its upper half; SQS holds a
         # retry at least that long after the attempt before it failed).
@@ -242,12 +248,13 @@ def test_a_failing_endpoint_is_retried_with_backoff_then_parked_and_redriven(kop
         assert all(t.signed_with(hook["secret"]) for t in tries)
         gaps = [b.at - a.at for a, b in itertools.pairwise(tries)]
         assert gaps[0] >= 1 and gaps[1] >= 2, gaps
-        [row] = kopter.rows("channels", "list", "--tenant", tenant)
-        assert row["last_failure"] == "127.0.0.1 answered 500: nope, not today"
-        assert row["last_delivered_at"] is None
+        rows = {r["id"]: r for r in kopter.rows("channels", "list", "--tenant", tenant)}
+        assert rows[hook["id"]]["last_failure"] == "127.0.0.1 answered 500: nope, not today"
+        assert rows[hook["id"]]["last_delivered_at"] is None
 
-        # The endpoint is fixed; the operator sends the parked delivery back: one more attempt.
+        # The endpoint is fixed; the operator sends the parked deliveries back: one more attempt.
         receiver.status = 200
+        kopter("channels", "remove", "--tenant", tenant, elsewhere["id"])
         kopter("dlq", "redrive", "deliveries")
         fourth = receiver.wait("/down", 4, 60)[3]
         assert fourth.headers["x-kopter-delivery"] == tries[0].headers["x-kopter-delivery"]
@@ -257,7 +264,8 @@ def test_a_failing_endpoint_is_retried_with_backoff_then_parked_and_redriven(kop
             30,
             "the delivery recorded",
         )
-        assert parked_for(kopter, tenant) == []
+        assert parked_for(kopter, tenant) == []  # the removed channel's is dropped, not parked
+        assert len(moved.on("/moved")) == 3
 
 
 def test_a_slow_endpoint_does_not_hold_up_another_tenants_delivery(kopter, workers):

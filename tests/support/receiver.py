@@ -32,8 +32,14 @@ class Received:
 
 
 class Receiver:
-    def __init__(self, status: int = 200, delay: float = 0.0, tls: ssl.SSLContext | None = None):
-        self.status, self.delay = status, delay
+    def __init__(
+        self,
+        status: int = 200,
+        delay: float = 0.0,
+        tls: ssl.SSLContext | None = None,
+        location: str | None = None,
+    ):
+        self.status, self.delay, self.location = status, delay, location
         self.received: list[Received] = []
         self._lock = threading.Lock()
         receiver = self
@@ -47,6 +53,8 @@ class Receiver:
                 time.sleep(receiver.delay)
                 try:
                     self.send_response(receiver.status)
+                    if receiver.location:
+                        self.send_header("Location", receiver.location)
                     self.send_header("Content-Type", "text/plain")
                     self.end_headers()
                     self.wfile.write(b"ok" if receiver.status < 300 else b"nope, not today")
