@@ -82,6 +82,7 @@ bench: $(INSTALLED)
 		$(BIN)/python -m benchmarks.sigma || status=1; \
 		$(BIN)/python -m benchmarks.api || status=1; \
 		$(BIN)/python -m benchmarks.delays || status=1; \
+		$(BIN)/python -m benchmarks.deliveries || status=1; \
 		$(BIN)/python -m benchmarks.web || status=1; \
 		$(BIN)/python -m benchmarks.image || status=1; exit $$status
 

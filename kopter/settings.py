@@ -24,6 +24,8 @@ AWS_PRICING_URL = "https://pricing.us-east-1.amazonaws.com"
 # SQS refuses a visibility timeout above 12 hours and a DelaySeconds above 15 minutes.
 SQS_MAX_VISIBILITY_TIMEOUT = 12 * 3600
 SQS_MAX_DELAY_SECONDS = 900
+# An address SES takes: no display name, no spaces, within RFC 5321's 254 characters.
+EMAIL_ADDRESS = r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
 
 
@@ -88,6 +90,14 @@ class Settings:
     # Supervisors' probes (`kopter health`): where heartbeats are written, how stale is dead.
     health_dir: str
     health_grace: int
+    # Where notifications are delivered (`kopter channels`): how an endpoint is called, how
+    # long it is retried, how many deliveries one tenant may have in flight at once.
+    channels_allow_private: bool
+    channels_email_from: str | None
+    channels_timeout: int
+    channels_max_attempts: int
+    channels_retry_seconds: int
+    channels_tenant_concurrency: int
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -99,6 +109,12 @@ class Settings:
         the stop timeout less a margin (an eighth of it, 10 to 30 s) for giving their messages
         back and exiting before SIGKILL (3.5 s measured on a loaded machine)."""
         return self.worker_stop_timeout - min(30, max(10, self.worker_stop_timeout // 8))
+
+    @property
+    def channels_attempt_seconds(self) -> int:
+        """The longest one delivery attempt may take: connecting (to two addresses at most) and
+        reading, each within the timeout, and 5 s for resolving the name."""
+        return 3 * self.channels_timeout + 5
 
     def for_display(self) -> dict[str, str]:
         shown = {}
@@ -220,6 +236,20 @@ def _token(env: Mapping[str, str], name: str, pattern: str) -> str | None:
     return raw
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name}={env.get(name)!r} is not true or false")
+    return raw in ("true", "1", "yes")
+
+
+def _email(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not re.fullmatch(EMAIL_ADDRESS, raw):
+        raise ConfigError(f"{name}={raw!r} is not an email address like alerts@example.com")
+    return raw
+
+
 def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     """``user:password`` pairs, comma-separated, or one login as a Secrets Manager secret's JSON
     (``{"username": …, "password": …}``, as ECS passes a whole secret); an error never shows a
@@ -300,7 +330,11 @@ def load(env: Mapping[str, str]) -> Settings:
             "an origin like https://app.example.com (or *)",
         ),
         api_cors_methods=_list(
-            env, "KOPTER_API_CORS_METHODS", "GET,POST", r"[A-Z]{3,7}", "an HTTP method like GET"
+            env,
+            "KOPTER_API_CORS_METHODS",
+            "GET,POST,DELETE",
+            r"[A-Z]{3,7}",
+            "an HTTP method like GET",
         ),
         api_cors_headers=_list(
             env,
@@ -323,6 +357,15 @@ def load(env: Mapping[str, str]) -> Settings:
         health_dir=env.get("KOPTER_HEALTH_DIR") or "/tmp/kopter-health",
         # Above the worker's 5 s long poll, so an idle worker is never called dead.
         health_grace=_int(env, "KOPTER_HEALTH_GRACE", 60, 10, 3600),
+        channels_allow_private=_flag(env, "KOPTER_CHANNELS_ALLOW_PRIVATE"),
+        channels_email_from=_email(env, "KOPTER_CHANNELS_EMAIL_FROM"),
+        channels_timeout=_int(env, "KOPTER_CHANNELS_TIMEOUT", 10, 1, 60),
+        channels_max_attempts=_int(env, "KOPTER_CHANNELS_MAX_ATTEMPTS", 8, 1, 20),
+        # Doubled at each attempt up to SQS's longest delay: 8 attempts span about half an hour.
+        channels_retry_seconds=_int(
+            env, "KOPTER_CHANNELS_RETRY_SECONDS", 15, 1, SQS_MAX_DELAY_SECONDS
+        ),
+        channels_tenant_concurrency=_int(env, "KOPTER_CHANNELS_TENANT_CONCURRENCY", 2, 1, 100),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli import audit, channels, customers, fleet, jobs, lifecycle, onboarding, operate
 from kopter.cli.deploy import deploy
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
@@ -32,6 +32,7 @@ for command in (
     customers.tenants,
     customers.accounts_group,
     customers.notifications_list,
+    channels.channels_group,
     audit.audit,
     audit.backfill,
     audit.digest,
