@@ -120,7 +120,12 @@ class Settings:
         shown = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            text = ",".join(value) if isinstance(value, tuple) else str(value or "")
+            if isinstance(value, bool):
+                text = str(value).lower()  # as the variable is written
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value or "")
             if not f.repr and value:
                 text = "(set, not shown)"  # a secret
             shown[f"KOPTER_{f.name.upper()}"] = text
