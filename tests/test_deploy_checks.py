@@ -159,16 +159,23 @@ def test_cloudformation_refuses_what_the_settings_refuse(template):
 def test_worker_groups_cover_every_queue_once_within_the_metric_limit():
     assert groups.parse([]) == groups.DEFAULT_GROUPS
     custom = groups.parse(
-        ["fast=ingest,notifications", "slow=describer,pricing,aggregator,audit", "snap=backup"]
+        [
+            "fast=ingest,notifications",
+            "slow=describer,pricing,aggregator,audit",
+            "snap=backup,deliveries",
+        ]
     )
     assert [g.queues for g in custom] == [
         ("ingest", "notifications"),
         ("describer", "pricing", "aggregator", "audit"),
-        ("backup",),
+        ("backup", "deliveries"),
     ]
     for specs, message in (
         (
-            ["all=ingest,describer,aggregator,pricing,audit", "b=backup,notifications"],
+            [
+                "all=ingest,describer,aggregator,pricing,audit",
+                "b=backup,notifications,deliveries",
+            ],
             "at most ten",
         ),
         (["a=ingest", "b=ingest,describer"], "in two worker groups: ingest"),
@@ -185,7 +192,7 @@ def test_worker_groups_cover_every_queue_once_within_the_metric_limit():
         "--workers",
         "slow=describer,pricing,aggregator,audit",
         "--workers",
-        "snap=backup",
+        "snap=backup,deliveries",
     )
     services = sorted(n for n, r in made["Resources"].items() if r["Type"] == "AWS::ECS::Service")
     assert services == [

@@ -27,7 +27,8 @@ workers_option = click.option(
     metavar="NAME=QUEUE,QUEUE",
     help="A worker group: an ECS service on these queues, scaled on their backlog (again for "
     "each group; every work queue in one group, at most four a group). Default: "
-    "realtime=ingest,describer,notifications and jobs=pricing,aggregator,audit,backup.",
+    "realtime=ingest,describer,notifications, jobs=pricing,aggregator,audit,backup and "
+    "alerts=deliveries.",
 )
 
 

@@ -45,6 +45,12 @@ class Workload:
     tagged_share: float = _assumption(
         0.2, "a guess: the share of instances tagged kopter:backup, one volume each"
     )
+    deliveries_per_account_day: float = _assumption(
+        2, "a guess: alerts a day an account's detections send to a channel (webhook, Slack, email)"
+    )
+    seconds_per_delivery: float = _assumption(
+        0.5, "benchmarks/deliveries.py: a POST to an endpoint nearby, 0.27 s at the median"
+    )
     users_per_tenant: float = _assumption(3, "a guess: the people of a customer using the app")
     visits_per_user_day: float = _assumption(2, "a guess: times a user opens the web app a day")
     api_requests_per_visit: float = _assumption(
@@ -117,6 +123,7 @@ def work(accounts: int, w: Workload) -> Work:
     tenant_aggregations = tenants * usage.AGGREGATIONS_PER_HOUR * HOURS
     audits = tenants * usage.AUDITS_PER_DAY * DAYS
     visits = tenants * w.users_per_tenant * w.visits_per_user_day * DAYS
+    deliveries = accounts * w.deliveries_per_account_day * DAYS
     beat = (usage.BEAT_MESSAGES_PER_DAY + usage.CHORD_MESSAGES_PER_DAY) * DAYS
     messages = {
         "cloudtrail-notifications": files * (V("messages_per_file") - 1),
@@ -127,6 +134,7 @@ def work(accounts: int, w: Workload) -> Work:
         "audit": audits * V("messages_per_tenant_audit_day"),
         "pricing": HOURS * V("messages_per_pricing_hour"),
         "notifications": records * V("messages_per_record"),
+        "deliveries": deliveries,
         "beat": beat,  # beat's and the chords' own messages, on the queues above
     }
     scale = w.task_time_scale
@@ -143,6 +151,7 @@ def work(accounts: int, w: Workload) -> Work:
         "audit": scale * records * usage.AUDITS_PER_DAY * V("seconds_per_audited_record"),
         "pricing": scale * HOURS * V("seconds_per_pricing_hour"),
         "notifications": 0.0,
+        "deliveries": scale * deliveries * w.seconds_per_delivery,
     }
     return Work(
         accounts,
