@@ -1,5 +1,5 @@
 # kopter: `make run` brings the whole stack up locally; `make test` runs every test;
-# `make bench` measures.
+# `make bench` measures; `make docs` writes docs/reference/ from the code.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -12,7 +12,7 @@ IAM_EVALUATOR := tests/iam/node_modules/.package-lock.json
 TEST_COMMANDS := chromium:chromium chromedriver:chromium-driver npm:npm node:nodejs \
 	systemd-analyze:systemd
 
-.PHONY: run test soak lint bench clean
+.PHONY: run test soak lint bench docs clean
 
 $(INSTALLED): setup.cfg pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "kopter needs Python 3.11 or newer")'
@@ -40,6 +40,11 @@ test: $(INSTALLED) $(IAM_EVALUATOR) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-commands $(TEST_COMMANDS)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# The reference pages the code knows (docs/reference/: settings, commands, read API), written
+# from it; tests/test_docs.py fails while one differs from what this would write.
+docs: $(INSTALLED)
+	$(BIN)/kopter docs docs/reference
 
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
 soak: $(INSTALLED)

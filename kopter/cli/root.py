@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli.docs import docs
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -15,8 +16,8 @@ from kopter.cli.web import api, web
 def cli() -> None:
     """kopter: CloudTrail audit log, EC2 fleet, prices and costs for every customer account.
 
-    Settings come from KOPTER_* environment variables (see the README); `kopter settings`
-    shows what this process reads.
+    Settings come from KOPTER_* environment variables (docs/reference/settings.md); `kopter
+    settings` shows what this process reads.
     """
 
 
@@ -43,6 +44,7 @@ for command in (
     jobs.run_job,
     api,
     web,
+    docs,
 ):
     cli.add_command(command)
 
