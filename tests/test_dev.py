@@ -110,8 +110,13 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         [(app, token)] = re.findall(r"app +(http://127\.0\.0\.1:\d+/)#token=(\S+)", output)
         yield DevStack(process, log, app, token)
     finally:
+        # A test failed before Ctrl-C's: stop it as Ctrl-C does, or its children outlive it.
         if process.poll() is None:
-            process.kill()
+            process.send_signal(signal.SIGINT)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
 def test_make_run_stack_comes_up_and_shows_its_pipelines(dev):
