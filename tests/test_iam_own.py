@@ -134,7 +134,8 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         s3.create_bucket(Bucket=bucket)
         keys = [log_key(account, REGION, DAY) for _ in range(2)]
         # A denied DeleteTrail among the records: the day's audit raises a notification of it.
-        delete_trail = {**demo._denied_delete_trail(DAY), "recipientAccountId": account}
+        denied = demo._record(demo.Step(0, 0, demo.BOB, "DeleteTrail"), DAY, {})
+        delete_trail = {**denied, "recipientAccountId": account}
         logs = [[*log_records(2, account, DAY), delete_trail], log_records(2, account, DAY, 1)]
         for key, records in zip(keys, logs, strict=True):
             s3.put_object(Bucket=bucket, Key=key, Body=log_file(records))
