@@ -145,8 +145,8 @@ class Settings:
     cost_jump_days: int = field(metadata=_about("how many days before make a cost jump's average"))
     api_auth: str | None = field(
         metadata=_about(
-            "how callers of the read API prove their identity: `gateway` or `jwt` (the README's "
-            '"Read API")',
+            "how callers of the read API prove their identity: `gateway` or `jwt` (docs/api.md, "
+            '"Identity")',
             unset="`kopter api` refuses to start",
         )
     )

@@ -1,5 +1,6 @@
 """The reference pages in docs/reference/ are what the code makes now (`make docs`): a setting, a
-command, an option or a route added without `make docs` fails here."""
+command, an option or a route added without `make docs` fails here. And the README stays a front
+page: short, with its picture and screenshot, and a map that reaches every page of docs/."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from kopter.cli.root import cli
 from kopter.errors import KopterError
 from kopter.settings import Settings, load
 from tests.support.samples import ROOT
+from tests.test_links import targets
 
 pytestmark = pytest.mark.unit
+
+README = ROOT / "README.md"
 
 
 @pytest.mark.parametrize("name", list(docs.pages()))
@@ -77,3 +81,18 @@ def test_table_cells_keep_pipes_and_angle_brackets_as_text():
     assert docs._cell("a | b `x|y` 1<=x and `1<2`") == "a \\| b `x\\|y` 1&lt;=x and `1<2`"
     assert docs._anchor("GET /v1/digests/{day}") == "get-v1digestsday"
     assert docs._anchor("`kopter dev` only") == "kopter-dev-only"
+
+
+def test_the_readme_is_a_front_page_under_250_lines():
+    text = README.read_text()
+    lines = len(text.splitlines())
+    assert lines < 250, f"README.md has {lines} lines: move the detail into its page in docs/"
+    assert "```mermaid\nflowchart" in text  # the picture, drawn by the code host
+    assert "](web/cost-page.png)" in text
+
+
+def test_the_readmes_map_reaches_every_page_of_docs():
+    linked = {(ROOT / t.partition("#")[0]).resolve() for _, t in targets(README.read_text())}
+    pages = {p.resolve() for p in (ROOT / "docs").rglob("*.md")}
+    unmapped = sorted(str(p.relative_to(ROOT)) for p in pages - linked)
+    assert not unmapped, f"pages of docs/ the README's map does not link: {unmapped}"

@@ -11,9 +11,10 @@ pytestmark = pytest.mark.unit
 
 
 def _documented() -> dict[str, str]:
-    """The README's Settings table: each variable and its default cell."""
-    section = (ROOT / "README.md").read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(KOPTER_\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    """The settings reference's tables (docs/reference/settings.md, which `make docs` writes):
+    each variable and its default cell."""
+    page = (ROOT / "docs" / "reference" / "settings.md").read_text()
+    rows = re.findall(r"^\| `(KOPTER_\w+)` \| ([^|]+) \|", page, re.MULTILINE)
     return {name: default.strip() for name, default in rows}
 
 
@@ -22,7 +23,7 @@ def test_defaults_are_the_documented_ones():
     shown = load({}).for_display()
     # `kopter dev`'s own options, read by the command line where `kopter dev` alone uses them.
     dev_only = {o.envvar: str(o.default) for o in dev.params if o.envvar}
-    assert set(documented) == set(shown) | set(dev_only), "the README's table and the settings"
+    assert set(documented) == set(shown) | set(dev_only), "the reference's tables and the settings"
     for name, cell in documented.items():
         value = shown.get(name, dev_only.get(name))
         if cell.startswith("unset"):
