@@ -60,9 +60,6 @@ def test_make_run_stack_comes_up_works_and_stops_cleanly(tmp_path):
         "KOPTER_DEV_FLOWER_PORT": str(free_port()),
         "KOPTER_DEV_API_PORT": str(free_port()),
         "KOPTER_DEV_DIR": str(tmp_path / "dev"),
-        # The suite's 4 s serves redelivery tests; the stack's account check tries each
-        # permission of the role in two regions, which a loaded machine may not do in 4 s.
-        "KOPTER_TASK_TIME_LIMIT": "60",
     }
     env.pop("KOPTER_AWS_ENDPOINT_URL")  # kopter dev sets it to its own moto server
     env.pop("KOPTER_PRICING_URL")  # ... and serves its sample price list
