@@ -39,8 +39,9 @@ from kopter.settings import get_settings
 from kopter.tables import bind
 from tests.support.samples import ROOT
 
-# The real CloudTrail samples' tenant, for every ingest test.
-pytest_plugins = ["tests.support.trails"]
+# The real CloudTrail samples' tenant, for every ingest test; the read API's servers and tenants,
+# for tests/test_api_*.py.
+pytest_plugins = ["tests.support.trails", "tests.support.readapi"]
 
 # Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
 # in a directory of its own (test-output/gw0/, …).

@@ -257,8 +257,8 @@ def _register_a(world: World, trail_files: Path) -> None:
 
 
 def _seed_tenant(customer: Customer) -> None:
-    """Another tenant, written in-process the way the commands and tasks write (as test_api's
-    fixtures do): cheaper than a process per step, and not what is observed."""
+    """Another tenant, written in-process the way the commands and tasks write (as
+    tests/support/readapi.py does): cheaper than a process per step, and not what is observed."""
     tenant = accounts.add_tenant(customer.name, customer.tenant_id)
     for account in customer.account_ids:
         request = accounts.AccountRequest(account, role_arn(account), ("us-east-1",))
