@@ -20,7 +20,15 @@ from kopter.errors import Refused
 from kopter.settings import Settings
 from kopter.tables import FrontendNotification
 
-SEVERITIES = ("info", "warning", "high", "critical")
+SEVERITIES = ("info", "warning", "high", "critical")  # in rising order
+# Sigma's levels, as the notice severities they raise.
+SIGMA_LEVELS = {
+    "informational": "info",
+    "low": "info",
+    "medium": "warning",
+    "high": "high",
+    "critical": "critical",
+}
 TTL_DAYS = 90
 STORED, DUPLICATE = "stored", "duplicate"
 
@@ -55,6 +63,19 @@ class Notice:
     @classmethod
     def from_message(cls, message: dict[str, Any]) -> Notice:
         return cls(**message)
+
+
+def severity_named(name: str) -> str:
+    """The notice severity ``name`` means: a severity, or one of Sigma's levels."""
+    severity = SIGMA_LEVELS.get(name.lower(), name.lower())
+    if severity not in SEVERITIES:
+        names = ", ".join([*SEVERITIES, *(s for s in SIGMA_LEVELS if s not in SEVERITIES)])
+        raise Refused(f"level {name!r} is not one of {names}")
+    return severity
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
 
 
 def deliver(notice: Notice, settings: Settings) -> str:

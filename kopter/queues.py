@@ -19,7 +19,16 @@ from kopter import aws
 from kopter.errors import NotBootstrapped
 from kopter.settings import Settings
 
-WORK_QUEUES = ("ingest", "describer", "aggregator", "pricing", "audit", "backup", "notifications")
+WORK_QUEUES = (
+    "ingest",
+    "describer",
+    "aggregator",
+    "pricing",
+    "audit",
+    "backup",
+    "notifications",
+    "deliveries",
+)
 RAW_QUEUES = ("cloudtrail-notifications",)
 ALL_QUEUES = WORK_QUEUES + RAW_QUEUES
 DLQ_SUFFIX = "-dlq"

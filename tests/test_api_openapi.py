@@ -21,6 +21,8 @@ def test_openapi_document_validates(api):
         "/v1/price-graph",
         "/v1/notifications",
         "/v1/notifications/{id}/read",
+        "/v1/channels",
+        "/v1/channels/{id}",
         "/v1/accounts",
         "/v1/snapshots",
         "/v1/digests/{day}",

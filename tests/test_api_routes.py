@@ -1,12 +1,13 @@
 """The read API's routes, as a real `kopter api` process over HTTP (tests/support/readapi.py):
 each route of the items (audit log, EC2 events, cost graph, notifications and marking one read,
-accounts) answers tenant A what `kopter` shows A, page after page, and its filters mean what they
-say; then health, request ids, limits, gzip and CORS. (Snapshots, digests and prices:
+accounts, channels) answers tenant A what `kopter` shows A, page after page, and its filters mean
+what they say; then health, request ids, limits, gzip and CORS. (Snapshots, digests and prices:
 tests/test_reads_more.py; only A's items, whatever the parameters: tests/test_api_isolation.py.)
 """
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -188,6 +189,40 @@ def test_accounts_without_secrets(api, tenants):
     for account in accounts.list_accounts(a.id):
         assert account.external_id not in response.text
     assert "external_id" not in response.text
+
+
+def test_channels_added_listed_and_removed_the_secret_shown_once(api, tenants, kopter):
+    a, b = tenants
+    as_a, as_b = bearer(a.id), bearer(b.id)
+    new = {"kind": "webhook", "target": "https://93.184.216.34/in?key=k3y", "min_level": "medium"}
+    added = api.client.post("/v1/channels", json=new, headers=as_a)
+    assert added.status_code == 201, added.text
+    secret, channel = added.json()["secret"], added.json()["channel"]
+    assert len(secret) >= 32
+    assert (channel["kind"], channel["min_level"]) == ("webhook", "warning")  # Sigma's medium
+    assert channel["target"] == "https://93.184.216.34/in?…"
+    listed = api.client.get("/v1/channels", headers=as_a).json()["items"]
+    assert [c["id"] for c in listed] == [channel["id"]]
+    assert secret not in json.dumps(listed) and "k3y" not in json.dumps(listed)
+    # The command line's rows and the API's are one view.
+    assert kopter.rows("channels", "list", "--tenant", a.id) == listed
+    # B neither sees nor removes A's channel.
+    assert api.client.get("/v1/channels", headers=as_b).json() == {"items": []}
+    assert api.client.delete(f"/v1/channels/{channel['id']}", headers=as_b).status_code == 404
+    for body, says in [
+        ({"kind": "webhook", "target": "http://169.254.169.254/latest/"}, "link-local"),
+        ({"kind": "webhook", "target": "https://93.184.216.34/", "min_level": "loud"}, "'loud'"),
+        ({"kind": "pager", "target": "x"}, "kind:"),
+        ({"kind": "email", "target": "a@example.com"}, "KOPTER_CHANNELS_EMAIL_FROM"),
+    ]:
+        refused = api.client.post("/v1/channels", json=body, headers=as_a)
+        assert refused.status_code == 400 and says in refused.json()["message"], refused.text
+    assert len(api.client.get("/v1/channels", headers=as_a).json()["items"]) == 1
+    gone = api.client.delete(f"/v1/channels/{channel['id']}", headers=as_a)
+    assert gone.status_code == 204 and gone.content == b""
+    assert api.client.delete(f"/v1/channels/{channel['id']}", headers=as_a).status_code == 404
+    assert api.client.get("/v1/channels", headers=as_a).json() == {"items": []}
+    assert api.child.log_path and secret not in api.child.log_path.read_text()
 
 
 def test_healthz_and_request_ids(api):

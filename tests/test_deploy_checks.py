@@ -20,11 +20,11 @@ from kopter.deploy import groups, scaling
 from kopter.deploy.parameters import SETTINGS
 from kopter.errors import ConfigError, Refused
 from kopter.settings import load
+from tests.support.checkov import CHECKOV, MISSING
 from tests.support.samples import ROOT
 
 pytestmark = pytest.mark.unit
 
-CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 
 # Values each string setting takes, and values it refuses (CloudFormation must refuse those).
 STRINGS = {
@@ -83,7 +83,7 @@ def test_cfn_lint_finds_nothing(template):
 
 
 def test_checkov_fails_exactly_what_the_template_skips_with_its_reason(template, tmp_path):
-    assert CHECKOV.exists(), "checkov is missing: make .venv-checkov/bin/checkov"
+    assert CHECKOV.exists(), MISSING
     # Every conditional resource in: checkov reads conditions with the parameters' defaults.
     every = copy.deepcopy(template)
     for name, value in {
@@ -159,16 +159,23 @@ def test_cloudformation_refuses_what_the_settings_refuse(template):
 def test_worker_groups_cover_every_queue_once_within_the_metric_limit():
     assert groups.parse([]) == groups.DEFAULT_GROUPS
     custom = groups.parse(
-        ["fast=ingest,notifications", "slow=describer,pricing,aggregator,audit", "snap=backup"]
+        [
+            "fast=ingest,notifications",
+            "slow=describer,pricing,aggregator,audit",
+            "snap=backup,deliveries",
+        ]
     )
     assert [g.queues for g in custom] == [
         ("ingest", "notifications"),
         ("describer", "pricing", "aggregator", "audit"),
-        ("backup",),
+        ("backup", "deliveries"),
     ]
     for specs, message in (
         (
-            ["all=ingest,describer,aggregator,pricing,audit", "b=backup,notifications"],
+            [
+                "all=ingest,describer,aggregator,pricing,audit",
+                "b=backup,notifications,deliveries",
+            ],
             "at most ten",
         ),
         (["a=ingest", "b=ingest,describer"], "in two worker groups: ingest"),
@@ -185,7 +192,7 @@ def test_worker_groups_cover_every_queue_once_within_the_metric_limit():
         "--workers",
         "slow=describer,pricing,aggregator,audit",
         "--workers",
-        "snap=backup",
+        "snap=backup,deliveries",
     )
     services = sorted(n for n, r in made["Resources"].items() if r["Type"] == "AWS::ECS::Service")
     assert services == [

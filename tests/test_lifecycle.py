@@ -27,6 +27,7 @@ from kopter.settings import get_settings
 from kopter.tables import (
     ALL_MODELS,
     AuditDigest,
+    Channel,
     Ec2Event,
     Ec2Instance,
     Ec2Snapshot,
@@ -263,6 +264,10 @@ def _fill(c: Connected) -> None:
     FrontendNotification(
         c.tenant, f"{DAY:%Y-%m-%dT%H:%M:%S}Z#n1", kind="k", subject="s", severity="info",
         title="t", body="b", created_at=now,
+    ).save()  # fmt: skip
+    Channel(
+        c.tenant, "0123456789abcdef", kind="webhook", target="https://example.com/hook",
+        secret="s" * 32, min_severity="info", created_at=now,
     ).save()  # fmt: skip
     Ec2Snapshot(
         tenant_account, f"us-east-1#vol-1#{DAY:%Y%m%dT%H}", tenant_id=c.tenant,

@@ -13,6 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from kopter.api import (
     accounts,
     audit,
+    channels,
     costs,
     digests,
     ec2,
@@ -64,7 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="kopter read API",
         version="1",
         description="The audit log and its daily digests, EC2 events, cost graph, snapshots, "
-        "notifications and accounts of the caller's tenant, and the EC2 price list. Errors are "
+        "notifications, their channels and accounts of the caller's tenant, and the EC2 price "
+        "list. Errors are "
         '`{"message": …}`; every response carries `requestId`.',
         docs_url=None,
         redoc_url=None,
@@ -81,7 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    for module in (audit, digests, ec2, costs, snapshots, prices, notifications, accounts):
+    routes = (audit, digests, ec2, costs, snapshots, prices, notifications, channels, accounts)
+    for module in routes:
         app.include_router(module.router)
     web.install(app, settings)  # last: the app's files at / answer what no route does
     app.add_middleware(

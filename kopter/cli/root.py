@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import click
 
-from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli import audit, channels, customers, fleet, jobs, lifecycle, onboarding, operate
 from kopter.cli.deploy import deploy
+from kopter.cli.docs import docs
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -16,8 +17,8 @@ from kopter.cli.web import api, web
 def cli() -> None:
     """kopter: CloudTrail audit log, EC2 fleet, prices and costs for every customer account.
 
-    Settings come from KOPTER_* environment variables (see the README); `kopter settings`
-    shows what this process reads.
+    Settings come from KOPTER_* environment variables (docs/reference/settings.md); `kopter
+    settings` shows what this process reads.
     """
 
 
@@ -32,6 +33,7 @@ for command in (
     customers.tenants,
     customers.accounts_group,
     customers.notifications_list,
+    channels.channels_group,
     audit.audit,
     audit.backfill,
     audit.digest,
@@ -45,6 +47,7 @@ for command in (
     api,
     web,
     deploy,
+    docs,
 ):
     cli.add_command(command)
 

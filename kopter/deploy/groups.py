@@ -39,8 +39,9 @@ class WorkerGroup:
 
 
 # Like the README's production example, each group's queues within the metric limit: work that
-# arrives all day and must not wait (CloudTrail files, the hourly describer, notifications), and
-# the periodic jobs, each long and few.
+# arrives all day and must not wait (CloudTrail files, the hourly describer, notifications), the
+# periodic jobs, each long and few, and the deliveries to customers' endpoints apart, so that a
+# slow endpoint holds none of the processes ingest needs (docs/detections.md).
 DEFAULT_GROUPS = (
     WorkerGroup(
         "realtime",
@@ -58,6 +59,16 @@ DEFAULT_GROUPS = (
         most=10,
         task_seconds=30,
         wait_seconds=600,
+    ),
+    WorkerGroup(
+        "alerts",
+        ("deliveries",),
+        processes=4,
+        most=4,
+        cpu=256,
+        memory=512,
+        task_seconds=1,
+        wait_seconds=10,
     ),
 )
 

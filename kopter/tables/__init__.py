@@ -40,7 +40,7 @@ from kopter.tables.ec2 import (
     Ec2Snapshot,
 )
 from kopter.tables.prices import Ec2Price, PriceGraphPoint, ReservedPrice
-from kopter.tables.state import FrontendNotification, GlobalItem
+from kopter.tables.state import Channel, FrontendNotification, GlobalItem
 
 __all__ = [
     "ALL_MODELS",
@@ -50,6 +50,7 @@ __all__ = [
     "AuditEventsByPrincipal",
     "AuditLogEvent",
     "AwsAccount",
+    "Channel",
     "DecimalAttribute",
     "Ec2Event",
     "Ec2EventsByAccount",
@@ -81,6 +82,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     PriceGraphPoint,
     Ec2Snapshot,
     FrontendNotification,
+    Channel,
     GlobalItem,
 )
 

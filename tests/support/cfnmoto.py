@@ -459,6 +459,6 @@ def argv(port: int) -> list[str]:
 
 
 def serve(port: int) -> None:
-    from moto.server import main
+    from kopter.motoserver import main
 
     main(["-H", "127.0.0.1", "-p", str(port)])
