@@ -49,6 +49,7 @@ app = ControlPlaneCelery(
 )
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
+app.steps["worker"].add("tasks.protection:ScaleInProtectionStep")  # on ECS: see the module
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
 app.steps["consumer"].add("tasks.health:Heartbeat")  # for `kopter health worker`
 # SIGTERM, then SIGKILL after KOPTER_WORKER_STOP_TIMEOUT: see tasks/shutdown.py.
