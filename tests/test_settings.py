@@ -1,4 +1,7 @@
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -88,3 +91,16 @@ def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
     with pytest.raises(ConfigError) as refused:
         load({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "kopter", "password": "p4ss w0rd"}'})
     assert "p4ss" not in str(refused.value)
+
+
+@pytest.mark.parametrize("command", [["worker", "-Q", "audit"], ["beat"]])
+def test_celery_refuses_a_bad_setting_in_one_line(command):
+    """The real `celery -A tasks worker` and `beat`: they read the settings as they import the
+    tasks, before kopter's command line could catch anything."""
+    env = {**os.environ, "KOPTER_TASK_TIME_LIMIT": "soon"}
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", *command, "-l", "INFO"]
+    result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "kopter: error: KOPTER_TASK_TIME_LIMIT='soon' is not a whole number"
+    ), result.stderr
