@@ -340,6 +340,8 @@ class Settings:
                 text = str(value or "")
             if not f.repr and value:
                 text = "(set, not shown)"  # a secret
+            elif isinstance(value, str) and (password := urlsplit(value).password):
+                text = text.replace(f":{password}@", ":(not shown)@")  # ElastiCache's token
             shown[f"KOPTER_{f.name.upper()}"] = text
         return shown
 

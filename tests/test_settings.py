@@ -84,6 +84,14 @@ def test_bad_settings_name_the_variable(env, message):
     assert line.startswith(variable) and message in line, line
 
 
+def test_a_password_in_a_url_is_not_shown():
+    """`kopter settings` prints a Redis URL with its auth token (ElastiCache's) masked."""
+    url = "rediss://:t0ken-of-32-characters-or-more-123@cache.example.com:6379/0"
+    shown = load({"KOPTER_REDIS_URL": url}).for_display()
+    assert shown["KOPTER_REDIS_URL"] == "rediss://:(not shown)@cache.example.com:6379/0"
+    assert "t0ken" not in str(shown)
+
+
 def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
     """The stack's FlowerLogin secret reaches the container whole, as JSON."""
     secret = '{"username": "kopter", "password": "p4ss-w0rd"}'
