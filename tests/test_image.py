@@ -26,7 +26,8 @@ from kopter.dev import seed_demo, show_pipeline
 from kopter.devstack import LOCAL_AWS_ENV, free_port, jwt_api_env
 from kopter.pricing.offerserver import SAMPLE_OFFERS, OfferServer
 from kopter.queues import WORK_QUEUES
-from tests.conftest import OUTPUT, OUTPUT_ROOT, ROOT, Kopter
+from kopter.tables import bind
+from tests.conftest import OUTPUT, OUTPUT_ROOT, ROOT, SETTINGS, Kopter
 from tests.support.containers import PODMAN, RUN_OPTIONS
 from tests.support.pipeline import assert_pipeline_shown
 from tests.support.webapp import JWT_KEY, token
@@ -126,7 +127,7 @@ def test_the_stack_runs_from_the_image_and_stops_as_ecs_stops_it(image, capsys):
     prefix = f"ki{secrets.token_hex(3)}-"
     api_port = free_port()
     # The production limits, not the suite's short ones (the account check alone may take more
-    # than the suite's 4 s on a loaded machine); a deployment of its own, so bootstrap makes it.
+    # than the suite's on a loaded machine); a deployment of its own, so bootstrap makes it.
     host_env = {
         name: value
         for name, value in os.environ.items()
@@ -146,6 +147,7 @@ def test_the_stack_runs_from_the_image_and_stops_as_ecs_stops_it(image, capsys):
             _run_the_stack(containers, host_env, api_port, capsys)
         finally:
             containers.remove_all()
+            bind(SETTINGS)  # seed_demo bound this process's tables to the image's deployment
 
 
 def _run_the_stack(containers: Containers, host_env: dict[str, str], api_port: int, capsys):
