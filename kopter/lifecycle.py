@@ -33,10 +33,12 @@ from kopter.tables import (
     Ec2Event,
     Ec2Instance,
     Ec2Snapshot,
+    Finding,
     FrontendNotification,
     GlobalItem,
     PriceGraphPoint,
     Tenant,
+    TenantRule,
     connection,
 )
 
@@ -193,6 +195,8 @@ def purge_account(
         tenant_id, filter_condition=PriceGraphPoint.account_id == account_id
     )
     _delete(PriceGraphPoint, _keys(points, PriceGraphPoint), summary, settings, progress)
+    found = Finding.query(tenant_id, filter_condition=Finding.account_id == account_id)
+    _delete(Finding, _keys(found, Finding), summary, settings, progress)
     _purge_snapshot_records(tenant_id, account_id, summary, settings, progress)
     _delete(AwsAccount, _keys([account], AwsAccount), summary, settings, progress)
     return summary
@@ -226,7 +230,16 @@ def purge_tenant(
     every_account = list(AwsAccount.query(tenant_id, consistent_read=True))
     for account in every_account:
         _purge_instances(tenant_id, account.account_id, summary, settings, progress)
-    for model in (AuditLogEvent, Ec2Event, PriceGraphPoint, AuditDigest, FrontendNotification):
+    tenant_tables = (
+        AuditLogEvent,
+        Ec2Event,
+        PriceGraphPoint,
+        AuditDigest,
+        FrontendNotification,
+        Finding,
+        TenantRule,
+    )
+    for model in tenant_tables:
         _delete(model, _keys(model.query(tenant_id), model), summary, settings, progress)
     _delete(GlobalItem, _global_keys(tenant_id, []), summary, settings, progress)
     summary.redis_keys = _purge_redis(tenant_id, settings)

@@ -48,6 +48,8 @@ class Settings:
     role_session_name: str
     audit_retention_days: int
     ingest_max_mb: int
+    # How long a worker keeps a tenant's detection rules before reading them again.
+    rules_cache_seconds: int
     notifications_topic_arn: str | None
     describe_spread_seconds: int
     pricing_regions: tuple[str, ...]
@@ -238,6 +240,7 @@ def load(env: Mapping[str, str]) -> Settings:
         role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
         audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
         ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),
+        rules_cache_seconds=_int(env, "KOPTER_RULES_CACHE_SECONDS", 30, 0, 3600),
         notifications_topic_arn=_topic(env, "KOPTER_NOTIFICATIONS_TOPIC_ARN"),
         describe_spread_seconds=_int(
             env, "KOPTER_DESCRIBE_SPREAD_SECONDS", 300, 0, SQS_MAX_DELAY_SECONDS
