@@ -4,12 +4,12 @@ Each kind of process runs for real with its own RecordingProxy in front of moto:
 the queues that reach customers and the rest (a describer, backup, audit and aggregator run,
 ingest from a notification on the raw queue and from backfill), the `kopter` command line
 (bootstrap, registration, checks, every job and listing, inline ingest), the read API (every
-route, a notification marked read), Flower's /metrics and a task sent from its API, and beat
-firing an entry. Every request each signed with kopter's own credentials becomes the
-authorizations AWS would check, and each must be allowed by that role's policy under
-iam-simulate; each statement of each policy must be needed (taken out, a request the process
-made is refused). Then the denied side: what no role of kopter's may do, each refused by IAM (an
-evaluator's error is no refusal).
+route, a notification marked read, a rule added and rules switched), Flower's /metrics and a
+task sent from its API, and beat firing an entry. Every request each signed with kopter's own
+credentials becomes the authorizations AWS would check, and each must be allowed by that role's
+policy under iam-simulate; each statement of each policy must be needed (taken out, a request
+the process made is refused). Then the denied side: what no role of kopter's may do, each
+refused by IAM (an evaluator's error is no refusal).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import sys
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -180,6 +181,17 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
     assert not_denied(reaching, [own.worker(settings, ["pricing"])]) == []
 
 
+TENANT_RULE = f"""
+title: A trail stopped
+id: {uuid.uuid4()}
+level: high
+logsource: {{product: aws, service: cloudtrail}}
+detection:
+    selection: {{eventName: StopLogging}}
+    condition: selection
+"""
+
+
 def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers):
     settings = get_settings()
     c = kopter.connect()
@@ -231,6 +243,13 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
             assert client.get("/v1/digests/2026-03-01").status_code == 404  # read, none made
             [notice] = client.get("/v1/notifications").json()["items"]
             assert client.post(f"/v1/notifications/{notice['id']}/read").status_code == 200
+            # The tenant's rules: listed, one of its own added, it and a bundled one switched.
+            assert client.get("/v1/rules").status_code == 200
+            assert client.get("/v1/findings").status_code == 200
+            added = client.post("/v1/rules", json={"yaml": TENANT_RULE})
+            assert added.status_code == 200, added.text
+            for path in (f"{added.json()['id']}/disable", "cloudtrail-stopped/disable"):
+                assert client.post(f"/v1/rules/{path}").status_code == 200, path
         api.stop()
 
         env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": flower_proxy.url}
@@ -275,6 +294,8 @@ def test_what_no_role_of_kopters_may_do(kopter):
             ("dynamodb:Scan", f"{table}{prefix}AuditLogEvents"),
             ("dynamodb:PutItem", f"{table}{prefix}AuditLogEvents"),
             ("dynamodb:DeleteItem", f"{table}{prefix}FrontendNotifications"),
+            ("dynamodb:PutItem", f"{table}{prefix}Findings"),
+            ("dynamodb:DeleteItem", f"{table}{prefix}DetectionRules"),
             ("dynamodb:GetItem", f"{table}{prefix}Global"),
             ("dynamodb:Query", f"{table}another-deployment-AuditLogEvents"),
             ("sts:AssumeRole", "arn:aws:iam::111111111111:role/kopter"),

@@ -20,6 +20,7 @@ from kopter.api import (
     identity,
     notifications,
     prices,
+    rules,
     snapshots,
     web,
 )
@@ -63,8 +64,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="kopter read API",
         version="1",
-        description="The audit log and its daily digests, EC2 events, cost graph, snapshots, "
-        "notifications and accounts of the caller's tenant, and the EC2 price list. Errors are "
+        description="The audit log and its daily digests, detection rules and findings, EC2 "
+        "events, cost graph, snapshots, notifications and accounts of the caller's tenant, and "
+        "the EC2 price list. Errors are "
         '`{"message": …}`; every response carries `requestId`.',
         docs_url=None,
         redoc_url=None,
@@ -81,7 +83,8 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    for module in (audit, digests, ec2, costs, snapshots, prices, notifications, accounts):
+    routers = (audit, digests, rules, ec2, costs, snapshots, prices, notifications, accounts)
+    for module in routers:
         app.include_router(module.router)
     web.install(app, settings)  # last: the app's files at / answer what no route does
     app.add_middleware(

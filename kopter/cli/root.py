@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate, rules
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -34,6 +34,8 @@ for command in (
     audit.audit,
     audit.backfill,
     audit.digest,
+    rules.rules_group,
+    rules.findings,
     ingest,
     fleet.events,
     fleet.graph,
