@@ -1,5 +1,5 @@
 # kopter: `make run` brings the whole stack up locally; `make test` runs every test;
-# `make bench` measures.
+# `make bench` measures; `make docs` writes docs/reference/ from the code.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -15,7 +15,7 @@ TEST_COMMANDS := chromium:chromium chromedriver:chromium-driver npm:npm node:nod
 # checkov (test-only) scans the Containerfile and the template of `kopter deploy template`.
 CHECKOV := $(VENV)/checkov/bin/checkov
 
-.PHONY: run test soak lint bench clean lock image
+.PHONY: run test soak lint bench docs clean lock image
 
 # Every package at the version the lock pins, checked against its hashes (requirements/, made by
 # `make lock`; DEVELOPERS.md), then kopter itself, whose dependencies the lock already holds.
@@ -64,6 +64,11 @@ test: $(INSTALLED) $(IAM_EVALUATOR) $(CHECKOV) lint
 	@scripts/ensure-redis-server
 	@scripts/ensure-commands $(TEST_COMMANDS)
 	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder
+
+# The reference pages the code knows (docs/reference/: settings, commands, read API), written
+# from it; tests/test_docs.py fails while one differs from what this would write.
+docs: $(INSTALLED)
+	$(BIN)/kopter docs docs/reference
 
 # Longer than `make test` allows: sustained load, and the SIGKILL run at five times the files.
 soak: $(INSTALLED)

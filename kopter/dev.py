@@ -15,14 +15,14 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from types import FrameType
 from urllib.parse import urlsplit
 
 import jwt
 
-from kopter import demo, times
+from kopter import demo, demohistory, times
 from kopter.devstack import (
     LOCAL_AWS_ENV,
     Child,
@@ -41,6 +41,7 @@ from kopter.errors import KopterError
 from kopter.pricing.offerserver import SAMPLE_OFFERS, OfferServer
 from kopter.queues import WORK_QUEUES
 from kopter.settings import load
+from kopter.tables import bind
 
 DEV_TOKEN_SECONDS = 3600
 DEV_TOKEN_RENEW_SECONDS = 300
@@ -65,10 +66,10 @@ def run_dev_stack(
     try:
         env = _start_services(moto_port, state_dir, logs, children)
         _kopter(env, "bootstrap")
-        trail = seed_demo(env)
+        trail, tenant_id = seed_demo(env)
         _start_processes(env, flower_port, logs, children)
-        show_pipeline(env, trail)
-        app = _start_api(env, api_port, logs, children)
+        show_pipeline(env, trail, tenant_id)
+        app = _start_api(env, api_port, logs, children, tenant_id)
         _say(f"flower     http://127.0.0.1:{flower_port}  (workers and tasks; no login locally)")
         app.show()
         _say(f"logs       {logs}/")
@@ -164,14 +165,11 @@ def _start_processes(env: dict, flower_port: int, logs: Path, children: list[Chi
     _say("beat       celery-redbeat, schedule in beat_schedule.py")
 
 
-def seed_demo(env: dict) -> demo.DemoTrail:
-    """The demo tenant and its account (once), and the account's fleet and CloudTrail log in
-    moto; `show_pipeline` then drives them through the workers (as the image's test does too)."""
-    tenants = [
-        json.loads(line)
-        for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
-    ]
-    if not any(t["name"] == demo.TENANT for t in tenants):
+def seed_demo(env: dict) -> tuple[demo.DemoTrail, str]:
+    """The demo tenant and account, its story in moto, and its past in kopter's tables (the
+    describer's hourly runs: written by hand, as moto knows only the present); the tenant's id.
+    `show_pipeline` then drives them through the workers (as the image's test does too)."""
+    if not any(t["name"] == demo.TENANT for t in _rows(env, "tenants", "list")):
         _kopter(env, "tenants", "add", demo.TENANT, quiet=True)
         _kopter(
             env,
@@ -189,27 +187,32 @@ def seed_demo(env: dict) -> demo.DemoTrail:
             demo.BUCKET,
             quiet=True,
         )
-    [account] = [
-        json.loads(line)
-        for line in _kopter(
-            env, "accounts", "list", "--tenant", demo.TENANT, "--json", quiet=True
-        ).splitlines()
-    ]
-    trail = demo.seed(load(env), account["external_id"])
+    [account] = _rows(env, "accounts", "list", "--tenant", demo.TENANT)
+    settings = load(env)
+    bind(settings)  # the demo's past is written from here (kopter.demohistory)
+    trail = demo.seed(settings, account["external_id"])
     _say(
         f"demo       tenant {demo.TENANT!r}, account {demo.ACCOUNT} ({', '.join(demo.REGIONS)}), "
-        f"{len(trail.instances)} instances, CloudTrail log s3://{demo.BUCKET}/{trail.key}"
+        f"{len(trail.fleet)} servers, {len(trail.keys)} CloudTrail log files of its last days "
+        f"in s3://{demo.BUCKET}/"
     )
-    return trail
+    changed = demohistory.backdate_fleet(account["tenant_id"], trail, settings)
+    _say(
+        f"history    the describer's {demohistory.HOURS} past hourly runs, written by hand (moto "
+        f"knows only the present): {changed} saw the fleet change"
+    )
+    return trail, account["tenant_id"]
 
 
-def show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
+def show_pipeline(env: dict, trail: demo.DemoTrail, tenant_id: str) -> None:
     """Prove the paths end to end. The CLI enqueues an account check on SQS, the worker assumes
     the demo account's role and describes it, the result comes back through Redis. Then S3's
-    notification of the demo's CloudTrail log (moto does not send it across accounts, so this
-    plays S3's part) goes to the raw queue, the worker's bridge and ingest task take it, and the
-    records come back through `kopter audit`. Last, the pricing worker imports the sample price
-    list for the demo's regions."""
+    notifications of the demo's CloudTrail log files (moto does not send them across accounts,
+    so this plays S3's part) go to the raw queue, the worker's bridge and ingest task take them,
+    and the records come back through `kopter audit`. The pricing worker imports the sample
+    price list; the story's past hours (described by hand as the demo was seeded) are costed;
+    the worker describes the fleet now and costs this hour; the daily audit finds what
+    bob did; and the notifications of it all are listed."""
     _say("pipeline   checking the demo account on the worker, through SQS:")
     _kopter(
         env,
@@ -223,36 +226,48 @@ def show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
         "--timeout",
         "60",
     )
-    demo.notify(load(env), trail)
-    _say(f"pipeline   S3 notified cloudtrail-notifications of {trail.key}; the audit log:")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        rows = _kopter(env, "audit", "--tenant", demo.TENANT, "--json", quiet=True).splitlines()
-        if len(rows) >= trail.records:
-            break
+    settings = load(env)
+    demo.notify(settings, trail)
+    _say(f"pipeline   S3 notified cloudtrail-notifications of {len(trail.keys)} files; ingesting:")
+    deadline, left = time.monotonic() + 180, trail.keys
+    while left := demohistory.pending(left):
+        if time.monotonic() > deadline:
+            raise KopterError(f"{len(left)} of the demo's log files were not ingested in 180s")
         time.sleep(0.5)
-    else:
-        raise KopterError("the demo's CloudTrail records did not reach the audit log in 60s")
-    _kopter(env, "audit", "--tenant", demo.TENANT)
+    _say(f"pipeline   {trail.records} records ingested; bob's calls in the audit log:")
+    _kopter(env, "audit", "--tenant", demo.TENANT, "--user", demo.BOB)
     _say("pipeline   the price list, imported by the worker for the demo's regions:")
     _kopter(env, "run", "pricing", "--wait", "--timeout", "120", quiet=True)
     _kopter(env, "prices", "--region", demo.REGIONS[0], "--os", "Linux")
-    _say("pipeline   the fleet described on the worker, and the cost of its hours:")
-    _kopter(env, "run", "describer", "--tenant", demo.TENANT, "--wait", quiet=True)
-    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    _kopter(
-        env,
-        "run",
-        "aggregator",
-        "--tenant",
-        demo.TENANT,
-        "--hour",
-        hour.isoformat(),
-        "--wait",
-        quiet=True,
+    _say(f"history    the aggregator costs the past {demohistory.HOURS} hours, oldest first:")
+    history = demohistory.cost_history(tenant_id, trail, settings)
+    _say(
+        f"history    those {history.hours} hours cost "
+        f"{history.cost_usd:.2f} USD, notices: {', '.join(n.kind for n in history.notices)}"
     )
-    since = times.stamp(hour - timedelta(hours=1))
-    _kopter(env, "graph", "--tenant", demo.TENANT, "--since", since, "--by", "instance-type")
+    _say("pipeline   the fleet described on the worker now, this hour costed, the daily audit:")
+    _kopter(env, "run", "describer", "--tenant", demo.TENANT, "--wait", quiet=True)
+    hour = trail.start_hour.isoformat()
+    _kopter(env, "run", "aggregator", "--tenant", demo.TENANT, "--hour", hour, "--wait", quiet=True)
+    audit = _kopter(env, "run", "audit", "--tenant", demo.TENANT, "--wait", quiet=True)
+    notified = json.loads(audit[audit.index("{") :])["notified"]
+    since = times.stamp(trail.start_hour - timedelta(hours=8))
+    _kopter(env, "graph", "--tenant", demo.TENANT, "--since", since)
+    _say("pipeline   the notifications kopter raised:")
+    expected, deadline = len(history.notices) + notified, time.monotonic() + 60
+    while True:  # the audit's notices are stored by the notifications worker
+        shown = _kopter(env, "notifications", "--tenant", demo.TENANT, quiet=True).splitlines()
+        if len(shown) > expected:  # a header line, then a row each
+            break
+        if time.monotonic() > deadline:
+            raise KopterError(f"the demo's {expected} notifications were not stored in 60s")
+        time.sleep(0.5)
+    for line in shown:
+        _say(f"  {line}")
+
+
+def _rows(env: dict, *args: str) -> list[dict]:
+    return [json.loads(line) for line in _kopter(env, *args, "--json", quiet=True).splitlines()]
 
 
 class SignedInApp:
@@ -277,18 +292,15 @@ class SignedInApp:
             self.show()
 
 
-def _start_api(env: dict, port: int, logs: Path, children: list[Child]) -> SignedInApp:
+def _start_api(
+    env: dict, port: int, logs: Path, children: list[Child], tenant_id: str
+) -> SignedInApp:
     """`kopter api` with bearer tokens signed by a key made for this run."""
     if port_open("127.0.0.1", port):
         raise KopterError(f"port {port} is taken: set KOPTER_DEV_API_PORT")
     key = secrets.token_urlsafe(32)
     children.append(start_api("api", port, {**env, **jwt_api_env(key)}, logs))
-    [tenant] = [
-        json.loads(line)
-        for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
-        if json.loads(line)["name"] == demo.TENANT
-    ]
-    return SignedInApp(port, key, tenant["tenant_id"])
+    return SignedInApp(port, key, tenant_id)
 
 
 def _watch(children: list[Child], app: SignedInApp) -> None:

@@ -1,7 +1,8 @@
 """kopter's configuration: every setting, read from the environment in this one place.
 
-Each setting is a ``KOPTER_*`` variable; the README lists them with their defaults. Values are read
-once per process (``get_settings()`` is cached) and validated, so a typo fails at start-up with the
+Each setting is a ``KOPTER_*`` variable, with its meaning beside its field: `make docs` writes
+them, with the defaults ``load`` gives, into docs/reference/settings.md. Values are read once per
+process (``get_settings()`` is cached) and validated, so a typo fails at start-up with the
 variable's name instead of somewhere deep inside a task.
 """
 
@@ -29,77 +30,293 @@ EMAIL_ADDRESS = r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
 
 
+def _about(meaning: str, unset: str = "") -> dict[str, str]:
+    """A setting's line in docs/reference/settings.md (`make docs`): what it means, and what
+    leaving it unset does when that is more than having none."""
+    return {"meaning": meaning, "unset": unset}
+
+
 @dataclass(frozen=True)
 class Settings:
-    aws_endpoint_url: str | None
-    region: str
-    prefix: str
-    # kopter's own AWS account: what customers' roles trust, and where its queues live.
-    aws_account_id: str | None
-    # Where the operator published `kopter accounts template` (for quick-create links).
-    onboarding_template_url: str | None
-    redis_url: str
-    beat_lock_timeout: int
-    pricing_url: str
-    visibility_timeout: int
-    task_time_limit: int
-    max_receive_count: int
-    worker_max_tasks_per_child: int
-    worker_max_memory_mb: int
-    # What the orchestrator allows a worker between SIGTERM and SIGKILL (ECS's stopTimeout,
-    # systemd's TimeoutStopSec).
-    worker_stop_timeout: int
-    role_session_name: str
-    audit_retention_days: int
-    ingest_max_mb: int
-    # How long a worker keeps a tenant's detection rules before reading them again.
-    rules_cache_seconds: int
-    notifications_topic_arn: str | None
-    describe_spread_seconds: int
-    pricing_regions: tuple[str, ...]
-    pricing_timeout: int
-    backup_tag: str
-    backup_retention_days: int
-    cost_jump_factor: Decimal
-    cost_jump_min_usd: Decimal
-    cost_jump_days: int
-    # The read API (`kopter api`); kopter.api checks at start-up what its mode needs.
-    api_auth: str | None
-    api_gateway_secret: str | None = field(repr=False)
-    api_jwt_key: str | None = field(repr=False)
-    api_jwt_algorithm: str
-    api_jwt_audience: str | None
-    api_jwt_issuer: str | None
-    api_jwt_jwks_url: str | None
-    api_jwt_jwks_cache_seconds: int
-    api_jwt_jwks_cooldown_seconds: int
-    api_cors_origins: tuple[str, ...]
-    api_cors_methods: tuple[str, ...]
-    api_cors_headers: tuple[str, ...]
-    api_cursor_key: str | None = field(repr=False)
-    api_tenant_cache_seconds: int
-    # The web app (served by `kopter api`, or built by `kopter web build`): where it finds the
-    # API, and the OIDC provider it signs users in with (e.g. a Cognito user pool's hosted UI).
-    web_api_url: str | None
-    web_oidc_issuer: str | None
-    web_oidc_client_id: str | None
-    web_oidc_scopes: str
-    web_oidc_redirect_uri: str | None
-    # Flower (`kopter flower`): basic auth, or Flower's OAuth (emails allowed, provider).
-    flower_basic_auth: tuple[str, ...] = field(repr=False)
-    flower_auth: str | None
-    flower_auth_provider: str | None
-    # Supervisors' probes (`kopter health`): where heartbeats are written, how stale is dead.
-    health_dir: str
-    health_grace: int
-    # Where notifications are delivered (`kopter channels`): how an endpoint is called, how
-    # long it is retried, how many deliveries one tenant may have in flight at once.
-    channels_allow_private: bool
-    channels_email_from: str | None
-    channels_timeout: int
-    channels_max_attempts: int
-    channels_retry_seconds: int
-    channels_tenant_concurrency: int
+    aws_endpoint_url: str | None = field(
+        metadata=_about(
+            "one endpoint for every AWS service kopter calls (SQS, DynamoDB, STS, EC2, S3, "
+            "CloudWatch); moto's server locally",
+            unset="real AWS",
+        )
+    )
+    region: str = field(metadata=_about("kopter's own region: its queues and tables"))
+    prefix: str = field(
+        metadata=_about("prefix of every queue and table name (and of beat's keys in Redis)")
+    )
+    aws_account_id: str | None = field(
+        metadata=_about(
+            "kopter's own AWS account (12 digits): what customers' roles trust, and the account "
+            "`kopter iam` and `kopter accounts template` name resources in (they refuse to run "
+            "without it)"
+        )
+    )
+    onboarding_template_url: str | None = field(
+        metadata=_about(
+            "an `https` URL where the operator published `kopter accounts template` (S3): "
+            "`kopter accounts add` then prints a quick-create link to it"
+        )
+    )
+    redis_url: str = field(metadata=_about("results, beat's schedule and lock, caches"))
+    beat_lock_timeout: int = field(
+        metadata=_about(
+            "seconds beat's lock outlives the last renewal by its holder; beat ticks every fifth "
+            "of it, so a standby beat takes over at most this plus a fifth after the holder died"
+        )
+    )
+    pricing_url: str = field(metadata=_about("base of the AWS Price List bulk files"))
+    visibility_timeout: int = field(
+        metadata=_about(
+            "seconds SQS hides a received message: how soon a dead worker's messages come back"
+        )
+    )
+    task_time_limit: int = field(
+        metadata=_about("hard time limit of any task, in seconds (the soft limit is 10 % earlier)")
+    )
+    max_receive_count: int = field(
+        metadata=_about("receives before SQS moves a message to its queue's DLQ")
+    )
+    worker_max_tasks_per_child: int = field(
+        metadata=_about("a pool process is replaced after this many tasks")
+    )
+    worker_max_memory_mb: int = field(
+        metadata=_about("a pool process is replaced once it uses this much memory")
+    )
+    worker_stop_timeout: int = field(
+        metadata=_about(
+            "seconds the orchestrator allows a worker between SIGTERM and SIGKILL (ECS's "
+            "`stopTimeout`, Fargate's most; systemd's `TimeoutStopSec`), at least 15: a margin "
+            "before it (an eighth, 10 to 30 s), a worker still running tasks gives them back to "
+            'SQS and exits (`docs/deploying.md`, "Stopping a worker")'
+        )
+    )
+    role_session_name: str = field(
+        metadata=_about("the session name in customers' CloudTrail when kopter assumes their role")
+    )
+    audit_retention_days: int = field(
+        metadata=_about("audit-log items expire (DynamoDB TTL) this long after ingest")
+    )
+    ingest_max_mb: int = field(
+        metadata=_about("a log object larger than this, compressed or decompressed, is refused")
+    )
+    rules_cache_seconds: int = field(
+        metadata=_about(
+            "how long an ingest worker (or `kopter ingest`) keeps a tenant's detection rules "
+            "before reading them again: a rule added, enabled or disabled applies to records "
+            "ingested at most this long after"
+        )
+    )
+    notifications_topic_arn: str | None = field(
+        metadata=_about("an SNS topic every new frontend notification is also published to")
+    )
+    describe_spread_seconds: int = field(
+        metadata=_about(
+            "beat's hourly describer run spreads its (account, region) tasks over this many "
+            "seconds (at most 900, SQS's longest delay); `kopter run describer` starts every "
+            "task at once unless given `--spread`"
+        )
+    )
+    pricing_regions: tuple[str, ...] = field(
+        metadata=_about(
+            "regions whose prices are kept besides those of registered accounts "
+            "(`us-east-1,eu-west-3`)"
+        )
+    )
+    pricing_timeout: int = field(
+        metadata=_about(
+            "seconds a price-list download may wait for the next bytes before it is given up"
+        )
+    )
+    backup_tag: str = field(
+        metadata=_about(
+            "the instance tag that asks for backups: value `true`, or a retention like `7d`"
+        )
+    )
+    backup_retention_days: int = field(
+        metadata=_about("how long a snapshot of an instance tagged `true` is kept")
+    )
+    cost_jump_factor: Decimal = field(
+        metadata=_about(
+            "an hour costing more than this times the same hour's average on the days before "
+            "raises a cost-jump notification (when it is also `KOPTER_COST_JUMP_MIN_USD` more)"
+        )
+    )
+    cost_jump_min_usd: Decimal = field(
+        metadata=_about("how many USD more than that average a cost jump is at least")
+    )
+    cost_jump_days: int = field(metadata=_about("how many days before make a cost jump's average"))
+    api_auth: str | None = field(
+        metadata=_about(
+            "how callers of the read API prove their identity: `gateway` or `jwt` (docs/api.md, "
+            '"Identity")',
+            unset="`kopter api` refuses to start",
+        )
+    )
+    api_gateway_secret: str | None = field(
+        repr=False,
+        metadata=_about(
+            "`gateway`: what API Gateway's integration sends as `x-kopter-gateway-secret` (a "
+            "secret, at least 32 bytes)"
+        ),
+    )
+    api_jwt_key: str | None = field(
+        repr=False,
+        metadata=_about(
+            "`jwt`: the issuer's RSA public key (PEM) for RS256, or the HS256 secret (at least "
+            "32 bytes)"
+        ),
+    )
+    api_jwt_algorithm: str = field(
+        metadata=_about("`jwt`: `RS256` or `HS256`, the only algorithm accepted")
+    )
+    api_jwt_audience: str | None = field(
+        metadata=_about(
+            "`jwt`: when set, a token's `aud` must be this (when unset, a token with an `aud` "
+            "is refused)"
+        )
+    )
+    api_jwt_issuer: str | None = field(
+        metadata=_about("`jwt`: when set, a token's `iss` must be this")
+    )
+    api_jwt_jwks_url: str | None = field(
+        metadata=_about(
+            "`jwt`: the issuer's JWKS URL (Cognito's `https://cognito-idp.<region>.amazonaws.com/"
+            "<pool id>/.well-known/jwks.json`), instead of one static key: fetched, cached, a "
+            "rotated key taken without a restart (https; http only to a loopback address)"
+        )
+    )
+    api_jwt_jwks_cache_seconds: int = field(
+        metadata=_about("`jwt` with a JWKS URL: how long the fetched keys are kept")
+    )
+    api_jwt_jwks_cooldown_seconds: int = field(
+        metadata=_about(
+            "`jwt` with a JWKS URL: a token naming a key not in the cache fetches the keys again "
+            "at most this often"
+        )
+    )
+    api_cors_origins: tuple[str, ...] = field(
+        metadata=_about(
+            "origins a browser may call the read API from, comma-separated "
+            "(`https://app.example.com`), or `*`",
+            unset="none",
+        )
+    )
+    api_cors_methods: tuple[str, ...] = field(metadata=_about("methods a CORS preflight allows"))
+    api_cors_headers: tuple[str, ...] = field(
+        metadata=_about("request headers a CORS preflight allows")
+    )
+    api_cursor_key: str | None = field(
+        repr=False,
+        metadata=_about(
+            "signs the read API's pagination cursors: a secret of at least 32 bytes, the same in "
+            "every API process (`python -c 'import secrets; print(secrets.token_urlsafe(32))'`); "
+            "a new one voids the cursors out",
+            unset="`kopter api` refuses to start",
+        ),
+    )
+    api_tenant_cache_seconds: int = field(
+        metadata=_about(
+            "how long an API process remembers that an identity is a tenant: a removed tenant "
+            "is refused at most this long after"
+        )
+    )
+    web_api_url: str | None = field(
+        metadata=_about(
+            "the web app: the read API's URL when the app is served from elsewhere (`kopter web "
+            "build` for S3 and CloudFront); add the app's origin to `KOPTER_API_CORS_ORIGINS`",
+            unset="the app's own origin",
+        )
+    )
+    web_oidc_issuer: str | None = field(
+        metadata=_about(
+            "the web app signs users in with this OIDC provider (authorization code with PKCE; "
+            "its `/.well-known/openid-configuration` is read), e.g. a Cognito user pool "
+            "`https://cognito-idp.REGION.amazonaws.com/POOL_ID` with its hosted UI",
+            unset="no sign-in page",
+        )
+    )
+    web_oidc_client_id: str | None = field(
+        metadata=_about(
+            "the web app's client id at the OIDC provider (a public client, no secret); needed "
+            "with the issuer"
+        )
+    )
+    web_oidc_scopes: str = field(
+        metadata=_about("the scopes the web app asks the OIDC provider for, space-separated")
+    )
+    web_oidc_redirect_uri: str | None = field(
+        metadata=_about(
+            "where the OIDC provider sends the user back (registered with the provider)",
+            unset="the app's own URL",
+        )
+    )
+    flower_basic_auth: tuple[str, ...] = field(
+        repr=False,
+        metadata=_about(
+            "`kopter flower`: `user:password` pairs, comma-separated, or one login as a Secrets "
+            'Manager secret\'s JSON, `{"username": …, "password": …}` (a secret)'
+        ),
+    )
+    flower_auth: str | None = field(
+        metadata=_about(
+            "`kopter flower` with OAuth: the emails let in (Flower's `--auth` regex); the "
+            "client's key, secret and redirect URI go in Flower's own `FLOWER_OAUTH2_KEY`, "
+            "`FLOWER_OAUTH2_SECRET`, `FLOWER_OAUTH2_REDIRECT_URI`"
+        )
+    )
+    flower_auth_provider: str | None = field(
+        metadata=_about(
+            "`kopter flower` with OAuth: the provider, e.g. `flower.views.auth.GithubLoginHandler`"
+        )
+    )
+    health_dir: str = field(
+        metadata=_about(
+            "where workers and beat write the heartbeats `kopter health` reads (the units in "
+            "`deploy/` use `/run/kopter`)"
+        )
+    )
+    health_grace: int = field(
+        metadata=_about(
+            "seconds a worker may go without SQS answering its consumer's receive (when it has "
+            "room for work) before `kopter health worker` calls it unhealthy; its heartbeat is "
+            "written every quarter of this, and missing for half of it means its event loop "
+            "stopped (at least 10: a receive waits 5 s)"
+        )
+    )
+    channels_allow_private: bool = field(
+        metadata=_about(
+            "`true` lets a channel's URL reach a private, loopback or link-local address (the "
+            "tests'); otherwise a tenant cannot make kopter call inside its own network"
+        )
+    )
+    channels_email_from: str | None = field(
+        metadata=_about(
+            "the sender of email channels' messages, an address SES has verified",
+            unset="email channels cannot be added",
+        )
+    )
+    channels_timeout: int = field(
+        metadata=_about("seconds a delivery waits to connect, and again to read the answer")
+    )
+    channels_max_attempts: int = field(
+        metadata=_about("attempts of one delivery before it is parked in the deliveries DLQ")
+    )
+    channels_retry_seconds: int = field(
+        metadata=_about(
+            "the first retry's delay, doubled at each attempt up to SQS's 900 s (8 attempts "
+            "span about half an hour)"
+        )
+    )
+    channels_tenant_concurrency: int = field(
+        metadata=_about(
+            "deliveries of one tenant in flight at once: a slow endpoint holds no more workers"
+        )
+    )
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -130,6 +347,8 @@ class Settings:
                 text = str(value or "")
             if not f.repr and value:
                 text = "(set, not shown)"  # a secret
+            elif isinstance(value, str) and (password := urlsplit(value).password):
+                text = text.replace(f":{password}@", ":(not shown)@")  # ElastiCache's token
             shown[f"KOPTER_{f.name.upper()}"] = text
         return shown
 

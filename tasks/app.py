@@ -8,7 +8,7 @@ from typing import Any
 from celery import Celery, signals
 from prometheus_client import REGISTRY
 
-from kopter.errors import KopterError
+from kopter.errors import ConfigError, KopterError
 from kopter.metrics import QueueDepths
 from kopter.queues import WORK_QUEUES, verify_queues
 from kopter.settings import get_settings
@@ -17,6 +17,14 @@ from tasks import shutdown
 from tasks.controlplane import ControlPlaneCelery
 
 log = logging.getLogger(__name__)
+
+# Celery imports this module from its command line (`celery -A tasks worker`, `beat`, `flower`),
+# which shows any error on import as a traceback: a bad setting is one line instead, as `kopter`
+# says it, and the process exits with status 1.
+try:
+    get_settings()
+except ConfigError as e:
+    raise SystemExit(f"kopter: error: {e}") from None
 # botocore says "Found credentials in environment variables" at INFO for every new client.
 logging.getLogger("botocore.credentials").setLevel(logging.WARNING)
 
@@ -41,6 +49,7 @@ app = ControlPlaneCelery(
 )
 app.config_from_object("celeryconfig")
 app.steps["worker"].add("tasks.visibility:VisibilityKeeper")
+app.steps["worker"].add("tasks.protection:ScaleInProtectionStep")  # on ECS: see the module
 app.steps["consumer"].add("tasks.controlplane:RemoteControl")
 app.steps["consumer"].add("tasks.health:Heartbeat")  # for `kopter health worker`
 # SIGTERM, then SIGKILL after KOPTER_WORKER_STOP_TIMEOUT: see tasks/shutdown.py.

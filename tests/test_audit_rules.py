@@ -170,17 +170,16 @@ def test_each_stratus_red_team_detonation_fires_its_rules(kopter):
 
 
 def test_the_demos_launches_raise_nothing(kopter):
-    """The demo fleet's launches (t3.micro, m5.large, c5.xlarge) are routine: no finding. A
-    positive control in the same tenant and day: a GPU launch by the same user among them is
-    reported, alone. (The org-trail sample's quiet day is in test_audit_digest.)"""
+    """The demo story's launches (t3.micro, m5.large, bob's eight c5.xlarge) are routine: no
+    finding. A positive control in the same tenant and day: a GPU launch by the same user among
+    them is reported, alone. (The org-trail sample's quiet day is in test_audit_digest.)"""
     now = datetime.now(UTC)
     day = now.date().isoformat()
-    launches = [
-        demo._run_instances(region, f"i-{n:017x}", instance_type, now)
-        for region, fleet in demo.FLEET.items()
-        for n, (instance_type, _) in enumerate(fleet)
-    ]
-    gpu = demo._run_instances("us-east-1", f"i-{len(launches):017x}", "p3.2xlarge", now)
+    ids = {name: f"i-{n:017x}" for n, name in enumerate(demo.SERVERS)}
+    story = [step for step in demo.STORY if step.call == "RunInstances"]
+    launches = [demo._record(step, now, ids) for step in story]
+    gpu_step = demo.Step(0, 0, demo.ALICE, "RunInstances", ("api",), "p3.2xlarge")
+    gpu = demo._record(gpu_step, now, ids)
     with _tenant_with(demo.ACCOUNT) as tenant:
         _write(tenant, launches)
         assert _findings(tenant, day) == []

@@ -61,11 +61,7 @@ def test_real_describe_instances_response_parses():
 
 
 def _describe(c, run_at: str) -> dict:
-    # This suite's default time limit is 4 s; throttling backoff alone can take longer.
-    result = describe_account_region.apply_async(
-        (c.tenant, c.account, "us-east-1", run_at), time_limit=60, soft_time_limit=55
-    )
-    return result.get(timeout=90)
+    return describe_account_region.delay(c.tenant, c.account, "us-east-1", run_at).get(timeout=90)
 
 
 def _events(kopter, tenant: str) -> list[tuple[str, str]]:
@@ -194,14 +190,10 @@ def test_run_describer_waits_for_the_run_and_then_triggers_the_aggregator(kopter
     customer_client(c, "ec2", "eu-west-1").run_instances(
         ImageId="ami-0123456789abcdef0", InstanceType="t3.nano", MinCount=2, MaxCount=2
     )
-    # Time limits travel with the message: a loaded machine must not turn 2 s into a kill.
-    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
-    worker = workers.start("describer-run", "describer", env=long)
+    worker = workers.start("describer-run", "describer")
     workers.wait_ready(worker)
     aggregations = _visible(kopter, "aggregator")
-    out = kopter(
-        "run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "90", env=long
-    ).stdout
+    out = kopter("run", "describer", "--tenant", c.tenant, "--wait", "--timeout", "90").stdout
     summary = json.loads(out[out.index("{") :])
     assert summary["regions_described"] == 2 and summary["instances"] == 2
     assert summary["events"] == {"launched": 2} and summary["unhealthy"] == []
@@ -290,11 +282,9 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
             return 403, ACCESS_DENIED
         return None
 
-    # Time limits of the run's tasks come from the worker that fans it out.
-    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
     with RecordingProxy(MOTO_PORT, fault=deny) as proxy:
         worker = workers.start(
-            "denied", "describer,notifications", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url, **long}
+            "denied", "describer,notifications", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url}
         )
         workers.wait_ready(worker)
         for hour in (10, 11, 12):  # three hourly runs, all denied
@@ -304,7 +294,7 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
         wait_drained("notifications")  # the later notices would have landed by now
         # The tenant's run now: the account that failed three times waits out its backoff (four
         # hours), the run goes on for the other.
-        out = kopter("run", "describer", "--tenant", c.tenant, "--wait", env=long).stdout
+        out = kopter("run", "describer", "--tenant", c.tenant, "--wait").stdout
         run = json.loads(out[out.index("{") :])
         assert (run["skipped_unhealthy_accounts"], run["regions_described"]) == (1, 1), run
         assert run["unhealthy"] == []

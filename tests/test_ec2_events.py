@@ -81,7 +81,11 @@ def test_an_event_cloudtrail_wrote_first_is_joined_keeping_its_principal(monkeyp
     events.record(tenant, account, resized_by_alice, CLOUDTRAIL, ALICE)
     fresh = Change("i-0eee", "us-east-1", "launched", WHEN, {"instance_type": "t3.nano"})
     resize = Change(
-        "i-0ddd", "us-east-1", "resized", WHEN.replace(minute=0) + timedelta(hours=1), {"to": "x"}
+        "i-0ddd",
+        "us-east-1",
+        "resized",
+        WHEN.replace(minute=0) + timedelta(hours=1),
+        {"from": "t3.micro", "to": "x"},
     )
 
     events.record_many(tenant, account, [launched, fresh, resize], DESCRIBER, get_settings())
@@ -98,6 +102,8 @@ def test_an_event_cloudtrail_wrote_first_is_joined_keeping_its_principal(monkeyp
     ]
     [resized] = [e for e in rows if e.kind == "resized"]
     assert resized.sources == {CLOUDTRAIL, DESCRIBER}
+    # CloudTrail's call names the new type, the describer the old one too: the first seen kept.
+    assert resized.detail == {"to": "m5.large", "from": "t3.micro"}
 
     # The run delivered again: everything is recorded already, and nothing is written.
     def no_write(*args: object, **kw: object) -> None:

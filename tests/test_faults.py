@@ -2,7 +2,8 @@
 answering with throttling, errors, slowness and dropped connections. After each, every CloudTrail
 record is in the audit log once, every Ec2Event once, and no DLQ holds anything. Each test
 appends its counts to the reliability record (`python -m tests.support.reliability` prints the
-README's table from it). Poison is tests/test_poison.py's; beat and Redis, tests/test_recovery.py's.
+table of docs/reliability.md from it). Poison is tests/test_poison.py's; beat and Redis,
+tests/test_recovery.py's.
 """
 
 from __future__ import annotations

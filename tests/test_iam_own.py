@@ -2,14 +2,16 @@
 
 Each kind of process runs for real with its own RecordingProxy in front of moto: a worker on
 the queues that reach customers and the rest (a describer, backup, audit and aggregator run,
-ingest from a notification on the raw queue and from backfill), the `kopter` command line
-(bootstrap, registration, checks, every job and listing, inline ingest), the read API (every
-route, a notification marked read, a rule added and rules switched, a channel added and
-removed), Flower's /metrics and a task sent from its API, and beat firing an entry. Every
-request each signed with kopter's own credentials becomes the authorizations AWS would check,
-and each must be allowed by that role's policy under iam-simulate; each statement of each
-policy must be needed (taken out, a request the process made is refused). Then the denied side:
-what no role of kopter's may do, each refused by IAM (an evaluator's error is no refusal).
+ingest from a notification on the raw queue and from backfill; and, as on ECS, its ECS agent,
+played by tests/support/ecsagent.py, asking ECS for its scale-in protection with its role), the
+`kopter` command line (bootstrap, registration, checks, every job and listing, inline ingest),
+the read API (every route, a notification marked read, a rule added and rules switched, a
+channel added and removed), Flower's /metrics and a task sent from its API, and beat firing an
+entry. Every request each signed with kopter's own credentials becomes the authorizations AWS
+would check, and each must be allowed by that role's policy under iam-simulate; each statement
+of each policy must be needed (taken out, a request the process made is refused). Then the
+denied side: what no role of kopter's may do, each refused by IAM (an evaluator's error is no
+refusal).
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from tests.conftest import (
 )
 from tests.support.awscalls import own_authorizations
 from tests.support.drain import empty
+from tests.support.ecsagent import EcsAgent
 from tests.support.factories import log_file, log_key, log_records
 from tests.support.harness import TICKS
 from tests.support.iamsim import Authorization, evaluate, not_denied, unneeded_statements
@@ -78,10 +81,12 @@ def _authorizations(role: str, requests: Iterable) -> list[Authorization]:
     return list({str(a): a for a in found}.values())
 
 
-def _judge(role: str, requests: Iterable, policy: dict) -> list[Authorization]:
-    """Every request the role made is allowed by its policy, and every statement of the policy
-    is needed: taken out, some request the role made is refused."""
-    wanted = _authorizations(role, requests)
+def _judge(
+    role: str, requests: Iterable, policy: dict, also: Iterable[Authorization] = ()
+) -> list[Authorization]:
+    """Every request the role made (``also``: made for it, by the ECS agent) is allowed by its
+    policy, and every statement of the policy is needed: taken out, some request is refused."""
+    wanted = _authorizations(role, requests) + list(also)
     assert wanted, f"no request of the {role} was recorded"
     decisions = evaluate(wanted, [policy])
     refused = [
@@ -105,12 +110,18 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
     aws.client("ses", get_settings()).verify_email_identity(EmailAddress=SENDER)
     settings = replace(get_settings(), notifications_topic_arn=topic, channels_email_from=SENDER)
     bucket = f"trail-{new_account_id()}"
-    with RecordingProxy(MOTO_PORT) as worker_proxy, RecordingProxy(MOTO_PORT) as operator_proxy:
+    with (
+        RecordingProxy(MOTO_PORT) as worker_proxy,
+        RecordingProxy(MOTO_PORT) as operator_proxy,
+        EcsAgent(ACCOUNT, REGION) as agent,
+    ):
         via_worker = {
             "KOPTER_AWS_ENDPOINT_URL": worker_proxy.url,
             "KOPTER_TASK_TIME_LIMIT": "60",
             "KOPTER_NOTIFICATIONS_TOPIC_ARN": topic,
             "KOPTER_CHANNELS_EMAIL_FROM": SENDER,
+            # As on ECS: the agent calls UpdateTaskProtection with the worker's role.
+            "ECS_AGENT_URI": agent.endpoint("iam-own"),
         }
         as_operator = {
             "KOPTER_AWS_ENDPOINT_URL": operator_proxy.url,
@@ -135,7 +146,8 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         s3.create_bucket(Bucket=bucket)
         keys = [log_key(account, REGION, DAY) for _ in range(2)]
         # A denied DeleteTrail among the records: ingest raises a finding's notification of it.
-        delete_trail = {**demo._denied_delete_trail(DAY), "recipientAccountId": account}
+        denied = demo._record(demo.Step(0, 0, demo.BOB, "DeleteTrail"), DAY, {})
+        delete_trail = {**denied, "recipientAccountId": account}
         logs = [[*log_records(2, account, DAY), delete_trail], log_records(2, account, DAY, 1)]
         for key, records in zip(keys, logs, strict=True):
             s3.put_object(Bucket=bucket, Key=key, Body=log_file(records))
@@ -185,7 +197,12 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         wait_for(published, 120, "the finding's notification published and emailed by the worker")
     notices = kopter.rows("notifications", *as_tenant)
     assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["finding"], notices
-    _judge("worker", worker_proxy.requests, own.worker(settings, WORKER_QUEUES))
+    protection = [
+        Authorization(_principal("worker"), action, arn, ACCOUNT, what="the ECS agent's call")
+        for action, arn in sorted(set(agent.ecs_calls()))
+    ]
+    assert protection, "the worker never asked the ECS agent for scale-in protection"
+    _judge("worker", worker_proxy.requests, own.worker(settings, WORKER_QUEUES), protection)
     _judge("operator", operator_proxy.requests, own.operator(settings))
     # A worker's policy is for its queues: one on `pricing` alone may not touch `ingest`'s
     # messages nor reach a customer.
@@ -348,6 +365,10 @@ def test_what_no_role_of_kopters_may_do(kopter):
             ("dynamodb:Scan", f"{table}another-deployment-AuditLogEvents"),
             ("sts:AssumeRole", "arn:aws:iam::111111111111:role/admin"),
             ("sts:AssumeRole", f"arn:aws:iam::{ACCOUNT}:role/kopter-operator"),
+            ("ecs:UpdateTaskProtection", "arn:aws:ecs:us-east-1:111111111111:task/c/0123"),
+            ("ecs:UpdateTaskProtection", f"arn:aws:ecs:us-west-2:{ACCOUNT}:task/c/0123"),
+            ("ecs:GetTaskProtection", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/c/0123"),
+            ("ecs:StopTask", f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/c/0123"),
         ],
         "operator": [
             ("dynamodb:DeleteTable", f"{table}{prefix}AuditLogEvents"),

@@ -22,7 +22,6 @@ import httpx
 import pytest
 from packaging.utils import canonicalize_name
 
-from kopter import demo
 from kopter.dev import seed_demo, show_pipeline
 from kopter.devstack import LOCAL_AWS_ENV, free_port, jwt_api_env
 from kopter.pricing.offerserver import SAMPLE_OFFERS, OfferServer
@@ -177,16 +176,17 @@ def _run_the_stack(containers: Containers, host_env: dict[str, str], api_port: i
     assert all(row["last_run"] for row in status if "beat_entry" in row), status
 
     capsys.readouterr()
-    trail = seed_demo(host_env)
-    show_pipeline(host_env, trail)
+    trail, tenant_id = seed_demo(host_env)
+    show_pipeline(host_env, trail, tenant_id)
     assert_pipeline_shown(capsys.readouterr().out)
 
-    [tenant] = [t for t in kopter.rows("tenants", "list", env=host_env) if t["name"] == demo.TENANT]
     base = f"http://127.0.0.1:{api_port}"
-    bearer = {"Authorization": f"Bearer {token(tenant['tenant_id'])}"}
+    bearer = {"Authorization": f"Bearer {token(tenant_id)}"}
     costs = httpx.get(f"{base}/v1/price-graph", headers=bearer, timeout=30).json()["items"]
     assert sum(Decimal(p["cost_usd"]) for p in costs) > 0, costs
-    audit = httpx.get(f"{base}/v1/audit/aws", headers=bearer, timeout=30).json()["items"]
+    audit = httpx.get(
+        f"{base}/v1/audit/aws", params={"limit": 1000}, headers=bearer, timeout=30
+    ).json()["items"]
     assert len(audit) == trail.records, audit
     # The web app ships inside the image (setup.cfg's data_files): every file of it is served.
     web = ROOT / "web" / "src"

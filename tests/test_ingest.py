@@ -32,13 +32,9 @@ from tests.support.trails import (
 
 pytestmark = pytest.mark.long
 
-# The bridge sends the ingest tasks with its worker's time limit: the suite's 4 s (3 s soft)
-# ended a cold worker's first tasks on a loaded machine, and their redeliveries came too late.
-LONG = {"KOPTER_TASK_TIME_LIMIT": "60"}
-
 
 def test_real_logs_through_every_notification_shape(kopter, workers, trail):
-    worker = workers.start("ingest", "ingest", env=LONG)
+    worker = workers.start("ingest", "ingest")
     workers.wait_ready(worker)
     notify(
         s3_event("snitch-trail", SNITCH_KEY),  # S3 straight to SQS, key URL-encoded
@@ -147,7 +143,7 @@ def test_bad_objects_are_refused_and_good_ones_beside_them_go_through(kopter, wo
     s3.put_object(Bucket="snitch-trail", Key=stranger_key, Body=log_file(good))
     unprefixed_key = log_key("222222222222", "us-east-1", now)  # not under "my trail/"
     s3.put_object(Bucket="snitch-trail", Key=unprefixed_key, Body=log_file(good))
-    worker = workers.start("ingest-bad", "ingest", env=LONG)
+    worker = workers.start("ingest-bad", "ingest")
     workers.wait_ready(worker)
     notify(
         cloudtrail_sns(

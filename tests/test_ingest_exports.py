@@ -179,9 +179,7 @@ def test_records_exported_then_delivered_by_the_trail_are_one_item_each(kopter, 
     s3.create_bucket(Bucket="exported-trail")
     key = log_key(c.account, "us-east-1", datetime(2024, 7, 30, 21, 30, tzinfo=UTC))
     s3.put_object(Bucket="exported-trail", Key=key, Body=log_file(records))
-    # The bridge sends the ingest task with this worker's time limit: the suite's 4 s (3 s
-    # soft) ended a cold worker's first tasks at load average 12 (tests/test_ingest.py).
-    worker = workers.start("ingest-exported", "ingest", env={"KOPTER_TASK_TIME_LIMIT": "60"})
+    worker = workers.start("ingest-exported", "ingest")
     workers.wait_ready(worker)
     notify(s3_event("exported-trail", key))
     wait_for(lambda: marker("ingested", "exported-trail", key), 60, "the delivered file")

@@ -91,7 +91,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             world.worker = workers.start(
                 "isolation",
                 WORKER_QUEUES,
-                env={**world.env, "KOPTER_AWS_ENDPOINT_URL": proxy.url},
+                env={"KOPTER_AWS_ENDPOINT_URL": proxy.url},
             )
             populate(world, tmp_path_factory.mktemp("isolation-trail"))
             workers.wait_ready(world.worker)
@@ -334,7 +334,6 @@ def api(world: World) -> Iterator[Api]:
     with RecordingProxy(MOTO_PORT) as proxy:
         env = {
             **os.environ,
-            **world.env,
             "KOPTER_AWS_ENDPOINT_URL": proxy.url,
             "KOPTER_API_AUTH": "gateway",
             "KOPTER_API_GATEWAY_SECRET": GATEWAY_SECRET,

@@ -3,7 +3,7 @@ show the same rows of the same stored items, since both call one query and one v
 (``kopter/reads/``). The API's new routes show the caller's tenant only.
 
 The one difference is deliberate: the command line adds each account's ExternalId for the
-operator to hand out, which the API never shows (test_api.py asserts it)."""
+operator to hand out, which the API never shows (test_api_routes.py asserts it)."""
 
 from __future__ import annotations
 

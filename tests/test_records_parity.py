@@ -1,9 +1,9 @@
 """The audit log's items, written as raw attribute dicts by ``records.items`` for speed, are what
 the ``AuditLogEvent`` model declares: the same attributes, of the same DynamoDB types, the
-indexes' keys among them, and the composite keys its builders make; the event key is the one the
-README defines (`eventTime#eventID` of the record as CloudTrail wrote it). Fed every real record
-of tests/fixtures/real/cloudtrail; a negative control shows each check fails when one side
-drifts."""
+indexes' keys among them, and the composite keys its builders make; the event key is the one
+docs/pipelines/ingest.md defines (`eventTime#eventID` of the record as CloudTrail wrote it). Fed
+every real record of tests/fixtures/real/cloudtrail; a negative control shows each check fails
+when one side drifts."""
 
 from __future__ import annotations
 
@@ -93,8 +93,9 @@ def test_each_item_reads_back_through_the_model_unchanged():
 
 
 def test_the_event_key_is_the_records_event_time_and_id():
-    """Built here from the record as CloudTrail wrote it, as the README defines the key: what
-    the items are written under, and what the model's builder makes for a reader's lookup."""
+    """Built here from the record as CloudTrail wrote it, as docs/pipelines/ingest.md defines the
+    key: what the items are written under, and what the model's builder makes for a reader's
+    lookup."""
     assert len(RAW) == len(ITEMS)
     for record, item in zip(RAW, ITEMS, strict=True):
         key = f"{record['eventTime']}#{record['eventID']}"

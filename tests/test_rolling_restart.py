@@ -112,7 +112,7 @@ def test_workers_restarted_one_by_one_lose_and_double_nothing(
     started = time.monotonic()
     chaos.notify(chaos.s3_notification(b, k) for b, k in estate.files)
     # As beat sends it: the run spreads its (account, region) tasks over SPREAD seconds. (Time
-    # limits travel with the message: the workers', not this process's 4 s.)
+    # limits travel with the message: the workers', not the suite's.)
     fan_out = describe_all_accounts.apply_async(
         kwargs={"tenant_id": estate.tenant},
         queue="describer",

@@ -16,10 +16,10 @@ pytestmark = pytest.mark.unit
 
 
 def _documented() -> dict[str, tuple[crontab, str]]:
-    """The README's table of beat entries: each entry's time (UTC) and task."""
+    """The table of beat entries in docs/architecture.md: each entry's time (UTC) and task."""
     rows = re.findall(
         r"^\| `([\w-]+)` \| ([^|]+) \| `(tasks\.[\w.]+)` \|$",
-        (ROOT / "README.md").read_text(),
+        (ROOT / "docs" / "architecture.md").read_text(),
         re.MULTILINE,
     )
     documented = {}

@@ -1,4 +1,7 @@
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -11,9 +14,10 @@ pytestmark = pytest.mark.unit
 
 
 def _documented() -> dict[str, str]:
-    """The README's Settings table: each variable and its default cell."""
-    section = (ROOT / "README.md").read_text().split("\n## Settings\n", 1)[1].split("\n## ", 1)[0]
-    rows = re.findall(r"^\| `(KOPTER_\w+)` \| ([^|]+) \|", section, re.MULTILINE)
+    """The settings reference's tables (docs/reference/settings.md, which `make docs` writes):
+    each variable and its default cell."""
+    page = (ROOT / "docs" / "reference" / "settings.md").read_text()
+    rows = re.findall(r"^\| `(KOPTER_\w+)` \| ([^|]+) \|", page, re.MULTILINE)
     return {name: default.strip() for name, default in rows}
 
 
@@ -22,7 +26,7 @@ def test_defaults_are_the_documented_ones():
     shown = load({}).for_display()
     # `kopter dev`'s own options, read by the command line where `kopter dev` alone uses them.
     dev_only = {o.envvar: str(o.default) for o in dev.params if o.envvar}
-    assert set(documented) == set(shown) | set(dev_only), "the README's table and the settings"
+    assert set(documented) == set(shown) | set(dev_only), "the reference's tables and the settings"
     for name, cell in documented.items():
         value = shown.get(name, dev_only.get(name))
         if cell.startswith("unset"):
@@ -80,6 +84,14 @@ def test_bad_settings_name_the_variable(env, message):
     assert line.startswith(variable) and message in line, line
 
 
+def test_a_password_in_a_url_is_not_shown():
+    """`kopter settings` prints a Redis URL with its auth token (ElastiCache's) masked."""
+    url = "rediss://:t0ken-of-32-characters-or-more-123@cache.example.com:6379/0"
+    shown = load({"KOPTER_REDIS_URL": url}).for_display()
+    assert shown["KOPTER_REDIS_URL"] == "rediss://:(not shown)@cache.example.com:6379/0"
+    assert "t0ken" not in str(shown)
+
+
 def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
     """The stack's FlowerLogin secret reaches the container whole, as JSON."""
     secret = '{"username": "kopter", "password": "p4ss-w0rd"}'
@@ -87,3 +99,16 @@ def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
     with pytest.raises(ConfigError) as refused:
         load({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "kopter", "password": "p4ss w0rd"}'})
     assert "p4ss" not in str(refused.value)
+
+
+@pytest.mark.parametrize("command", [["worker", "-Q", "audit"], ["beat"]])
+def test_celery_refuses_a_bad_setting_in_one_line(command):
+    """The real `celery -A tasks worker` and `beat`: they read the settings as they import the
+    tasks, before kopter's command line could catch anything."""
+    env = {**os.environ, "KOPTER_TASK_TIME_LIMIT": "soon"}
+    argv = [sys.executable, "-m", "celery", "-A", "tasks", *command, "-l", "INFO"]
+    result = subprocess.run(argv, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert result.stderr.strip() == (
+        "kopter: error: KOPTER_TASK_TIME_LIMIT='soon' is not a whole number"
+    ), result.stderr

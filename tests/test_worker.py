@@ -26,12 +26,10 @@ def r() -> redis.Redis:
 
 def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
     c = kopter.connect()
-    # The check tries every permission of the role: past the suite's 4 s at load average 8.
-    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
-    worker = workers.start("describer", "describer", env=long)
+    worker = workers.start("describer", "describer")
     workers.wait_ready(worker)
     check = ["accounts", "check", "--tenant", c.tenant, "--account-id", c.account, "--on-worker"]
-    rows = kopter.rows(*check, env=long)
+    rows = kopter.rows(*check)
     assert [row["name"] for row in rows][:2] == ["assume-role", "DescribeInstances:us-east-1"]
     assert all(row["ok"] for row in rows)
     assert "tasks.describer.check_account" in worker.tail(50)
@@ -44,7 +42,7 @@ def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
     first = workers.start("first", "audit", app="tests.support.harness")
     workers.wait_ready(first)
     # Long enough that the kill lands mid-task however slowly this process gets to it, with
-    # time limits of its own (the suite's 4 s would end the task, not the kill).
+    # time limits of its own: the kill ends it, never a limit.
     result = slow.apply_async(
         (key, get_settings().visibility_timeout), queue="audit", time_limit=60, soft_time_limit=55
     )
@@ -68,7 +66,7 @@ def test_task_longer_than_the_visibility_timeout_runs_once(workers, r):
     worker = workers.start("long", "audit", app="tests.support.harness")
     workers.wait_ready(worker)
     seconds = 2.5 * get_settings().visibility_timeout
-    # The sender's limits travel with the message; this test's default is 4 s.
+    # The sender's limits travel with the message: this test's own, not the suite's.
     result = slow.apply_async((key, seconds), queue="audit", time_limit=60, soft_time_limit=55)
     assert result.get(timeout=60).startswith("long@")
     assert r.llen(key) == 1, "the task was started twice"

@@ -36,7 +36,7 @@ ENV = {
 GIVE_UP_AFTER = load({**os.environ, **ENV}).worker_give_up_after
 LONG = 2 * STOP_TIMEOUT  # started before SIGTERM, it cannot end before SIGKILL
 SHORT = 6  # running at SIGTERM, it ends well before the worker would give up on it
-# Time limits travel with the message: the sender's, and this process's are the suite's 4 s.
+# Time limits travel with the message: the sender's, this test's own, not the suite's.
 LIMITS: dict[str, Any] = {"time_limit": 3 * LONG, "soft_time_limit": 3 * LONG - 5}
 
 

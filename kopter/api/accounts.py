@@ -24,6 +24,10 @@ class Accounts(BaseModel):
     response_model=Accounts,
     responses=responses(401),
     summary="The tenant's AWS accounts and their health",
+    description="Disconnected ones with `removed_at`; `rotation_pending` while a new ExternalId "
+    "waits for the role to trust it; each connected one's `onboarding_link` (the quick-create "
+    "link of its stack, the tenant's own ExternalId among its parameters) once the template is "
+    "published.",
 )
 def accounts(tenant: Caller, request: Request) -> dict[str, Any]:
     settings = request.app.state.settings

@@ -29,6 +29,7 @@ class AuditPage(BaseModel):
     response_model=AuditPage,
     responses=responses(400, 401),
     summary="The audit log, newest first",
+    description="With the filters of `kopter audit`.",
 )
 def audit_log(
     tenant: Caller,

@@ -54,6 +54,7 @@ class AddedChannel(BaseModel):
     response_model=Channels,
     responses=responses(401),
     summary="Where the tenant's notifications are delivered",
+    description="Listed without their secrets.",
 )
 def channels(tenant: Caller) -> dict[str, Any]:
     return {"items": [view(c) for c in query(tenant)]}

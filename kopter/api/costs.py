@@ -31,6 +31,9 @@ class PriceGraph(BaseModel):
     response_model_exclude_none=True,
     responses=responses(400, 401),
     summary="EC2 cost per hour, oldest first",
+    description="In USD as exact decimal strings, with `missing_prices` (how many running "
+    "instances had no price, so are not in `cost_usd`) when there were any; at most 31 days "
+    "(default: the last 24 hours).",
 )
 def price_graph(
     tenant: Caller,

@@ -22,6 +22,8 @@ Day = Annotated[str, Path(pattern=r"^\d{4}-\d\d-\d\d$", description="The day, an
     response_model=DigestRow,
     responses=responses(400, 401, 404),
     summary="The daily audit digest of a day",
+    description="Findings, denied and failed calls, counts of a UTC day: a 404 until the "
+    "day's audit ran.",
 )
 def digest(tenant: Caller, day: Day) -> DigestRow:
     try:

@@ -77,6 +77,7 @@ def notifications(
     response_model=NotificationRow,
     responses=responses(401, 404),
     summary="Mark a notification read",
+    description="The first time it was read stays; the notification is returned.",
 )
 def mark_read(tenant: Caller, id: str) -> NotificationRow:
     item = FrontendNotification(tenant, _key(id))

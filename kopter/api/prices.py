@@ -43,6 +43,8 @@ class PricesPage(BaseModel):
     response_model=PricesPage,
     responses=responses(400, 401),
     summary="The EC2 prices of a region (USD, exact)",
+    description="No tenant's, but for signed-in tenants only: USD as exact decimal strings, "
+    "with the reserved terms, in price-key order.",
 )
 def prices(
     tenant: Caller,

@@ -33,6 +33,7 @@ class SnapshotsPage(BaseModel):
     response_model=SnapshotsPage,
     responses=responses(400, 401, 404),
     summary="The backup job's snapshots, newest window first",
+    description="Taken, failed and deleted; another tenant's account is a 404.",
 )
 def snapshots(
     tenant: Caller,

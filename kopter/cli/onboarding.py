@@ -92,7 +92,7 @@ def iam(role: str, consumed: str | None, bucket: str | None) -> None:
     ROLE: worker (for the queues it consumes), beat, api (the read API), flower, operator (this
     command line), or browser (a Cognito identity pool's authenticated role: each customer's
     own items only). Resources are named by KOPTER_AWS_ACCOUNT_ID, KOPTER_REGION and
-    KOPTER_PREFIX; see the README's "IAM"."""
+    KOPTER_PREFIX; see docs/onboarding.md, "IAM"."""
     if consumed is not None and role != "worker":
         raise Refused("--queues is for the worker's policy")
     if bucket is not None and role != "browser":

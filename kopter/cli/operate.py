@@ -6,6 +6,7 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -133,11 +134,21 @@ def flower(address: str, port: int, no_auth: bool) -> None:
     os.execve(sys.executable, argv, env)
 
 
+def _dev_option(flag: str, envvar: str, default: int | str, meaning: str) -> Any:
+    """An option of `kopter dev` that its environment variable sets too (the settings page
+    lists them beside the settings)."""
+    return click.option(
+        flag, envvar=envvar, default=default, show_default=True, show_envvar=True, help=meaning
+    )
+
+
 @click.command()
-@click.option("--moto-port", envvar="KOPTER_DEV_MOTO_PORT", default=5050, show_default=True)
-@click.option("--flower-port", envvar="KOPTER_DEV_FLOWER_PORT", default=5555, show_default=True)
-@click.option("--api-port", envvar="KOPTER_DEV_API_PORT", default=8080, show_default=True)
-@click.option("--state-dir", envvar="KOPTER_DEV_DIR", default=".kopter-dev", show_default=True)
+@_dev_option("--moto-port", "KOPTER_DEV_MOTO_PORT", 5050, "moto's port: the stack's AWS endpoint.")
+@_dev_option("--flower-port", "KOPTER_DEV_FLOWER_PORT", 5555, "Flower's port.")
+@_dev_option("--api-port", "KOPTER_DEV_API_PORT", 8080, "The read API's and the web app's port.")
+@_dev_option(
+    "--state-dir", "KOPTER_DEV_DIR", ".kopter-dev", "Where the stack keeps its logs and Redis data."
+)
 @click.option("--smoke", is_flag=True, help="Bring the stack up, show it working, stop.")
 def dev(moto_port: int, flower_port: int, api_port: int, state_dir: str, smoke: bool) -> None:
     """The embedded local stack (`make run`): moto's server as AWS, Redis, queues and tables,

@@ -16,6 +16,7 @@ from kopter.cli import (
     rules,
 )
 from kopter.cli.deploy import deploy
+from kopter.cli.docs import docs
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -26,8 +27,8 @@ from kopter.cli.web import api, web
 def cli() -> None:
     """kopter: CloudTrail audit log, EC2 fleet, prices and costs for every customer account.
 
-    Settings come from KOPTER_* environment variables (see the README); `kopter settings`
-    shows what this process reads.
+    Settings come from KOPTER_* environment variables (docs/reference/settings.md); `kopter
+    settings` shows what this process reads.
     """
 
 
@@ -58,6 +59,7 @@ for command in (
     api,
     web,
     deploy,
+    docs,
 ):
     cli.add_command(command)
 

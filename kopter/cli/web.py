@@ -23,7 +23,7 @@ USER_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpo
 def api(ctx: click.Context, host: str, port: int) -> None:
     """The read API over HTTP: the audit log, EC2 events, the cost graph, notifications and
     accounts of the caller's tenant, and the web app at /, with JSON access logs on stdout.
-    KOPTER_API_AUTH chooses how callers prove their identity (see the README's "Read API")."""
+    KOPTER_API_AUTH chooses how callers prove their identity (docs/api.md, "Identity")."""
     if ctx.invoked_subcommand:
         return
     from kopter.api.server import serve

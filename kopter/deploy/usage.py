@@ -160,7 +160,7 @@ FIGURES: dict[str, Figure] = {
     "web_bytes_per_visit": F(
         39_000.0,
         "visit of the web app",
-        "benchmarks/web.py's last run (README, Benchmarks): 39.0 KB shipped, compressed, on a "
+        "benchmarks/web.py's last run (docs/benchmarks.md): 39.0 KB shipped, compressed, on a "
         "fresh load",
         recounted=False,
     ),

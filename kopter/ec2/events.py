@@ -4,7 +4,8 @@ An event is identified by tenant, account, region, instance, kind and the minute
 The describer (with EC2's own times: a launch, a start, the time in a stop's or termination's
 reason) and CloudTrail (the API call's time) see a launch, start, stop or termination within the
 same second, so both write the same item: each write is an update that adds its source to the
-set, keeps the first time and detail, and sets the principal CloudTrail named. A resize carries
+set, keeps the first time and each detail first seen (CloudTrail knows a resize's new type, the
+describer the old one too), and sets the principal CloudTrail named. A resize carries
 no time in DescribeInstances (the describer dates it with its run's hour), so the two sources'
 resizes of one instance are joined by looking for the other's within the hour before the run.
 
@@ -66,8 +67,8 @@ def save(
     key: str | None = None,
 ) -> None:
     """Create or join the event of ``change``: ``key`` names an existing event to join. The
-    update sets what ``new_event`` would put, but keeps the first time and detail seen, and
-    adds the source to those that saw it."""
+    update sets what ``new_event`` would put, but keeps the first time and the details seen
+    (adding those it lacks), and adds the source to those that saw it."""
     event = new_event(tenant_id, account_id, change, source, principal)
     actions: list[Action] = []
     for name, attribute in Ec2Event.get_attributes().items():
@@ -80,7 +81,20 @@ def save(
             actions.append(attribute.set(attribute | value))  # if not set yet
         else:
             actions.append(attribute.set(value))
-    Ec2Event(tenant_id, key or event.event_key).update(actions=actions)
+    item = Ec2Event(tenant_id, key or event.event_key)
+    item.update(actions=actions)  # the item as written: its detail is what the first source saw
+    if change.detail:
+        _join_detail(item, change.detail)
+
+
+def _join_detail(item: Ec2Event, detail: dict[str, Any]) -> None:
+    """Add the keys of ``detail`` the event's lacks, each value first seen kept. A write
+    conditioned on the detail read, read again when another source wrote it in between: the
+    detail is one JSON value, which no update expression can merge."""
+    while (joined := {**detail, **(item.detail or {})}) != item.detail:
+        if dynamo.update_if(item, [Ec2Event.detail.set(joined)], Ec2Event.detail == item.detail):
+            return
+        item.refresh()
 
 
 def record_many(

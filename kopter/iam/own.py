@@ -104,6 +104,16 @@ def customer_roles(settings: Settings) -> dict[str, Any]:
     )
 
 
+def _scale_in_protection(settings: Settings) -> dict[str, Any]:
+    """On ECS the agent calls UpdateTaskProtection for a busy worker with its task role
+    (kopter/scale_in_protection.py); never GetTaskProtection, which only a GET to the agent asks.
+    Any task of the account and region: the cluster's name is CloudFormation's, which `kopter
+    iam` does not know, and the action only sets or lifts a task's protection from scale-in."""
+    account = arns.kopter_account(settings)
+    task = f"arn:{arns.partition(settings.region)}:ecs:{settings.region}:{account}:task/*"
+    return _statement("ScaleInProtection", ["ecs:UpdateTaskProtection"], [task])
+
+
 def worker(settings: Settings, consumed: Iterable[str]) -> dict[str, Any]:
     consumed = list(dict.fromkeys(consumed))
     unknown = sorted(set(consumed) - set(queues.WORK_QUEUES))
@@ -119,6 +129,7 @@ def worker(settings: Settings, consumed: Iterable[str]) -> dict[str, Any]:
         _statement("SendTasks", SEND, _queues(settings, queues.WORK_QUEUES)),
         _list_queues(),
         _statement("Tables", TABLE_READ + TABLE_WRITE + ["dynamodb:Scan"], _all_tables(settings)),
+        _scale_in_protection(settings),
     ]
     if CUSTOMER_QUEUES & set(consumed):
         statements.append(customer_roles(settings))

@@ -34,6 +34,23 @@ def slow(self, key: str, seconds: float) -> str:
     return str(self.request.hostname)
 
 
+@app.task(name="tests.support.harness.stamped", bind=True)
+def stamped(self, key: str, seconds: float, release: str = "") -> None:
+    """Runs for ``seconds``, or until the Redis key ``release`` exists if one is named, and
+    records in the list ``key`` when it started and when it ended, on which worker (by name)."""
+    host = str(self.request.hostname).split("@")[0]
+
+    def stamp(event: str) -> None:
+        fields = {"id": self.request.id, "host": host, "event": event, "at": time.time()}
+        _redis().rpush(key, json.dumps(fields))
+
+    stamp("start")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not (release and _redis().exists(release)):
+        time.sleep(min(0.1, seconds))
+    stamp("end")
+
+
 @app.task(name="tests.support.harness.always_fails")
 def always_fails(key: str) -> None:
     _redis().incr(key)

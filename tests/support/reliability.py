@@ -1,5 +1,6 @@
 """The reliability record: each fault test appends one line of what it ran and what it counted,
-and `python -m tests.support.reliability` prints the README's "Reliability" table from the last run.
+and `python -m tests.support.reliability` prints the table of docs/reliability.md from the last
+run.
 
 A line is written only after the test's own assertions held, so the table never shows a run
 that failed; the counts in it are the ones the test compared, not figures typed in by hand.

@@ -157,8 +157,6 @@ class World:
         self.worker_proxy = RecordingProxy(MOTO_PORT, self.deny)
         self.worker: Child | None = None
         self.registration: list[Run] = []  # the commands that registered A
-        # A loaded machine, and every call through a proxy: the suite's 4 s is too short.
-        self.env = {"KOPTER_TASK_TIME_LIMIT": "60"}
         self.runs: list[Run] = []
         self._lock = threading.Lock()
         self._kopter = Kopter()
@@ -172,8 +170,7 @@ class World:
     ) -> Run:
         """A `kopter` command, through a proxy of its own (by default one denying A's role)."""
         with proxy or RecordingProxy(MOTO_PORT, self.deny) as proxy:
-            env = {**self.env, "KOPTER_AWS_ENDPOINT_URL": proxy.url}
-            result = self._kopter(*args, env=env, ok=ok)
+            result = self._kopter(*args, env={"KOPTER_AWS_ENDPOINT_URL": proxy.url}, ok=ok)
         run = Run(args, result, proxy)
         with self._lock:
             self.runs.append(run)
@@ -260,8 +257,8 @@ def _register_a(world: World, trail_files: Path) -> None:
 
 
 def _seed_tenant(customer: Customer) -> None:
-    """Another tenant, written in-process the way the commands and tasks write (as test_api's
-    fixtures do): cheaper than a process per step, and not what is observed."""
+    """Another tenant, written in-process the way the commands and tasks write (as
+    tests/support/readapi.py does): cheaper than a process per step, and not what is observed."""
     tenant = accounts.add_tenant(customer.name, customer.tenant_id)
     for account in customer.account_ids:
         request = accounts.AccountRequest(account, role_arn(account), ("us-east-1",))
