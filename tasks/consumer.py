@@ -77,10 +77,12 @@ class Consumer(controlplane.Consumer):
 
     def on_close(self) -> None:
         # Celery drops what the worker holds and has not started here: a stopping worker gives
-        # it back to SQS now, not when its running tasks have ended (tasks/shutdown.py).
-        unstarted = shutdown.unstarted_requests()
+        # back to SQS now what no pool process was sent, not when its running tasks have ended,
+        # and runs what one was (tasks/shutdown.py).
+        unsent, sent = shutdown.unstarted_requests()
         super().on_close()
-        shutdown.give_back_unstarted(unstarted)
+        shutdown.keep_sent(sent)
+        shutdown.give_back_unstarted(unsent)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         if not self._park(message, f"cannot decode the message: {exc}"):

@@ -9,7 +9,12 @@ their end. Two things kopter adds, because with SQS neither happens in time on i
 - Messages the worker holds but has not started are given back at once (``give_back_unstarted``,
   from the consumer's close). Celery drops them there, trusting the broker to deliver them again,
   but kombu's SQS transport makes them visible only when its channel closes, after the running
-  tasks ended: up to the whole stop later.
+  tasks ended: up to the whole stop later. Not started means no pool process was sent it: a
+  process that was (and has not yet said it started it) runs it whatever the main process does,
+  as Celery's pool cannot call a job back, so its message given back would run twice. Celery's
+  close forgets such a job's result too, leaving its message to kombu's restore at exit and a
+  second run elsewhere; ``keep_sent`` puts the job back, so its result acknowledges its message
+  as any running task's does.
 - The stop clock (``start_stop_clock``): at ``Settings.worker_give_up_after`` seconds after
   SIGTERM, a worker still running tasks turns its warm shutdown into Celery's cold one (SIGQUIT
   to itself). That terminates the pool processes running them, leaves their messages
@@ -64,9 +69,44 @@ def _give_up(after: int) -> None:
     os.kill(os.getpid(), signal.SIGQUIT)
 
 
-def unstarted_requests() -> list[Any]:
-    """The requests the worker holds and has not started."""
-    return [r for r in tuple(state.reserved_requests) if r not in state.active_requests]
+def _job(request: Any) -> Any:
+    """The pool's job of ``request``, once the worker handed it to the pool (Celery keeps only a
+    weak reference)."""
+    ref = request._apply_result
+    return ref() if ref is not None else None
+
+
+def _sent(job: Any) -> bool:
+    """Whether a pool process has the job, or is being written it: a write once started is
+    finished even by Celery's close, and the process then runs the job."""
+    return job is not None and (job._accepted or job._write_to is not None)
+
+
+def unstarted_requests() -> tuple[list[Any], list[Any]]:
+    """What the worker holds and has not started: the requests no pool process was sent, and the
+    pool jobs sent to a process that has not yet said it started them."""
+    unsent: list[Any] = []
+    sent: list[Any] = []
+    for request in tuple(state.reserved_requests):
+        if request in state.active_requests:
+            continue
+        job = _job(request)
+        if _sent(job):
+            sent.append(job)
+        else:
+            unsent.append(request)
+    return unsent, sent
+
+
+def keep_sent(jobs: list[Any]) -> None:
+    """Put back in the pool the jobs of ``jobs`` (sent to a process, not yet started there) that
+    Celery's close forgot, if the worker is stopping: the process runs each, and its result
+    acknowledges its message, which is not given back."""
+    if not _stopping.is_set() or not jobs:
+        return
+    for job in jobs:
+        job._cache.setdefault(job._job, job)
+    log.info("%d task(s) already sent to a pool process: run here, not given back", len(jobs))
 
 
 def give_back_unstarted(requests: list[Any]) -> None:

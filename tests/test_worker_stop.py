@@ -4,7 +4,8 @@ it once the stop timeout (``KOPTER_WORKER_STOP_TIMEOUT``) is up, if anything is 
 The audit queue gets production's visibility timeout for the test, so a message the worker left
 hidden would not come back within it: only what the worker gives back runs again. The worker
 holds four messages at SIGTERM: a task longer than the stop timeout, a short one, and two it has
-not started (a prefetch of two per process, so that it holds some).
+not started (a prefetch of two per process, so that it holds some). Another holds one already
+sent to its pool process, which runs it: not given back, it runs once.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import os
 import secrets
 import signal
+import socket
+import subprocess
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -152,6 +155,53 @@ def test_a_worker_stopped_like_ecs_finishes_what_it_can_and_gives_back_the_rest(
         exited_by_itself_after=f"{exited:.1f} s (gives up on running tasks at {GIVE_UP_AFTER} s)",
         long_task_running_again_after=f"{rerun:.1f} s (bound {deadline} s)",
     )
+
+
+@pytest.mark.timeout(180)
+def test_a_task_sent_to_a_pool_process_runs_there_once_and_is_not_given_back(
+    workers, audit_queue, r
+):
+    """A stopping worker gives back what no pool process was sent. A task written to a process
+    that has not yet said it started it runs there all the same (nothing calls a job back): given
+    back too, another worker would run it a second time. The process is frozen (SIGSTOP) to make
+    that moment, which a loaded machine makes by itself, last until the worker has decided."""
+    from tasks import app
+    from tests.support.harness import slow
+
+    sqs, url = audit_queue
+    key = f"sent:{secrets.token_hex(4)}"
+    worker = workers.start(
+        "sent", "audit", app="tests.support.harness", env=ENV, options=("--concurrency", "1")
+    )
+    workers.wait_ready(worker)
+    node = f"sent@{socket.gethostname()}"
+    inspect = app.control.inspect(destination=[node], timeout=5)
+
+    def pool() -> dict[str, Any]:
+        return (inspect.stats() or {}).get(node, {}).get("pool", {})
+
+    [process] = wait_for(lambda: pool().get("processes"), 30, "the worker's pool process")
+    os.kill(process, signal.SIGSTOP)
+    result = slow.apply_async((key, 1), queue="audit", **LIMITS)
+    wait_for(lambda: pool()["writes"]["total"] == 1, 30, "the task written to the pool process")
+
+    os.kill(worker.process.pid, signal.SIGTERM)
+    # As its consumer closes, the worker says what it gives back and what it runs; only then
+    # does the process go on.
+    decided = ("not started", "not given back")
+    wait_for(lambda: any(d in worker.tail(200) for d in decided), 30, "the worker's decision")
+    os.kill(process, signal.SIGCONT)
+    try:
+        worker.process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"still running {STOP_TIMEOUT} s after SIGTERM:\n{worker.tail(40)}")
+    assert worker.process.returncode == 0, worker.tail(40)
+
+    assert "Restoring" not in worker.tail(200), worker.tail(40)  # nothing given back
+    assert result.get(timeout=10).startswith("sent@")
+    assert _ran(r, key) == (["sent"], ["sent"])
+    # Its message was deleted as the task ended: nothing comes back to run it again.
+    assert _depths(sqs, url) == (0, 0)
 
 
 def test_the_systemd_unit_stops_a_worker_as_the_setting_says():

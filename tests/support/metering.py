@@ -9,6 +9,10 @@ moto returns no consumed capacity worth the name (a fixed 1 or 0.5 whatever the 
 units are computed here from the items: those in the request, those in the answer, and, where
 neither holds the whole item (an update, a read with a projection), the item as it is in moto
 once the phase is over.
+
+A test's stack is shared by the tests before it (the session's tables keep their tenants), and a
+read of everything (a Scan of every account) returns theirs too: given ``owned``, a read is billed
+for the items of the work measured only, and not at all when it returned only others'.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ ITEM_OVERHEAD = 100  # bytes DynamoDB adds to each stored item and index entry
 
 Item = dict[str, Any]
 Fetch = Callable[[str, Item], Item | None]  # (table, key) -> the item as stored now
+Owned = Callable[[str, Item], bool]  # (table, an item or key read) -> whether the work measured's
 
 
 def attribute_size(value: dict[str, Any]) -> int:
@@ -94,11 +99,13 @@ class Metered:
 class Meter:
     """Turns recorded requests into what AWS bills: kopter's own queues and tables, named under
     ``prefix``; ``fetch`` reads an item as it is now, for what neither request nor answer show
-    whole."""
+    whole; ``owned`` tells the items read of the work measured from other tests' (all, if not
+    given)."""
 
-    def __init__(self, prefix: str, fetch: Fetch) -> None:
+    def __init__(self, prefix: str, fetch: Fetch, owned: Owned | None = None) -> None:
         self.prefix = prefix
         self.fetch = fetch
+        self.owned = owned or (lambda table, item: True)
         self.tables = {d.base_name: d for d in definitions()}
 
     def measure(self, answers: Iterable[Answered]) -> Metered:
@@ -203,7 +210,8 @@ class Meter:
             item = body.get("Item")
             if item is not None and _projected(params):
                 item = self.fetch(params["TableName"], params["Key"]) or item
-            metered.rru[table] += _read_units([item] if item else [], params)
+            if self.owned(table, item or params["Key"]):
+                metered.rru[table] += _read_units([item] if item else [], params)
         elif operation == "BatchGetItem":
             for name, spec in params["RequestItems"].items():
                 table = self._table(name)
@@ -211,6 +219,7 @@ class Meter:
                 if _projected(spec):
                     found = [self.fetch(name, self._key(table, i)) or i for i in found]
                 missing = len(spec["Keys"]) - len(found)
+                found = [i for i in found if self.owned(table, i)]
                 per_item = sum(_read_units([i], spec) for i in found)
                 metered.rru[table] += per_item + missing * _read_units([], spec)
         elif operation in ("Query", "Scan"):
@@ -218,7 +227,12 @@ class Meter:
             found = body.get("Items", [])
             if _projected(params):
                 found = [self.fetch(params["TableName"], self._key(table, i)) or i for i in found]
-            scanned, count = body.get("ScannedCount", len(found)), len(found)
+            scanned = body.get("ScannedCount", len(found))
+            owned = [i for i in found if self.owned(table, i)]
+            if found and not owned:
+                return  # a read on behalf of other tests' items alone
+            scanned, found = scanned - (len(found) - len(owned)), owned
+            count = len(found)
             units = _read_units(found, params)
             if scanned > count and count:  # filtered out after being read: billed as read
                 units = _read_units(found, params, scale=scanned / count)
