@@ -34,10 +34,12 @@ from kopter.tables import (
     Ec2Event,
     Ec2Instance,
     Ec2Snapshot,
+    Finding,
     FrontendNotification,
     GlobalItem,
     PriceGraphPoint,
     Tenant,
+    TenantRule,
     connection,
 )
 
@@ -194,6 +196,8 @@ def purge_account(
         tenant_id, filter_condition=PriceGraphPoint.account_id == account_id
     )
     _delete(PriceGraphPoint, _keys(points, PriceGraphPoint), summary, settings, progress)
+    found = Finding.query(tenant_id, filter_condition=Finding.account_id == account_id)
+    _delete(Finding, _keys(found, Finding), summary, settings, progress)
     _purge_snapshot_records(tenant_id, account_id, summary, settings, progress)
     _delete(AwsAccount, _keys([account], AwsAccount), summary, settings, progress)
     return summary
@@ -233,6 +237,8 @@ def purge_tenant(
         PriceGraphPoint,
         AuditDigest,
         FrontendNotification,
+        Finding,
+        TenantRule,
         Channel,
     )
     for model in tenant_tables:

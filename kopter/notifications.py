@@ -43,6 +43,9 @@ class Notice:
     title: str
     body: str
     links: dict[str, str] = field(default_factory=dict)
+    # What the kind carries besides, for whoever reads the notice whole (a webhook, the API):
+    # a finding's rules and call.
+    detail: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:
@@ -116,6 +119,7 @@ def _store(notice: Notice) -> bool:
         title=notice.title,
         body=notice.body,
         links=notice.links,
+        detail=notice.detail,
         created_at=now,
         expires_at=now + timedelta(days=TTL_DAYS),
     )

@@ -104,6 +104,13 @@ class Settings:
     ingest_max_mb: int = field(
         metadata=_about("a log object larger than this, compressed or decompressed, is refused")
     )
+    rules_cache_seconds: int = field(
+        metadata=_about(
+            "how long an ingest worker (or `kopter ingest`) keeps a tenant's detection rules "
+            "before reading them again: a rule added, enabled or disabled applies to records "
+            "ingested at most this long after"
+        )
+    )
     notifications_topic_arn: str | None = field(
         metadata=_about("an SNS topic every new frontend notification is also published to")
     )
@@ -519,6 +526,7 @@ def load(env: Mapping[str, str]) -> Settings:
         role_session_name=env.get("KOPTER_ROLE_SESSION_NAME") or "kopter",
         audit_retention_days=_int(env, "KOPTER_AUDIT_RETENTION_DAYS", 365, 1, 36500),
         ingest_max_mb=_int(env, "KOPTER_INGEST_MAX_MB", 1024, 1, 64 * 1024),
+        rules_cache_seconds=_int(env, "KOPTER_RULES_CACHE_SECONDS", 30, 0, 3600),
         notifications_topic_arn=_topic(env, "KOPTER_NOTIFICATIONS_TOPIC_ARN"),
         describe_spread_seconds=_int(
             env, "KOPTER_DESCRIBE_SPREAD_SECONDS", 300, 0, SQS_MAX_DELAY_SECONDS

@@ -12,11 +12,15 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from celery import signals
+
 from kopter.cloudtrail.bridge import NotificationBridge
 from kopter.cloudtrail.ingest import ingest_object as ingest_log_object
 from kopter.crossaccount import shared_sessions
+from kopter.detections.sigma import bundled_rules
 from kopter.settings import get_settings
 from tasks.app import app, consumed_queues
+from tasks.notifications import raise_notification
 from tasks.steps import ThreadStep
 
 log = logging.getLogger(__name__)
@@ -25,9 +29,20 @@ log = logging.getLogger(__name__)
 # Thousands of objects an hour: what became of each is kept in its Global marker, not in Redis.
 @app.task(ignore_result=True)
 def ingest_object(bucket: str, key: str) -> dict[str, Any]:
-    """Ingest one CloudTrail log object; refusals are final and returned, not raised."""
+    """Ingest one CloudTrail log object; refusals are final and returned, not raised. Each new
+    finding's notice goes to the `notifications` queue."""
     settings = get_settings()
-    return ingest_log_object(bucket, key, shared_sessions(settings), settings).as_dict()
+    sessions = shared_sessions(settings)
+    return ingest_log_object(bucket, key, sessions, settings, raise_notification).as_dict()
+
+
+@signals.celeryd_after_setup.connect
+def _load_rules(sender: str, instance: Any, **_: Any) -> None:
+    """SigmaHQ's rules parsed once, in the main process of a worker that consumes `ingest`,
+    before its pool forks: every pool child inherits them instead of parsing them again on its
+    first log file."""
+    if "ingest" in consumed_queues(instance.app):
+        bundled_rules()
 
 
 class CloudTrailBridge(ThreadStep):

@@ -27,6 +27,10 @@ def test_openapi_document_validates(api):
         "/v1/snapshots",
         "/v1/digests/{day}",
         "/v1/prices",
+        "/v1/rules",
+        "/v1/rules/{id}/enable",
+        "/v1/rules/{id}/disable",
+        "/v1/findings",
     }
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     audit = doc["paths"]["/v1/audit/aws"]["get"]

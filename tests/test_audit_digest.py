@@ -1,6 +1,6 @@
-"""The daily audit: the real CloudTrail samples and a scripted day in the audit log, digested by a
-real `-Q audit,notifications` worker through `kopter run audit`, stored, notified once, and shown
-by `kopter digest`."""
+"""The daily audit: the real CloudTrail samples and a scripted day in the audit log, judged at
+ingest, digested by a real `-Q audit,notifications` worker through `kopter run audit`, stored,
+notified once, and shown by `kopter digest`."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _write(tenant: str, log: list[dict[str, Any]], source: str) -> None:
     """Into the tenant's audit log through ingest's own writer. (`kopter ingest FILE` would need
     the samples' accounts connected to this tenant, and test_ingest's tenant owns them.)"""
     decoded = records.decode(json.dumps({"Records": log}).encode())
-    assert ingest.write(decoded, tenant, source, get_settings()).written == len(log)
+    assert ingest.write(decoded, tenant, source, get_settings(), lambda _: None).written == len(log)
 
 
 def _audit(kopter: Kopter, tenant: str | None, day: str) -> dict[str, Any]:
@@ -293,13 +293,30 @@ def _scripted_day(a: str, b: str) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_path):
+ROOT_USE = "8ad1600d-e9dc-4251-b0ee-a65268f29add"  # SigmaHQ's AWS Root Credentials
+FAILED_SIGN_IN = "6393e346-1977-46ef-8987-ad414a145fad"  # AWS ConsoleLogin Failed Authentication
+NO_MFA = "77caf516-34e5-4df9-b4db-20744fea0a60"  # AWS Successful Console Login Without MFA
+BACKDOOR_KEYS = "0a5177f4-6ca9-44c2-aacf-d3f3d8b6e4d2"  # AWS IAM Backdoor Users Keys
+INGRESS = "6fb77778-040f-4015-9440-572aa9b6b580"  # Ingress/Egress Security Group Modification
+TRAIL_CHANGE = "4db60cc0-36fb-42b7-9b58-a5b53019fb74"  # AWS CloudTrail Important Change
+SNAPSHOT = "abae8fec-57bd-4f87-aff6-6e3db989843d"  # AWS Snapshot Backup Exfiltration
+
+
+def test_a_scripted_day_is_judged_at_ingest_notified_once_and_digested(kopter, workers, tmp_path):
+    """Every call of the day is judged as `kopter ingest` writes it, by kopter's rules and
+    SigmaHQ's side by side: each record a rule matches is one finding naming every rule that
+    matched it, notified at once (the two just outside the day too). The digest lists the day's
+    findings, summed up by rules, account and principal, and raises nothing itself: its own
+    rules (the ones that count over the day) find nothing here. Ingested again, the day adds no
+    finding and no notification."""
     connected = kopter.connect()
     tenant, a = connected.tenant, connected.account
     b = kopter.connect(tenant=tenant).account
+    day = _scripted_day(a, b)
     log = tmp_path / "day.json.gz"
-    log.write_bytes(gzip.compress(json.dumps({"Records": _scripted_day(a, b)}).encode()))
-    assert "16 records, 16 written" in kopter("ingest", str(log), "--tenant", tenant).stdout
+    log.write_bytes(gzip.compress(json.dumps({"Records": day}).encode()))
+    out = kopter("ingest", str(log), "--tenant", tenant).stdout
+    assert "16 records, 16 written, 0 rejected, 13 findings" in out
     worker = _start_worker(workers)
 
     run = _audit(kopter, tenant, DAY)
@@ -309,22 +326,41 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
         "records": 14,
         "denied_calls": 2,
         "failed_calls": 1,
-        "findings": {"critical": 2, "high": 4, "medium": 1},
-        "notified": 6,
+        "findings": {"critical": 2, "high": 4, "medium": 5},
+        "notified": 0,
     }
     assert run == expected_run
     digest = _digest(kopter, tenant, DAY)
     root, alice, bob = (f"arn:aws:iam::{a}:{who}" for who in ("root", "user/alice", "user/bob"))
-    assert [(f["severity"], f["rule"], f["principal"], f["count"]) for f in digest["findings"]] == [
-        ("critical", "cloudtrail-stopped", alice, 1),
-        ("critical", "snapshot-shared-outside", alice, 1),
-        ("high", "root-account-use", root, 1),
-        ("high", "console-login-without-mfa", alice, 1),
-        ("high", "security-group-open-to-world", alice, 1),
-        ("high", "cloudtrail-stop-attempt", bob, 1),
-        ("medium", "iam-change", alice, 1),
+    assert [
+        (f["severity"], [r["id"] for r in f["rules"]], f["principal"], f["count"], f["found"])
+        for f in digest["findings"]
+    ] == [
+        ("critical", ["cloudtrail-stopped", TRAIL_CHANGE], alice, 1, "ingest"),
+        ("critical", ["snapshot-shared-outside", SNAPSHOT], alice, 1, "ingest"),
+        ("high", ["root-account-use", ROOT_USE], root, 1, "ingest"),
+        ("high", ["console-login-without-mfa", NO_MFA], alice, 1, "ingest"),
+        ("high", ["security-group-open-to-world", INGRESS], alice, 1, "ingest"),
+        ("high", ["cloudtrail-stop-attempt", TRAIL_CHANGE], bob, 1, "ingest"),
+        ("medium", ["iam-change", BACKDOOR_KEYS], alice, 1, "ingest"),
+        # SigmaHQ's alone, oldest first: AWS Support calling as root, alice's failed sign-in,
+        # the narrow ingress rule, the snapshot shared with the tenant's other account.
+        ("medium", [ROOT_USE], root, 1, "ingest"),
+        ("medium", [FAILED_SIGN_IN], alice, 1, "ingest"),
+        ("medium", [INGRESS], alice, 1, "ingest"),
+        ("medium", [SNAPSHOT], alice, 1, "ingest"),
     ]
     assert {f["account_id"] for f in digest["findings"]} == {a}
+    stopped = digest["findings"][0]
+    assert stopped["rule"] == "cloudtrail-stopped" and stopped["calls"] == {"StopLogging": 1}
+    assert stopped["technique"]["id"] == "T1562.008"
+    assert stopped["rules"][1] == {
+        "id": TRAIL_CHANGE,
+        "title": "AWS CloudTrail Important Change",
+        "source": "sigma",
+        "author": "vitaliy0x1",  # the Detection Rule License: every finding names the author
+        "level": "medium",
+    }
     assert digest["denied"] == [
         {"principal": bob, "count": 2, "calls": {"AttachUserPolicy": 1, "DeleteTrail": 1}}
     ]
@@ -333,40 +369,52 @@ def test_a_scripted_day_finds_each_rule_and_notifies_once(kopter, workers, tmp_p
     ]
     assert digest["by_principal"] == {alice: 8, bob: 4, root: 2}
     assert digest["by_source"]["ec2.amazonaws.com"] == 5
+    text = kopter("digest", "--tenant", tenant, "--date", DAY).stdout
+    assert "14 records, 2 denied, 1 failed, 11 findings" in text
 
-    def stored() -> int:
-        return len(list(query(NotificationsQuery(tenant, limit=100))))
+    def stored() -> list[Any]:
+        return list(query(NotificationsQuery(tenant, limit=100)))
 
-    wait_for(lambda: stored() == 6, 30, "a notification per high+ finding")
+    wait_for(lambda: len(stored()) == 13, 30, "a notification per finding")
     notifications = kopter.rows("notifications", "--tenant", tenant)
-    notified = {(n["severity"], n["subject"]) for n in notifications}
-    assert notified == {
-        ("critical", f"cloudtrail-stopped:{a}:{alice}"),
-        ("critical", f"snapshot-shared-outside:{a}:{alice}"),
-        ("high", f"root-account-use:{a}:{root}"),
-        ("high", f"console-login-without-mfa:{a}:{alice}"),
-        ("high", f"security-group-open-to-world:{a}:{alice}"),
-        ("high", f"cloudtrail-stop-attempt:{a}:{bob}"),
+    assert {n["kind"] for n in notifications} == {"finding"}
+    ids = {(r["eventName"], r["eventTime"]): r["eventID"] for r in day}
+    by_subject = {n["subject"]: n for n in notifications}
+    assert set(by_subject) == {f"{a}:{r['eventID']}" for r in day} - {
+        f"{a}:{ids[name, f'{DAY}T{at}Z']}"
+        for name, at in (("ConsoleLogin", "09:05:00"), ("AttachUserPolicy", "09:11:00"),
+                         ("CreateBucket", "13:00:00"))
+    }  # fmt: skip
+    assert Counter(n["severity"] for n in notifications) == {
+        "critical": 4,  # the trail stopped (three times: two just outside the day), a snapshot
+        "high": 4,
+        "warning": 5,  # SigmaHQ's medium rules alone, and iam-change
     }
-    [stopped] = [n for n in notifications if n["subject"].startswith("cloudtrail-stopped")]
-    assert stopped["kind"] == "audit-finding"
-    assert stopped["title"] == (
-        f"CloudTrail logging stopped or a trail deleted in account {a}: "
-        "T1562.008 Impair Defenses: Disable or Modify Cloud Logs"
+    stop = by_subject[f"{a}:{ids['StopLogging', f'{DAY}T11:00:00Z']}"]
+    assert stop["severity"] == "critical"
+    assert stop["title"] == (
+        f"CloudTrail logging stopped or a trail deleted in account {a} and 1 more rule(s)"
     )
-    assert f"{alice} made 1 such call(s) on {DAY} (StopLogging: 1)" in stopped["body"]
+    assert stop["body"].startswith(
+        f"{alice} called StopLogging (cloudtrail.amazonaws.com) in us-east-1 at {DAY}T11:00:00Z "
+        "from 200.249.253.51. Matched: CloudTrail logging stopped or a trail deleted (kopter "
+        "rule cloudtrail-stopped, level critical, by kopter); AWS CloudTrail Important Change "
+        f"(sigma rule {TRAIL_CHANGE}, level medium, by vitaliy0x1)."
+    )
+    assert stop["detail"]["event_name"] == "StopLogging"
+    assert [r["id"] for r in stop["detail"]["rules"]] == ["cloudtrail-stopped", TRAIL_CHANGE]
+    assert stop["detail"]["principal"] == alice and stop["detail"]["account_id"] == a
 
-    # The same day again: the same digest item, rewritten, and every notice a duplicate.
+    # The same day again, by both paths: no finding, no notification, the same digest.
     first = AuditDigest.get(tenant, DAY).computed_at
+    again = kopter("ingest", str(log), "--tenant", tenant).stdout
+    assert "16 records, 16 written, 0 rejected, 0 findings" in again
     assert _audit(kopter, tenant, DAY) == expected_run
-    wait_for(
-        lambda: worker.tail(100_000).count("'duplicate'") == 6,
-        30,
-        "the second run's notices delivered, each a duplicate",
-    )
-    assert stored() == 6
-    [again] = AuditDigest.query(tenant)
-    assert again.day == DAY and again.computed_at > first
+    assert worker.tail(100_000).count("'stored'") == 13
+    assert "'duplicate'" not in worker.tail(100_000)
+    assert len(stored()) == 13
+    [again_digest] = AuditDigest.query(tenant)
+    assert again_digest.day == DAY and again_digest.computed_at > first
     assert _digest(kopter, tenant, DAY)["findings"] == digest["findings"]
 
 

@@ -4,9 +4,10 @@ bucket in moto's S3 and announced on the raw queue as S3 announces it; a real wo
 every work queue (the bridge, ingest and its detections, notifications, deliveries, the audit);
 the webhook is a real HTTP server on 127.0.0.1.
 
-The first test needs the detections at ingest (issue 24's d24-detect part): until they are
-merged, no notification is raised at ingest, and it fails waiting. The second goes through what
-kopter raised before them, the daily audit's finding of the same record.
+The first test goes through the detections at ingest: the record's finding is notified as its
+file is written. The second goes through the daily audit, which judges only what counts over a
+day (ingest notified the rest as it found it): Stratus Red Team's 20 secrets read by one
+principal, whose audit finding reaches the webhook too, once.
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import pytest
 
 from kopter.queues import WORK_QUEUES
 from tests.conftest import customer_client, new_account_id, wait_for
-from tests.support.factories import log_file, log_key
+from tests.support.factories import log_file, log_key, of_account
 from tests.support.receiver import Receiver
 from tests.support.samples import STRATUS_DIR
 from tests.support.trails import notify, s3_event
@@ -31,15 +33,18 @@ AUDIT = "audit-finding"
 DELIVERY_BOUND = 60  # seconds from S3's notification to the webhook's POST: the issue's bound
 
 
-def stop_logging(account: str) -> dict:
-    """Stratus Red Team's real StopLogging record, as the customer's account's, with a new id."""
-    [record] = json.loads((STRATUS_DIR / "aws.defense-evasion.cloudtrail-stop.json").read_text())
-    return {**record, "eventID": str(uuid.uuid4()), "recipientAccountId": account}
+def stratus(name: str, account: str) -> list[dict]:
+    """Stratus Red Team's real records of the technique ``name``, as ``account``'s, with new ids."""
+    records = of_account(json.loads((STRATUS_DIR / f"aws.{name}.json").read_text()), account)
+    return [{**r, "eventID": str(uuid.uuid4())} for r in records]
 
 
-def deliver_log(kopter, workers, receiver: Receiver) -> tuple[str, dict, dict, float]:
-    """A tenant with a webhook to ``receiver``, a worker on every queue, and a log file holding a
-    StopLogging delivered and announced: (tenant, the channel, the record, when announced)."""
+def deliver_log(
+    kopter, workers, receiver: Receiver, records_of: Callable[[str], list[dict]]
+) -> tuple[str, dict, list[dict], float]:
+    """A tenant with a webhook to ``receiver``, a worker on every queue, and a log file of
+    ``records_of`` its account delivered and announced: (tenant, the channel, the records, when
+    announced)."""
     bucket = f"trail-{new_account_id()}"
     c = kopter.connect("--cloudtrail-bucket", bucket)
     local = {"KOPTER_CHANNELS_ALLOW_PRIVATE": "true"}  # the receiver is on 127.0.0.1
@@ -48,14 +53,14 @@ def deliver_log(kopter, workers, receiver: Receiver) -> tuple[str, dict, dict, f
     )
     worker = workers.start("everything", ",".join(WORK_QUEUES), env=local)
     workers.wait_ready(worker)
-    record = stop_logging(c.account)
+    records = records_of(c.account)
     s3 = customer_client(c, "s3")
     s3.create_bucket(Bucket=bucket)
     key = log_key(c.account, "us-east-1", datetime.now(UTC))
-    s3.put_object(Bucket=bucket, Key=key, Body=log_file([record]))
+    s3.put_object(Bucket=bucket, Key=key, Body=log_file(records))
     announced = time.time()
     notify(s3_event(bucket, key))
-    return c.tenant, hook, record, announced
+    return c.tenant, hook, records, announced
 
 
 def about(received, record: dict) -> bool:
@@ -64,7 +69,10 @@ def about(received, record: dict) -> bool:
 
 def test_a_stop_logging_reaches_the_webhook_signed_within_a_minute_and_once(kopter, workers):
     with Receiver() as receiver:
-        _, hook, record, announced = deliver_log(kopter, workers, receiver)
+        stop = "defense-evasion.cloudtrail-stop"
+        _, hook, [record], announced = deliver_log(
+            kopter, workers, receiver, lambda account: stratus(stop, account)
+        )
         first = receiver.wait("/siem", 1, DELIVERY_BOUND)[0]
         assert first.at - announced < DELIVERY_BOUND
         assert first.signed_with(hook["secret"])
@@ -75,16 +83,21 @@ def test_a_stop_logging_reaches_the_webhook_signed_within_a_minute_and_once(kopt
         assert [r for r in receiver.on("/siem") if about(r, record)] == [first]
 
 
-def test_the_days_audit_finding_of_it_reaches_the_webhook_too(kopter, workers):
+def test_the_days_audit_finding_reaches_the_webhook_too(kopter, workers):
     with Receiver() as receiver:
-        tenant, hook, record, _ = deliver_log(kopter, workers, receiver)
-        day = record["eventTime"][:10]
+        reads = "credential-access.secretsmanager-retrieve-secrets"
+        tenant, hook, records, _ = deliver_log(
+            kopter, workers, receiver, lambda account: stratus(reads, account)
+        )
+        read = sorted(r["eventID"] for r in records if r["eventName"] == "GetSecretValue")
+        assert len(read) == 20
+        day = records[0]["eventTime"][:10]
 
         def ingested() -> bool:
-            rows = kopter.rows("audit", "--tenant", tenant, "--event-name", "StopLogging")
-            return [r["event_id"] for r in rows] == [record["eventID"]]
+            rows = kopter.rows("audit", "--tenant", tenant, "--event-name", "GetSecretValue")
+            return sorted(r["event_id"] for r in rows) == read
 
-        wait_for(ingested, 60, "the StopLogging record in the audit log")
+        wait_for(ingested, 60, "the GetSecretValue records in the audit log")
         kopter("run", "audit", "--tenant", tenant, "--date", day, "--wait")
 
         def audit_findings() -> list:
@@ -92,7 +105,7 @@ def test_the_days_audit_finding_of_it_reaches_the_webhook_too(kopter, workers):
 
         [got] = wait_for(audit_findings, 60, "the audit's finding at the webhook")  # type: ignore
         payload = json.loads(got.body)
-        assert got.signed_with(hook["secret"]) and payload["severity"] == "critical"
-        assert payload["title"].startswith("CloudTrail logging stopped or a trail deleted")
+        assert got.signed_with(hook["secret"]) and payload["severity"] == "high"
+        assert payload["title"].startswith("10 or more Secrets Manager secrets read by one")
         time.sleep(5)
         assert audit_findings() == [got]

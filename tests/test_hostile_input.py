@@ -9,7 +9,8 @@ exception and a one-line reason; no other exception leaves it.
   CloudTrail notifications give back their bucket and keys, URL-decoded where S3 encodes them.
 - CloudTrail log files and exports (``ingest.decompress``, ``records.decode``, ``records.items``
   and the EC2 changes ingest reads from each record), in every shape ``kopter ingest`` reads:
-  refused whole (``Refused``) or decoded; then every record is an item or a counted rejection,
+  refused whole (``Refused``) or decoded; then every record is an item or a counted rejection
+  and is judged by every detection rule (kopter's and SigmaHQ's) without an error,
   a record of the right shape is never lost beside a bad one (not even beside one no parser
   takes: a lone-surrogate escape, nesting past the recursion limit), and every item fits
   DynamoDB's 400 KB with keys within DynamoDB's limits. Every gzip member is read; gzip is
@@ -45,6 +46,8 @@ from kopter.cloudtrail import bridge, jsonsplit, records
 from kopter.cloudtrail.ingest import GZIP_MAGIC, decompress, unique_items
 from kopter.cloudtrail.notifications import Unparseable, parse
 from kopter.cloudtrail.objects import log_object
+from kopter.detections import findings, tenant_rules
+from kopter.detections.rules import RuleSet
 from kopter.ec2 import events as ec2_events
 from kopter.errors import Refused
 from kopter.pricing import offerfile
@@ -383,6 +386,8 @@ TENANT = "3f1c2b9e-5d4a-4e8f-9a7b-1c2d3e4f5a6b"
 # The longest source an S3 object can be: a 63-character bucket, a 1,024-byte key.
 SOURCE = "s3://" + "b" * 63 + "/" + "k" * 1024
 EXPIRES = 1_900_000_000
+# Every rule kopter ships, on (AssumeRole Misuse too), for a tenant with one other account.
+EVERY_RULE = RuleSet(tenant_rules.bundled(frozenset({"111122223333"})))
 GZIP_LIMIT = 8 << 20  # decompress's limit here: a larger generated file is refused, as it should
 ITEM_LIMIT = 400 * 1024  # DynamoDB's, counting attribute names and values in UTF-8
 # DynamoDB's key limits, in UTF-8 bytes: the table's and its indexes' (partition, sort).
@@ -500,6 +505,13 @@ def normalized(document: bytes) -> records.Decoded | None:
         for _, change, _ in ec2_events.from_cloudtrail(record):
             assert change.instance_id.startswith("i-")
             assert all(v is None or isinstance(v, str) for v in (change.detail or {}).values())
+    # What the rules read: each record's whole JSON object, beside it.
+    objects = list(decoded.objects())
+    assert len(objects) == len(decoded.records)
+    for record, raw in zip(decoded.records, objects, strict=True):
+        assert raw is None or raw["eventID"] == record.eventID
+    for match in findings.judge(decoded, EVERY_RULE):
+        assert match.rules and match.key.endswith("#" + match.record.eventID)
     return decoded
 
 

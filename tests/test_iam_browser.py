@@ -67,7 +67,7 @@ def test_a_browser_reads_its_own_items_and_nothing_else():
     settings = get_settings()
     policy = browser.policy(settings, BUCKET)
     partitions = _partitions()
-    assert len(partitions) == 7 + 5  # seven tables, five indexes: all lead with the tenant
+    assert len(partitions) == 9 + 5  # nine tables, five indexes: all lead with the tenant
     allowed = [
         _request(action, resource, [key])
         for resource, key in partitions

@@ -5,12 +5,13 @@ the queues that reach customers and the rest (a describer, backup, audit and agg
 ingest from a notification on the raw queue and from backfill; and, as on ECS, its ECS agent,
 played by tests/support/ecsagent.py, asking ECS for its scale-in protection with its role), the
 `kopter` command line (bootstrap, registration, checks, every job and listing, inline ingest),
-the read API (every route, a notification marked read), Flower's /metrics and a task sent from
-its API, and beat firing an entry. Every request each signed with kopter's own credentials
-becomes the authorizations AWS would check, and each must be allowed by that role's policy under
-iam-simulate; each statement of each policy must be needed (taken out, a request the process
-made is refused). Then the denied side: what no role of kopter's may do, each refused by IAM (an
-evaluator's error is no refusal).
+the read API (every route, a notification marked read, a rule added and rules switched, a
+channel added and removed), Flower's /metrics and a task sent from its API, and beat firing an
+entry. Every request each signed with kopter's own credentials becomes the authorizations AWS
+would check, and each must be allowed by that role's policy under iam-simulate; each statement
+of each policy must be needed (taken out, a request the process made is refused). Then the
+denied side: what no role of kopter's may do, each refused by IAM (an evaluator's error is no
+refusal).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 import os
 import secrets
 import sys
+import uuid
 from collections.abc import Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -143,7 +145,7 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         s3 = customer_client(c, "s3")
         s3.create_bucket(Bucket=bucket)
         keys = [log_key(account, REGION, DAY) for _ in range(2)]
-        # A denied DeleteTrail among the records: the day's audit raises a notification of it.
+        # A denied DeleteTrail among the records: ingest raises a finding's notification of it.
         denied = demo._record(demo.Step(0, 0, demo.BOB, "DeleteTrail"), DAY, {})
         delete_trail = {**denied, "recipientAccountId": account}
         logs = [[*log_records(2, account, DAY), delete_trail], log_records(2, account, DAY, 1)]
@@ -192,9 +194,9 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
             calls = {a.action for a in _authorizations("worker", worker_proxy.requests)}
             return {"sns:Publish", "ses:SendEmail"} <= calls
 
-        wait_for(published, 120, "the audit's notification published and emailed by the worker")
+        wait_for(published, 120, "the finding's notification published and emailed by the worker")
     notices = kopter.rows("notifications", *as_tenant)
-    assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["audit-finding"], notices
+    assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["finding"], notices
     protection = [
         Authorization(_principal("worker"), action, arn, ACCOUNT, what="the ECS agent's call")
         for action, arn in sorted(set(agent.ecs_calls()))
@@ -215,6 +217,17 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
     ]
     assert reaching
     assert not_denied(reaching, [own.worker(settings, ["pricing"])]) == []
+
+
+TENANT_RULE = f"""
+title: A trail stopped
+id: {uuid.uuid4()}
+level: high
+logsource: {{product: aws, service: cloudtrail}}
+detection:
+    selection: {{eventName: StopLogging}}
+    condition: selection
+"""
 
 
 def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers):
@@ -268,6 +281,13 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
             assert client.get("/v1/digests/2026-03-01").status_code == 404  # read, none made
             [notice] = client.get("/v1/notifications").json()["items"]
             assert client.post(f"/v1/notifications/{notice['id']}/read").status_code == 200
+            # The tenant's rules: listed, one of its own added, it and a bundled one switched.
+            assert client.get("/v1/rules").status_code == 200
+            assert client.get("/v1/findings").status_code == 200
+            added = client.post("/v1/rules", json={"yaml": TENANT_RULE})
+            assert added.status_code == 200, added.text
+            for path in (f"{added.json()['id']}/disable", "cloudtrail-stopped/disable"):
+                assert client.post(f"/v1/rules/{path}").status_code == 200, path
             hook = {"kind": "webhook", "target": "https://93.184.216.34/in"}
             added = client.post("/v1/channels", json=hook)
             assert added.status_code == 201, added.text
@@ -318,6 +338,8 @@ def test_what_no_role_of_kopters_may_do(kopter):
             ("dynamodb:Scan", f"{table}{prefix}AuditLogEvents"),
             ("dynamodb:PutItem", f"{table}{prefix}AuditLogEvents"),
             ("dynamodb:DeleteItem", f"{table}{prefix}FrontendNotifications"),
+            ("dynamodb:PutItem", f"{table}{prefix}Findings"),
+            ("dynamodb:DeleteItem", f"{table}{prefix}DetectionRules"),
             ("dynamodb:GetItem", f"{table}{prefix}Global"),
             ("dynamodb:Query", f"{table}another-deployment-AuditLogEvents"),
             ("sts:AssumeRole", "arn:aws:iam::111111111111:role/kopter"),

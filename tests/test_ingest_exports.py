@@ -6,7 +6,6 @@ trail delivers, and the audit log read back."""
 
 from __future__ import annotations
 
-import copy
 import gzip
 import json
 from datetime import UTC, datetime
@@ -18,7 +17,7 @@ import pytest
 from kopter import aws
 from kopter.settings import get_settings
 from tests.conftest import customer_client, wait_for
-from tests.support.factories import log_file, log_key
+from tests.support.factories import log_file, log_key, of_account
 from tests.support.samples import STRATUS_FILE
 from tests.support.trails import audit, marker, notify, s3_event
 
@@ -54,15 +53,6 @@ def json_lines(records: list[dict[str, Any]]) -> bytes:
     return "".join(json.dumps(r) + "\n" for r in records).encode()
 
 
-def of_account(records: list[dict[str, Any]], account: str) -> list[dict[str, Any]]:
-    """The real records, as if they were another account's."""
-    out = copy.deepcopy(records)
-    for r in out:
-        r["recipientAccountId"] = account
-        r.get("userIdentity", {})["accountId"] = account
-    return out
-
-
 def test_each_shape_of_the_real_sample_is_one_item_per_record(kopter, trail, tmp_path):
     lines = tmp_path / "stratus.jsonl.gz"
     lines.write_bytes(gzip.compress(json_lines(STRATUS)))
@@ -74,7 +64,7 @@ def test_each_shape_of_the_real_sample_is_one_item_per_record(kopter, trail, tmp
         (looked_up, "lookup-events output"),
     ):
         out = kopter("ingest", str(path), "--tenant", trail.tenant).stdout
-        assert f"ingested, 34 records, 34 written, 0 rejected ({shape})" in out, out
+        assert f"ingested, 34 records, 34 written, 0 rejected, 0 findings ({shape})" in out, out
         # Read back before the next shape rewrites the same items (their source says whose
         # they are): the same normalization as a delivered file's.
         rows = audit(kopter, trail.tenant, "--account", STRATUS_ACCOUNT)
@@ -127,7 +117,7 @@ def _assert_summary(result: Any, location: str, prefix: str, source: str) -> Non
     items do."""
     assert result.returncode == 1, result.stderr  # two files refused
     assert result.stdout.splitlines() == [
-        f"{location}: 5 files, 34 records, 34 written, 0 rejected, 2 refused",
+        f"{location}: 5 files, 34 records, 34 written, 0 rejected, 2 refused, 0 findings",
         f"  refused {prefix}day2/README.txt: not a CloudTrail log file: not JSON",
         f"  refused {prefix}day2/stranger.json: {source}day2/stranger.json has records of "
         "account(s) 999999999999, not connected to this tenant: connect them first "
@@ -138,7 +128,7 @@ def _assert_summary(result: Any, location: str, prefix: str, source: str) -> Non
         f"ingest: {n}/5" for n in range(1, 6)
     ]
     assert progress[0].endswith(
-        "array.json: ingested, 10 records, 10 written, 0 rejected (JSON array)"
+        "array.json: ingested, 10 records, 10 written, 0 rejected, 0 findings (JSON array)"
     )
 
 
@@ -210,7 +200,7 @@ def test_a_bad_record_is_rejected_alone_and_every_gzip_member_is_read(kopter, tm
     split = tmp_path / "two-members.json.gz"
     split.write_bytes(gzip.compress(document[:middle]) + gzip.compress(document[middle:]))
     out = kopter("ingest", str(split), "--tenant", c.tenant).stdout
-    assert "ingested, 3 records, 3 written, 2 rejected (log file)" in out
+    assert "ingested, 3 records, 3 written, 2 rejected, 0 findings (log file)" in out
     assert "  rejected record 1: JSON is malformed" in out
     assert "  rejected record 3: nested too deeply" in out
     rows = audit(kopter, c.tenant)
@@ -224,4 +214,4 @@ def test_a_bad_record_is_rejected_alone_and_every_gzip_member_is_read(kopter, tm
         path = tmp_path / "one-bad"
         path.write_bytes(gzip.compress(data))
         out = kopter("ingest", str(path), "--tenant", c.tenant).stdout
-        assert f"ingested, 1 records, 1 written, 1 rejected ({shape})" in out
+        assert f"ingested, 1 records, 1 written, 1 rejected, 0 findings ({shape})" in out

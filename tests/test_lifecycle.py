@@ -31,11 +31,20 @@ from kopter.tables import (
     Ec2Event,
     Ec2Instance,
     Ec2Snapshot,
+    Finding,
     FrontendNotification,
     GlobalItem,
     PriceGraphPoint,
+    TenantRule,
 )
-from tests.conftest import MOTO_PORT, OUTPUT, Connected, customer_client, wait_for
+from tests.conftest import (
+    MOTO_PORT,
+    OUTPUT,
+    Connected,
+    customer_client,
+    new_account_id,
+    wait_for,
+)
 from tests.support import chaos
 from tests.support.factories import log_file, log_key, log_records
 from tests.support.proxy import Recorded, RecordingProxy
@@ -67,7 +76,8 @@ def _trail(c: Connected, bucket: str, records: int = 5) -> tuple[str, str]:
 
 
 def _ingest(bucket: str, key: str) -> ingest.IngestResult:
-    return ingest.ingest_object(bucket, key, CrossAccountSessions(get_settings()), get_settings())
+    sessions = CrossAccountSessions(get_settings())
+    return ingest.ingest_object(bucket, key, sessions, get_settings(), lambda _: None)
 
 
 def _launch(c: Connected, region: str) -> list[str]:
@@ -195,12 +205,16 @@ def test_a_removed_account_stops_at_once_and_its_id_is_free(kopter, workers):
         first_seen_at=DAY, last_seen_at=DAY,
     ).save()  # fmt: skip
     ours = f"{c.tenant}#{c.account}"
+    _finding(c.tenant, c.account, "its-own").save()
+    _finding(c.tenant, new_account_id(), "another-accounts").save()
     purged = kopter(
         "accounts", "remove", "--tenant", c.tenant, "--account-id", c.account,
         "--purge", "--yes", "--json",
     )  # fmt: skip
     deleted = {r["table"]: r["deleted"] for r in map(json.loads, purged.stdout.splitlines())}
     assert deleted["Ec2Instances"] == 1 and deleted["AwsAccounts"] == 1
+    assert deleted["Findings"] == 1
+    assert [f.event_id for f in Finding.query(c.tenant)] == ["another-accounts"]
     assert list(Ec2Instance.query(ours)) == [] and list(Ec2Event.by_account.query(ours)) == []
     assert [i.instance_id for i in Ec2Instance.query(theirs)] == ["i-0other"]
     assert kopter.rows("accounts", "list", "--tenant", c.tenant, "--all") == []
@@ -235,6 +249,16 @@ def _owned_by(tenant: str) -> Callable[[dict[str, Any]], bool]:
         return tenant in json.dumps(item.get("value", {}))
 
     return owned
+
+
+def _finding(tenant: str, account: str, event_id: str) -> Finding:
+    at = f"{DAY:%Y-%m-%dT%H:%M:%S}Z"
+    return Finding(
+        tenant, f"{at}#{event_id}", event_time=at, event_id=event_id,
+        event_source="cloudtrail.amazonaws.com", event_name="StopLogging", account_id=account,
+        region="us-east-1", principal="p", level="critical", rules=[{"id": "cloudtrail-stopped"}],
+        created_at=datetime.now(UTC),
+    )  # fmt: skip
 
 
 def _fill(c: Connected) -> None:
@@ -276,6 +300,10 @@ def _fill(c: Connected) -> None:
     ).save()  # fmt: skip
     GlobalItem(
         f"described#{tenant_account}#us-east-1", value={"run_at": "x"}, updated_at=now
+    ).save()
+    _finding(c.tenant, c.account, "f1").save()
+    TenantRule(
+        c.tenant, "cloudtrail-stopped", source="kopter", enabled=False, updated_at=now
     ).save()
     cache.client(get_settings()).set(
         f"celery-task-meta-{uuid.uuid4()}", json.dumps({"result": {"tenant_id": c.tenant}})

@@ -53,7 +53,9 @@ def stored() -> Stored:
         accounts.add_account(tenant, accounts.AccountRequest(account, role, ("us-east-1",)))
     log = [*log_records(25, ids[0], DAY, seed=1), *log_records(10, ids[1], DAY, seed=2)]
     decoded = records.decode(json.dumps({"Records": log}).encode())
-    ingest.write(decoded, tenant.tenant_id, "s3://reads/log.json.gz", get_settings())
+    ingest.write(
+        decoded, tenant.tenant_id, "s3://reads/log.json.gz", get_settings(), lambda _: None
+    )
 
     changes = [
         ec2_events.Change(f"i-0{n:016}", "us-east-1", kind, DAY + timedelta(hours=n))

@@ -21,6 +21,7 @@ from kopter.api import (
     identity,
     notifications,
     prices,
+    rules,
     snapshots,
     web,
 )
@@ -64,9 +65,9 @@ def create_app(settings: Settings) -> FastAPI:
     app = FastAPI(
         title="kopter read API",
         version="1",
-        description="The audit log and its daily digests, EC2 events, cost graph, snapshots, "
-        "notifications, their channels and accounts of the caller's tenant, and the EC2 price "
-        "list. Errors are "
+        description="The audit log and its daily digests, detection rules and findings, EC2 "
+        "events, cost graph, snapshots, notifications, their channels and accounts of the "
+        "caller's tenant, and the EC2 price list. Errors are "
         '`{"message": …}`; every response carries `requestId`.',
         docs_url=None,
         redoc_url=None,
@@ -83,8 +84,19 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    routes = (audit, digests, ec2, costs, snapshots, prices, notifications, channels, accounts)
-    for module in routes:
+    routers = (
+        audit,
+        digests,
+        rules,
+        ec2,
+        costs,
+        snapshots,
+        prices,
+        notifications,
+        channels,
+        accounts,
+    )
+    for module in routers:
         app.include_router(module.router)
     web.install(app, settings)  # last: the app's files at / answer what no route does
     app.add_middleware(

@@ -100,8 +100,9 @@ def backfill(tenant: str, account: str, since: str, until: str | None) -> None:
 @click.option("--date", "day", help="The day (ISO date, UTC; default: today).")
 @json_option
 def digest(tenant: str, day: str | None, as_json: bool) -> None:
-    """A tenant's daily audit digest: the findings with their severity, denied and failed calls
-    by principal, calls by principal and by service. `kopter run audit` makes it."""
+    """A tenant's daily audit digest: the findings with their severity (those of the rules that
+    judged each record at ingest, and the audit's own that count over the day), denied and
+    failed calls by principal, calls by principal and by service. `kopter run audit` makes it."""
     from kopter.reads.digest import query, view
 
     owner = accounts.resolve_tenant(tenant)
@@ -122,7 +123,13 @@ def digest(tenant: str, day: str | None, as_json: bool) -> None:
         f"{d['findings_total']} findings"
     )
     findings = [
-        {**f, "calls": _counts(f["calls"]), "technique": f.get("technique", {}).get("id")}
+        {
+            **f,
+            "rule": f["rule"]
+            + (f" (+{len(f['rules']) - 1})" if len(f.get("rules", ())) > 1 else ""),
+            "calls": _counts(f["calls"]),
+            "technique": (f.get("technique") or {}).get("id"),
+        }
         for f in d["findings"]
     ]
     columns = [

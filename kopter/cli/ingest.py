@@ -33,6 +33,7 @@ def ingest(location: str, tenant: str, as_json: bool) -> None:
     item. A record that does not decode is rejected alone and counted."""
     from kopter.cloudtrail import exports
     from kopter.crossaccount import shared_sessions
+    from tasks.notifications import raise_notification
 
     settings = get_settings()
     owner = accounts.resolve_tenant(tenant)
@@ -41,6 +42,7 @@ def ingest(location: str, tenant: str, as_json: bool) -> None:
         accounts.list_accounts(owner.tenant_id),
         shared_sessions(settings),
         settings,
+        raise_notification,
     )
     if location.startswith("s3://"):
         bucket, _, key = location[5:].partition("/")
@@ -83,7 +85,7 @@ def _one(result: Any, as_json: bool) -> None:
 def _line(result: Any) -> str:
     return (
         f"{result.source}: {result.status}, {result.records} records, "
-        f"{result.written} written, {len(result.rejected)} rejected"
+        f"{result.written} written, {len(result.rejected)} rejected, {result.findings} findings"
         + (f" ({result.reason or result.shape})" if result.reason or result.shape else "")
     )
 
@@ -93,7 +95,7 @@ def _many(location: str, work: Sequence[tuple[str, Callable[[], Any]]], as_json:
     refusal with its reason."""
     from kopter.cloudtrail.ingest import REFUSED, IngestResult
 
-    records = written = 0
+    records = written = found = 0
     rejected: list[str] = []
     refused: list[IngestResult] = []
     for n, (source, run) in enumerate(work, 1):
@@ -103,6 +105,7 @@ def _many(location: str, work: Sequence[tuple[str, Callable[[], Any]]], as_json:
             result = IngestResult(source, REFUSED, reason=str(e))
         records += result.records
         written += result.written
+        found += result.findings
         rejected += [f"{result.source} {reason}" for reason in result.rejected]
         if result.status == REFUSED:
             refused.append(result)
@@ -111,7 +114,7 @@ def _many(location: str, work: Sequence[tuple[str, Callable[[], Any]]], as_json:
         click.echo(f"ingest: {n}/{len(work)} files, {records:,} records: {_line(result)}", err=True)
     summary = (
         f"{location}: {len(work)} files, {records:,} records, {written:,} written, "
-        f"{len(rejected):,} rejected, {len(refused)} refused"
+        f"{len(rejected):,} rejected, {len(refused)} refused, {found:,} findings"
     )
     click.echo(summary, err=as_json)
     for result in refused:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import click
 
-from kopter.cli import audit, channels, customers, fleet, jobs, lifecycle, onboarding, operate
+from kopter.cli import (
+    audit,
+    channels,
+    customers,
+    fleet,
+    jobs,
+    lifecycle,
+    onboarding,
+    operate,
+    rules,
+)
 from kopter.cli.deploy import deploy
 from kopter.cli.docs import docs
 from kopter.cli.health import health
@@ -37,6 +47,8 @@ for command in (
     audit.audit,
     audit.backfill,
     audit.digest,
+    rules.rules_group,
+    rules.findings,
     ingest,
     fleet.events,
     fleet.graph,

@@ -1,16 +1,22 @@
 """The daily audit: one UTC day of a tenant's audit log, summed up and checked against rules.
 
 The day is read once, page by page (``query.search`` is lazy): memory holds counters and
-findings, never the records. A finding is what one rule of ``RULES`` saw one principal do in one
-account that day, with how often and when, and the MITRE ATT&CK technique it shows. The rules
-(``kopter.cloudtrail.rules``) are per-record predicates indexed by the calls they look at; a rule
-with a threshold reports a principal only once it matched that many records (or that many
-distinct secrets, instances…), and a rule comparing addresses only once another kind of
-identity called from one of the same addresses that day.
+findings, never the records. The audit runs the rules of ``RULES`` that count or compare over
+the day (``kopter_rules.windowed``): a rule with a threshold reports a principal only once it
+matched that many records (or that many distinct secrets, instances…), and a rule comparing
+addresses only once another kind of identity called from one of the same addresses that day.
+Their finding is what one rule saw one principal do in one account that day, with how often and
+when, and the MITRE ATT&CK technique it shows.
+
+The rules that judge one call alone, kopter's and Sigma's, ran as the records were ingested
+(``kopter.detections``): the digest lists the day's findings of those too, read from the
+Findings table and summed up the same way (one entry per set of rules, account and principal),
+and never judges those records again, so nothing is counted twice.
 
 The digest is stored under tenant and day (``AuditDigest``), so running a day again overwrites
-it. Each finding of severity high or above is one notice, identified by the finding and the day:
-a re-run, or a redelivered task, raises none twice.
+it. Each of its own findings of severity high or above is one notice, identified by the finding
+and the day: a re-run, or a redelivered task, raises none twice. The findings of ingest were
+notified when they were found.
 """
 
 from __future__ import annotations
@@ -21,15 +27,21 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from kopter import accounts, times
-from kopter.cloudtrail.rules import ORDER, RULES, SEVERITIES, Call, Rule, denied
+from kopter import accounts, tables, times
+from kopter.cloudtrail.rules import ORDER, RULES, Call, Rule, denied
+from kopter.detections.kopter_rules import windowed
+from kopter.detections.rules import LEVELS
 from kopter.errors import Refused
 from kopter.notifications import Notice
 from kopter.reads.audit import AuditQuery, query
+from kopter.reads.findings import FindingsQuery
+from kopter.reads.findings import query as findings_query
 from kopter.settings import Settings
 from kopter.tables import AuditDigest, AuditLogEvent
 
 NOTIFIED = {"high", "critical"}
+WINDOWED = windowed(RULES)  # what the audit itself runs
+BY_NAME = {rule.name: rule for rule in RULES}
 KEPT = 100  # principals, event sources, findings: what one digest item keeps of a busy day
 KEPT_PER_PRINCIPAL = 20  # event names or error codes of one principal
 SAMPLE_EVENTS = 5  # event ids a finding keeps, to look the calls up
@@ -63,8 +75,8 @@ class Finding:
     keys: set[str] = field(default_factory=set)  # what the threshold counts (up to KEPT)
     addresses: set[str] = field(default_factory=set)  # for a rule that compares them
 
-    def add(self, call: Call) -> None:
-        e, rule, at = call.event, self.rule, call.event.event_time
+    def add(self, call: Call, e: AuditLogEvent) -> None:
+        rule, at = self.rule, e.event_time
         self.count += 1
         self.first_at = min(self.first_at or at, at)
         self.last_at = max(self.last_at, at)
@@ -95,6 +107,7 @@ class Finding:
     def as_dict(self) -> dict[str, Any]:
         return {
             "rule": self.rule.name,
+            "rules": [_kopter_rule(self.rule)],
             "severity": self.rule.severity,
             "technique": self.rule.technique.as_dict(),
             "description": self.rule.description,
@@ -106,13 +119,25 @@ class Finding:
             "last_at": self.last_at,
             "calls": dict(self.event_names.most_common(KEPT_PER_PRINCIPAL)),
             "event_ids": self.event_ids,
+            "found": "audit",
         }
+
+
+def _kopter_rule(rule: Rule) -> dict[str, str]:
+    """A rule of kopter's as a finding names it (as ``findings.rule_ref`` names any rule)."""
+    return {
+        "id": rule.name,
+        "title": rule.description,
+        "source": "kopter",
+        "author": "kopter",
+        "level": rule.severity,
+    }
 
 
 class _Tally:
     """What the digest keeps of the records read so far."""
 
-    def __init__(self, own_accounts: frozenset[str], rules: tuple[Rule, ...] = RULES) -> None:
+    def __init__(self, own_accounts: frozenset[str], rules: tuple[Rule, ...]) -> None:
         self.own_accounts = own_accounts
         self.records = 0
         self.by_principal: Counter[str] = Counter()
@@ -150,16 +175,11 @@ class _Tally:
                     finding = self.findings.get(key) or self.findings.setdefault(
                         key, Finding(rule, key[1], principal)
                     )
-                    finding.add(call)
+                    finding.add(call, e)
 
     def reported(self) -> list[Finding]:
-        """The findings at their rule's threshold or over: most severe first, then in the
-        order of RULES, then the most frequent."""
-        found = [f for f in self.findings.values() if f.reached(self.addresses[f.rule.name])]
-        return sorted(
-            found,
-            key=lambda f: (-SEVERITIES.index(f.rule.severity), ORDER[f.rule.name], -f.count),
-        )
+        """The findings at their rule's threshold or over."""
+        return [f for f in self.findings.values() if f.reached(self.addresses[f.rule.name])]
 
 
 def _by_principal(counts: dict[str, Counter[str]], what: str) -> list[dict[str, Any]]:
@@ -168,6 +188,68 @@ def _by_principal(counts: dict[str, Counter[str]], what: str) -> list[dict[str, 
         {"principal": p, "count": c.total(), what: dict(c.most_common(KEPT_PER_PRINCIPAL))}
         for p, c in busiest
     ]
+
+
+class _Ingested:
+    """The day's findings of ingest, summed up as the audit's own: one entry per set of rules,
+    account and principal."""
+
+    def __init__(self) -> None:
+        self.entries: dict[tuple[Any, ...], dict[str, Any]] = {}
+        self.calls: defaultdict[tuple[Any, ...], Counter[str]] = defaultdict(Counter)
+
+    def add(self, f: tables.Finding) -> None:
+        rules: list[dict[str, str]] = f.rules
+        key = (tuple(r["id"] for r in rules), f.account_id, f.principal)
+        entry = self.entries.get(key)
+        if entry is None:
+            entry = self.entries[key] = _ingested_entry(f)
+        entry["count"] += 1
+        entry["first_at"] = min(entry["first_at"], f.event_time)
+        entry["last_at"] = max(entry["last_at"], f.event_time)
+        self.calls[key][f.event_name] += 1
+        if len(entry["event_ids"]) < SAMPLE_EVENTS:
+            entry["event_ids"].append(f.event_id)
+
+    def listed(self) -> list[dict[str, Any]]:
+        for key, entry in self.entries.items():
+            entry["calls"] = dict(self.calls[key].most_common(KEPT_PER_PRINCIPAL))
+            entry["why"] = f"{entry['description']} ({entry['count']} call(s), found at ingest)"
+        return list(self.entries.values())
+
+
+def _ingested_entry(f: tables.Finding) -> dict[str, Any]:
+    rules: list[dict[str, str]] = f.rules
+    own = [BY_NAME[r["id"]] for r in rules if r["source"] == "kopter" and r["id"] in BY_NAME]
+    return {
+        "rule": rules[0]["id"],
+        "rules": rules,
+        "severity": f.level,
+        "technique": own[0].technique.as_dict() if own else None,
+        "description": rules[0]["title"],
+        "account_id": f.account_id,
+        "principal": f.principal,
+        "count": 0,
+        "first_at": f.event_time,
+        "last_at": f.event_time,
+        "event_ids": [],
+        "found": "ingest",
+    }
+
+
+def _listing_order(entry: dict[str, Any]) -> tuple[int, int, int]:
+    """Most severe first, then kopter's rules in the order of RULES, then the most frequent."""
+    order = min((ORDER.get(r["id"], len(ORDER)) for r in entry["rules"]), default=len(ORDER))
+    return (-LEVELS.index(entry["severity"]), order, -entry["count"])
+
+
+def day_findings(tenant_id: str, day: date) -> list[dict[str, Any]]:
+    """The day's findings of ingest, read from the Findings table and summed up."""
+    since, until = times.day_start(day), times.day_start(day + timedelta(days=1))
+    ingested = _Ingested()
+    for f in findings_query(FindingsQuery(tenant_id, since=since, until=until, oldest_first=True)):
+        ingested.add(f)
+    return ingested.listed()
 
 
 def day_events(tenant_id: str, day: date) -> Iterator[AuditLogEvent]:
@@ -179,10 +261,12 @@ def day_events(tenant_id: str, day: date) -> Iterator[AuditLogEvent]:
 @dataclass
 class DayAudit:
     digest: AuditDigest
-    findings: list[Finding]  # all of them: the digest keeps the KEPT most severe
+    findings: list[Finding]  # the audit's own, at their rule's threshold
+    listed: list[dict[str, Any]]  # every finding of the day, most severe first
 
     def notices(self) -> list[Notice]:
-        """One per finding of severity high or above."""
+        """One per finding of the audit's own of severity high or above (ingest notified its
+        own findings as it found them)."""
         return [self._notice(f) for f in self.findings if f.rule.severity in NOTIFIED]
 
     def _notice(self, f: Finding) -> Notice:
@@ -205,16 +289,17 @@ class DayAudit:
         )
 
     def summary(self) -> dict[str, Any]:
-        """What the run found, for ``kopter run audit --wait``."""
-        by_severity = Counter(f.rule.severity for f in self.findings)
+        """What the run found, for ``kopter run audit --wait``: every finding of the day by
+        severity, and how many notices the audit raised itself."""
+        by_severity = Counter(entry["severity"] for entry in self.listed)
         return {
             "tenant_id": self.digest.tenant_id,
             "day": self.digest.day,
             "records": int(self.digest.records),
             "denied_calls": int(self.digest.denied_calls),
             "failed_calls": int(self.digest.failed_calls),
-            "findings": {s: by_severity[s] for s in reversed(SEVERITIES) if by_severity[s]},
-            "notified": sum(by_severity[s] for s in NOTIFIED),
+            "findings": {s: by_severity[s] for s in reversed(LEVELS) if by_severity[s]},
+            "notified": len(self.notices()),
         }
 
 
@@ -229,15 +314,18 @@ def audit_events(
     day: date,
     events: Iterable[AuditLogEvent],
     settings: Settings,
-    rules: tuple[Rule, ...] = RULES,
+    rules: tuple[Rule, ...] = WINDOWED,
 ) -> DayAudit:
     """``audit_day`` over records already read (`make bench`: the audit's own cost, apart from
-    the reads, with a subset of the rules beside all of them)."""
+    the reads, with its rules beside all of kopter's)."""
     own = frozenset(a.account_id for a in accounts.list_accounts(tenant_id))
     tally = _Tally(own, rules)
     for event in events:
         tally.add(event)
     findings = tally.reported()
+    listed = sorted(
+        [f.as_dict() for f in findings] + day_findings(tenant_id, day), key=_listing_order
+    )
     now = datetime.now(UTC)
     digest = AuditDigest(
         tenant_id,
@@ -250,10 +338,10 @@ def audit_events(
         denied=_by_principal(tally.denied, "calls"),
         failed_calls=sum(c.total() for c in tally.failed.values()),
         failed=_by_principal(tally.failed, "errors"),
-        findings_total=len(findings),
-        findings=[f.as_dict() for f in findings[:KEPT]],
+        findings_total=len(listed),
+        findings=listed[:KEPT],
         computed_at=now,
         expires_at=now + timedelta(days=settings.audit_retention_days),
     )
     digest.save()
-    return DayAudit(digest, findings)
+    return DayAudit(digest, findings, listed)

@@ -20,6 +20,7 @@ from kopter import accounts, aws
 from kopter.cloudtrail import ingest
 from kopter.cloudtrail.objects import log_object
 from kopter.crossaccount import CrossAccountSessions
+from kopter.detections.findings import Notify
 from kopter.errors import Refused
 from kopter.settings import Settings
 from kopter.tables import AwsAccount
@@ -36,6 +37,7 @@ class Importer:
     connected: list[AwsAccount]
     sessions: CrossAccountSessions
     settings: Settings
+    notify: Notify  # raises each new finding's notice
 
     @property
     def account_ids(self) -> list[str]:
@@ -54,7 +56,7 @@ class Importer:
         except OSError as e:
             raise Refused(f"{path}: {e.strerror}") from None
         return ingest.ingest_document(
-            document, self.tenant_id, self.account_ids, source, self.settings
+            document, self.tenant_id, self.account_ids, source, self.settings, self.notify
         )
 
     def s3_client(self, bucket: str) -> Any:
@@ -71,12 +73,12 @@ class Importer:
         if obj is not None and any(a.cloudtrail_bucket == bucket for a in self.connected):
             if obj.account_id not in self.account_ids:
                 raise Refused(f"account {obj.account_id} is not connected to this tenant")
-            return ingest.ingest_object(bucket, key, self.sessions, self.settings)
+            return ingest.ingest_object(bucket, key, self.sessions, self.settings, self.notify)
         downloaded = ingest.download(s3, bucket, key, None, self.settings.ingest_max_bytes)
         assert downloaded is not None  # no ETag asked: never "not modified"
         source = f"s3://{bucket}/{key}"
         return ingest.ingest_document(
-            downloaded[1], self.tenant_id, self.account_ids, source, self.settings
+            downloaded[1], self.tenant_id, self.account_ids, source, self.settings, self.notify
         )
 
 

@@ -6,6 +6,10 @@ file run again all write the same items. A marker in the Global table
 (``ingested#s3://bucket/key`` with the object's ETag) lets a redelivered notification skip a file
 already done instead of writing it again.
 
+As they are written, the records are judged against the tenant's detection rules
+(``kopter.detections``): each record a rule matches is a finding, stored once and notified at once
+through the caller's ``notify`` (the task layer's, or the command line's).
+
 Refusals are final and recorded (``refused#s3://bucket/key``, with the reason): an account nobody
 registered, a bucket not registered for the account, corrupt gzip, a file that is not CloudTrail's.
 Retrying them would never help, so the task ends normally and the message is deleted. Transient
@@ -29,6 +33,8 @@ from kopter import accounts, dynamo
 from kopter.cloudtrail import records
 from kopter.cloudtrail.objects import LogObject, log_object
 from kopter.crossaccount import AssumeRoleFailed, CrossAccountSessions
+from kopter.detections import findings, tenant_rules
+from kopter.detections.findings import Notify
 from kopter.ec2 import events as ec2_events
 from kopter.errors import Refused
 from kopter.settings import Settings
@@ -51,13 +57,14 @@ class IngestResult:
     rejected: list[str] = field(default_factory=list)
     reason: str | None = None
     shape: str | None = None  # how the records were written down (records.LOG_FILE, …)
+    findings: int = 0  # records that rules matched, found for the first time
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
 def ingest_object(
-    bucket: str, key: str, sessions: CrossAccountSessions, settings: Settings
+    bucket: str, key: str, sessions: CrossAccountSessions, settings: Settings, notify: Notify
 ) -> IngestResult:
     """Read one log object with its account's role and write its records."""
     source = f"s3://{bucket}/{key}"
@@ -76,7 +83,7 @@ def ingest_object(
         decoded = records.decode(decompress(document, settings.ingest_max_bytes))
     except (Refused, AssumeRoleFailed) as e:
         return refuse(source, str(e))
-    result = write(decoded, account.tenant_id, source, settings)
+    result = write(decoded, account.tenant_id, source, settings, notify)
     owner = {"tenant_id": account.tenant_id, "account_id": account.account_id}
     _mark(GlobalItem.ingested_key(source), {"etag": etag, "records": result.records, **owner})
     return result
@@ -88,6 +95,7 @@ def ingest_document(
     allowed_accounts: Iterable[str],
     source: str,
     settings: Settings,
+    notify: Notify,
 ) -> IngestResult:
     """Write records already in hand (``kopter ingest``), in any shape ``records.decode``
     reads. Every record must belong to one of the tenant's accounts: a file is never a way into
@@ -100,12 +108,13 @@ def ingest_document(
             f"{source} has records of account(s) {', '.join(foreign)}, not connected to this "
             "tenant: connect them first (`kopter accounts add`)"
         )
-    return write(decoded, tenant_id, source, settings)
+    return write(decoded, tenant_id, source, settings, notify)
 
 
 def write(
-    decoded: records.Decoded, tenant_id: str, source: str, settings: Settings
+    decoded: records.Decoded, tenant_id: str, source: str, settings: Settings, notify: Notify
 ) -> IngestResult:
+    """Write the records, then judge them: a finding is stored only once its record is."""
     expires = int((datetime.now(UTC) + timedelta(days=settings.audit_retention_days)).timestamp())
     items = unique_items(records.items(decoded.records, tenant_id, source, expires))
     written = dynamo.batch_put(AuditLogEvent.Meta.table_name, items, settings)
@@ -113,17 +122,26 @@ def write(
     for record in decoded.records:
         for account_id, change, principal in ec2_events.from_cloudtrail(record):
             ec2_events.record(tenant_id, account_id, change, ec2_events.CLOUDTRAIL, principal)
+    matches = findings.judge(decoded, tenant_rules.active(tenant_id, settings))
+    found = findings.store(tenant_id, matches, source, settings, notify)
     for reason in decoded.rejected[:10]:
         log.warning("%s: rejected %s", source, reason)
     log.info(
-        "%s: %d records, %d written, %d rejected",
+        "%s: %d records, %d written, %d rejected, %d new findings",
         source,
         len(decoded.records),
         written,
         len(decoded.rejected),
+        found,
     )
     return IngestResult(
-        source, INGESTED, len(decoded.records), written, decoded.rejected, shape=decoded.shape
+        source,
+        INGESTED,
+        len(decoded.records),
+        written,
+        decoded.rejected,
+        shape=decoded.shape,
+        findings=found,
     )
 
 

@@ -114,6 +114,7 @@ _lookup_decoder = msgspec.json.Decoder(_LookupEvents)
 _record_decoder = msgspec.json.Decoder(Record)
 _event_decoder = msgspec.json.Decoder(_LookupEvent)
 _sign_in_decoder = msgspec.json.Decoder(_SignInData)
+_object_decoder = msgspec.json.Decoder()
 # What msgspec raises for a document it cannot take: not JSON, of another shape, not UTF-8
 # (UnicodeDecodeError, not a DecodeError), nested past the recursion limit.
 _UNDECODABLE = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
@@ -136,6 +137,26 @@ class Decoded:
     records: list[Record] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # why each bad record was refused
     shape: str = LOG_FILE
+    # Each record's own JSON, beside ``records``: the spans of ``document`` when it decoded at
+    # once (found only when ``objects`` asks), else each record's text as it was decoded.
+    document: bytes | None = field(default=None, repr=False)
+    texts: list[Any] = field(default_factory=list, repr=False)
+
+    def objects(self) -> Iterator[dict[str, Any] | None]:
+        """Each record as the JSON object CloudTrail wrote, every field of it (what detection
+        rules read), one at a time and in the order of ``records``; None for one whose JSON
+        only the typed decoder takes (nested past the generic decoder's limit)."""
+        texts: list[Any] = self.texts
+        if self.document is not None and self.shape == ARRAY:
+            texts = _raw_array_decoder.decode(self.document)
+        elif self.document is not None:
+            texts = _raw_file_decoder.decode(self.document).Records
+        for text in texts:
+            try:
+                value = _object_decoder.decode(text)
+            except _UNDECODABLE:
+                value = None
+            yield value if isinstance(value, dict) else None
 
 
 def decode(document: bytes) -> Decoded:
@@ -171,7 +192,7 @@ def _lines(document: bytes) -> list[bytes]:
 
 def _array(document: bytes, start: int) -> Decoded:
     try:
-        return Decoded(_array_decoder.decode(document), shape=ARRAY)
+        return Decoded(_array_decoder.decode(document), shape=ARRAY, document=document)
     except _UNDECODABLE:
         pass
     try:
@@ -186,7 +207,7 @@ def _array(document: bytes, start: int) -> Decoded:
 
 def _object(document: bytes, start: int) -> Decoded:
     try:
-        return Decoded(_file_decoder.decode(document).Records)
+        return Decoded(_file_decoder.decode(document).Records, document=document)
     except _UNDECODABLE:
         pass
     try:
@@ -214,30 +235,34 @@ def _entries(raws: list[Any], shape: str) -> Decoded:
     events_first = shape == LOOKUP_EVENTS
     for i, raw in enumerate(raws, 1 if shape == LINES else 0):
         try:
-            out.records.append(_record(raw, events_first))
+            record, text = _record(raw, events_first)
         except _UNDECODABLE as e:
             reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
             out.rejected.append(f"{label} {i}: {reason}")
+        else:
+            out.records.append(record)
+            out.texts.append(text)
     if shape != LOG_FILE and out.rejected and not out.records:
         raise NotALogFile(f"not a CloudTrail log file: no record in the {shape}: {out.rejected[0]}")
     return out
 
 
-def _record(raw: Any, event_first: bool) -> Record:
-    """A record, or the record of a lookup-events event."""
+def _record(raw: Any, event_first: bool) -> tuple[Record, Any]:
+    """A record, or the record of a lookup-events event, and the record's JSON."""
     if event_first:
         try:
-            return _record_decoder.decode(_event_decoder.decode(raw).CloudTrailEvent)
+            text = _event_decoder.decode(raw).CloudTrailEvent
+            return _record_decoder.decode(text), text
         except msgspec.ValidationError:
-            return _record_decoder.decode(raw)
+            return _record_decoder.decode(raw), raw
     try:
-        return _record_decoder.decode(raw)
+        return _record_decoder.decode(raw), raw
     except msgspec.ValidationError as not_a_record:
         try:
             event = _event_decoder.decode(raw)
         except msgspec.ValidationError:
             raise not_a_record from None
-        return _record_decoder.decode(event.CloudTrailEvent)
+        return _record_decoder.decode(event.CloudTrailEvent), event.CloudTrailEvent
 
 
 def _mfa_used(raw: msgspec.Raw) -> str | None:

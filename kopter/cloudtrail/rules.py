@@ -14,32 +14,110 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 from kopter.cloudtrail import grants
 from kopter.cloudtrail import techniques as mitre
 from kopter.cloudtrail.techniques import Technique
-from kopter.tables import AuditLogEvent
 
-SEVERITIES = ("low", "medium", "high", "critical")
 SUCCEEDED, FAILED, EITHER = "succeeded", "failed", "either"
 _API_VERSION = re.compile(r"20\d{6}(?:v\d+)?$")  # Lambda's "UpdateFunctionCode20150331v2"
 
 
+class Event(Protocol):
+    """What the predicates read of one call: an audit-log item (the daily audit), or a raw
+    record as CloudTrail delivers it (``RecordEvent``, at ingest)."""
+
+    @property
+    def event_source(self) -> str: ...
+    @property
+    def event_name(self) -> str: ...
+    @property
+    def account_id(self) -> str: ...
+    @property
+    def error_code(self) -> str | None: ...
+    @property
+    def event_type(self) -> str | None: ...
+    @property
+    def principal_type(self) -> str | None: ...
+    @property
+    def principal_arn(self) -> str | None: ...
+    @property
+    def invoked_by(self) -> str | None: ...
+    @property
+    def mfa_used(self) -> str | None: ...
+    @property
+    def request(self) -> str | None: ...  # JSON text
+    @property
+    def response(self) -> str | None: ...
+
+
+class RecordEvent:
+    """A raw record seen through the audit log's attribute names (``records.items`` makes the
+    same values): what kopter's rules read of a record as it is ingested. A field of another
+    type than CloudTrail writes is absent."""
+
+    __slots__ = (
+        "account_id",
+        "error_code",
+        "event_name",
+        "event_source",
+        "event_type",
+        "invoked_by",
+        "mfa_used",
+        "principal_arn",
+        "principal_type",
+    )
+    # Call.of_record hands the predicates the record's own objects instead.
+    request = response = None
+
+    def __init__(self, record: Mapping[str, Any]) -> None:
+        identity = _object(record.get("userIdentity"))
+        self.event_source = _text(record.get("eventSource")) or ""
+        self.event_name = _text(record.get("eventName")) or ""
+        self.account_id = (
+            _text(record.get("recipientAccountId")) or _text(identity.get("accountId")) or "unknown"
+        )
+        self.error_code = _text(record.get("errorCode")) or None
+        self.event_type = _text(record.get("eventType")) or None
+        self.principal_type = _text(identity.get("type")) or None
+        self.principal_arn = _text(identity.get("arn")) or None
+        self.invoked_by = _text(identity.get("invokedBy")) or None
+        self.mfa_used = None
+        if self.event_name == "ConsoleLogin":
+            self.mfa_used = _text(_object(record.get("additionalEventData")).get("MFAUsed"))
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
 class Call:
-    """One record as the predicates see it: request and response parsed once, on demand."""
+    """One call as the predicates see it: request and response parsed once, on demand."""
 
     __slots__ = ("__dict__", "error", "event", "name", "registered", "source")
 
-    def __init__(self, event: AuditLogEvent, registered: frozenset[str]) -> None:
+    def __init__(self, event: Event, registered: frozenset[str]) -> None:
         self.event = event
         self.registered = registered
         # Read once: a model's attribute costs a descriptor call, and every rule asks.
         self.source, self.error = event.event_source, event.error_code
         self.name = name_of(self.source, event.event_name)
+
+    @classmethod
+    def of_record(cls, record: Mapping[str, Any], registered: frozenset[str]) -> Call:
+        """A raw record's call: its request and response are objects already."""
+        call = cls(RecordEvent(record), registered)
+        call.__dict__["request"] = _object(record.get("requestParameters"))
+        call.__dict__["response"] = _object(record.get("responseElements"))
+        return call
 
     @cached_property
     def own(self) -> frozenset[str]:
@@ -265,7 +343,7 @@ def _request_has(*keys: str) -> Predicate:
 
 def _request_is(key: str, values: Iterable[str]) -> Predicate:
     wanted = frozenset(values)
-    return lambda c: c.request.get(key) in wanted
+    return lambda c: isinstance(value := c.request.get(key), str) and value in wanted
 
 
 def _decrypted_parameters(c: Call) -> Iterable[str]:

@@ -63,9 +63,11 @@ FIGURES: dict[str, Figure] = {
         0.0, "CloudTrail record", "no notification raised by the samples' 200 records"
     ),
     "rru_per_file": F(
-        3.0,
+        3.75,
         "CloudTrail log file",
-        "the ingested# marker read (consistent) and the account's row: 12 RRU for 4 files",
+        "the ingested# marker read (consistent) and the account's row, and the tenant's "
+        "detection rules (consistent) and accounts, read by each worker process once per "
+        "KOPTER_RULES_CACHE_SECONDS (30 s): 15 RRU for 4 files, 2 processes reading the rules",
     ),
     "wru_per_file": F(1.0, "CloudTrail log file", "the ingested# marker: 4 WRU for 4 files"),
     "bytes_per_file": F(468.0, "CloudTrail log file", "the ingested# marker, kept 30 days"),
@@ -127,11 +129,13 @@ FIGURES: dict[str, Figure] = {
     "rru_per_audited_record": F(
         0.22, "record of the day audited", "the day's Query pages: 44 RRU for 200 records"
     ),
-    "rru_per_tenant_audit_day": F(0.5, "tenant-day audited", "the tenant's accounts"),
-    "wru_per_tenant_audit_day": F(
-        5.0, "tenant-day audited", "the digest (4.5 KB for the samples' attack-heavy day)"
+    "rru_per_tenant_audit_day": F(
+        1.0, "tenant-day audited", "the tenant's accounts and the day's findings of ingest"
     ),
-    "bytes_per_digest": F(4519.0, "tenant-day", "the digest of the samples' day"),
+    "wru_per_tenant_audit_day": F(
+        6.0, "tenant-day audited", "the digest (5.2 KB for the samples' attack-heavy day)"
+    ),
+    "bytes_per_digest": F(5241.0, "tenant-day", "the digest of the samples' day"),
     # --- the price list -------------------------------------------------------------------------
     "messages_per_pricing_hour": F(0.0, "hour with no new price file", "no import task"),
     "rru_per_pricing_hour": F(

@@ -30,6 +30,8 @@ TABLES = (
     "PriceGraphData",
     "Ec2Snapshots",
     "FrontendNotifications",
+    "Findings",
+    "DetectionRules",
 )
 
 

@@ -45,7 +45,7 @@ TABLE_WRITE = [
 # Work that reads or writes in customers' accounts: only these queues' workers assume roles.
 CUSTOMER_QUEUES = frozenset({"ingest", "describer", "backup"})
 # Tables the read API serves, and the items it changes (a notification marked read, the
-# tenant's channels added and removed).
+# tenant's detection rules added, turned on and off, its channels added and removed).
 API_TABLES = (
     "Tenants",
     "AwsAccounts",
@@ -56,6 +56,8 @@ API_TABLES = (
     "Ec2Prices",
     "PriceGraphData",
     "FrontendNotifications",
+    "Findings",
+    "DetectionRules",
     "Channels",
 )
 
@@ -160,8 +162,9 @@ def beat(settings: Settings) -> dict[str, Any]:
 
 
 def api(settings: Settings) -> dict[str, Any]:
-    """Reads tenant tables by key and query (never Scan); marks a notification read; adds and
-    removes the tenant's channels."""
+    """Reads tenant tables by key and query (never Scan); marks a notification read; adds the
+    tenant's own detection rules and turns rules on and off for it; adds and removes the tenant's
+    channels."""
     return _policy(
         [
             _statement("ReadTenantTables", TABLE_READ, _table_arns(settings, API_TABLES)),
@@ -169,6 +172,11 @@ def api(settings: Settings) -> dict[str, Any]:
                 "MarkNotificationsRead",
                 ["dynamodb:UpdateItem"],
                 _table_arns(settings, ["FrontendNotifications"])[:1],
+            ),
+            _statement(
+                "ManageRules",
+                ["dynamodb:PutItem", "dynamodb:UpdateItem"],
+                _table_arns(settings, ["DetectionRules"])[:1],
             ),
             _statement(
                 "ManageChannels",

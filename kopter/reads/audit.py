@@ -15,7 +15,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.pagination import ResultIterator
 from typing_extensions import TypedDict  # pydantic reads TypedDicts from here before 3.12
 
-from kopter.reads.pages import Key, Partition, page_size
+from kopter.reads.pages import Key, Partition, page_size, time_range
 from kopter.tables import AuditLogEvent
 
 
@@ -92,7 +92,13 @@ def _plan(q: AuditQuery) -> _Plan:
     condition = None
     for f in filters:
         condition = f if condition is None else condition & f
-    return _Plan(source, attribute, hash_key, _time_range(q.since, q.until), condition)
+    return _Plan(
+        source,
+        attribute,
+        hash_key,
+        time_range(AuditLogEvent.event_key, q.since, q.until),
+        condition,
+    )
 
 
 def partition(q: AuditQuery) -> Partition:
@@ -112,17 +118,6 @@ def query(q: AuditQuery) -> ResultIterator[AuditLogEvent]:
         page_size=page_size(q.limit, p.filter_condition is not None),
         last_evaluated_key=q.start,
     )
-
-
-def _time_range(since: str | None, until: str | None) -> Condition | None:
-    key = AuditLogEvent.event_key
-    if since and until:
-        return key.between(since, until)  # keys are "time#id": one at `until` sorts after it
-    if since:
-        return key >= since
-    if until:
-        return key < until
-    return None
 
 
 def view(event: AuditLogEvent) -> AuditRow:

@@ -32,6 +32,7 @@ class NotificationRow(TypedDict):
     title: str
     body: str
     links: dict[str, Any]
+    detail: dict[str, Any] | None  # a finding's rules and call (kind "finding")
     read: bool
     read_at: datetime | None
 
@@ -66,6 +67,7 @@ def view(n: FrontendNotification) -> NotificationRow:
         "title": n.title,
         "body": n.body,
         "links": n.links or {},
+        "detail": n.detail,
         "read": n.read,
         "read_at": n.read_at,
     }

@@ -32,6 +32,7 @@ from kopter.tables.audit import (
 )
 from kopter.tables.base import DecimalAttribute, TablesNotBound, TenantAccountKeyed
 from kopter.tables.customers import AwsAccount, Tenant
+from kopter.tables.detections import Finding, TenantRule
 from kopter.tables.ec2 import (
     Ec2Event,
     Ec2EventsByAccount,
@@ -58,6 +59,7 @@ __all__ = [
     "Ec2Instance",
     "Ec2Price",
     "Ec2Snapshot",
+    "Finding",
     "FrontendNotification",
     "GlobalItem",
     "PriceGraphPoint",
@@ -65,6 +67,7 @@ __all__ = [
     "TablesNotBound",
     "Tenant",
     "TenantAccountKeyed",
+    "TenantRule",
     "base_name",
     "bind",
     "bound",
@@ -82,6 +85,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     PriceGraphPoint,
     Ec2Snapshot,
     FrontendNotification,
+    Finding,
+    TenantRule,
     Channel,
     GlobalItem,
 )

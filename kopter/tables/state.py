@@ -28,6 +28,7 @@ class FrontendNotification(Model):
     title = UnicodeAttribute()
     body = UnicodeAttribute()
     links = JSONAttribute(default=dict)
+    detail = JSONAttribute(null=True)  # what a kind carries besides: a finding's rules and call
     created_at = UTCDateTimeAttribute()
     read = BooleanAttribute(default=False)
     read_at = UTCDateTimeAttribute(null=True)

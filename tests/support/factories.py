@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import copy
 import gzip
 import json
 import random
@@ -49,3 +50,12 @@ def log_key(account: str, region: str, when: datetime, prefix: str | None = None
         f"{account}_CloudTrail_{region}_{when:%Y%m%dT%H%M}Z_{suffix}.json.gz"
     )
     return f"{prefix}/{key}" if prefix else key
+
+
+def of_account(records: list[dict], account: str) -> list[dict]:
+    """The real records, as if they were another account's."""
+    out = copy.deepcopy(records)
+    for r in out:
+        r["recipientAccountId"] = account
+        r.get("userIdentity", {})["accountId"] = account
+    return out

@@ -95,7 +95,7 @@ def _tenant(name: str, seed: int, audit: tuple[int, int], notifications: int) ->
         *log_records(audit[1], ids[1], DAY + timedelta(days=1), seed=seed + 1),
     ]
     decoded = records.decode(json.dumps({"Records": log}).encode())
-    ingest.write(decoded, identity, f"s3://{name}/log.json.gz", get_settings())
+    ingest.write(decoded, identity, f"s3://{name}/log.json.gz", get_settings(), lambda _: None)
     changes = [
         ec2_events.Change(f"i-{seed}{n:04}", "us-east-1", kind, DAY + timedelta(hours=n))
         for n, kind in enumerate(["launched", "stopped", "started"])

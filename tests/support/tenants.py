@@ -265,7 +265,9 @@ def _seed_tenant(customer: Customer) -> None:
         accounts.add_account(tenant, request)
     document = log_file(list(customer.records))
     source = f"file:///{customer.name}.json.gz"
-    ingest.ingest_document(document, tenant.tenant_id, customer.account_ids, source, get_settings())
+    ingest.ingest_document(
+        document, tenant.tenant_id, customer.account_ids, source, get_settings(), lambda _: None
+    )
 
 
 def _derive(customer: Customer) -> None:

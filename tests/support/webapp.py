@@ -233,7 +233,9 @@ def web_tenant(tmp: Path, days: int, audit_records: int) -> WebTenant:
         *calls,
     ]
     document = json.dumps({"Records": log}).encode()
-    ingest.ingest_document(document, identity, (account, other), "s3://web/log.json", settings)
+    ingest.ingest_document(
+        document, identity, (account, other), "s3://web/log.json", settings, lambda _: None
+    )
 
     prices = PriceCache(cache.client(settings), settings.prefix).on_demand
     for hour in range(days * 24):
