@@ -7,6 +7,7 @@ import { auditPage } from "./pages/audit.js";
 import { costPage } from "./pages/cost.js";
 import { eventsPage } from "./pages/events.js";
 import { notificationsPage, unreadCount } from "./pages/notifications.js";
+import { rulesPage } from "./pages/rules.js";
 import { h } from "./ui.js";
 
 const PAGES = {
@@ -14,6 +15,7 @@ const PAGES = {
   audit: ["Audit log", auditPage],
   events: ["EC2 events", eventsPage],
   notifications: ["Notifications", (main, params) => notificationsPage(main, params, refreshUnread)],
+  rules: ["Rules", rulesPage],
   accounts: ["Accounts", accountsPage],
 };
 
@@ -35,6 +37,12 @@ async function start() {
     signInPage("You signed out.");
   });
   window.addEventListener("hashchange", show);
+  // A control's call (a switch, a form) that finds the sign-in gone: the same page as a page's.
+  window.addEventListener("unhandledrejection", (e) => {
+    if (!(e.reason instanceof SignInNeeded)) return;
+    e.preventDefault(); // not an error in the console: the sign-in page says it
+    signInPage(e.reason.message);
+  });
   await show();
 }
 
