@@ -89,7 +89,7 @@ def main() -> int:
         f"python {sys.version.split()[0]}, load average {busy:.1f} at the start)"
     )
     logs = Path(tempfile.mkdtemp(prefix="kopter-bench-audit-"))
-    moto_argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p"]
+    moto_argv = [sys.executable, "-m", "kopter.motoserver", "-H", "127.0.0.1", "-p"]
     moto = spawn("moto", [*moto_argv, str(MOTO_PORT)], os.environ, logs, cwd=ROOT)
     try:
         wait_for_port(moto, MOTO_PORT)

@@ -22,7 +22,8 @@ from moto.core.responses import ActionResult
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
-from moto.server import main
+
+from kopter.motoserver import main
 
 _all_items, _eq, _lt = Table.all_items, DynamoType.__eq__, DynamoType.__lt__
 _serialized = DynamoHandler.serialized

@@ -21,6 +21,7 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -58,11 +59,13 @@ PARSE_LIMIT = 100_000  # records/s
 E2E_RATIO_LIMIT = 0.80
 
 
-def corpus(files: int, per_file: int, account: str) -> list[tuple[bytes, list[dict]]]:
+def corpus(
+    files: int, per_file: int, account: str, seed: int = 42
+) -> list[tuple[bytes, list[dict]]]:
     import random
     import uuid
 
-    rng = random.Random(42)
+    rng = random.Random(seed)
     light = [t for t in templates() if not t.get("errorMessage")]
     heavy = [t for t in templates() if t.get("errorMessage")]
     day = datetime(2026, 3, 1, tzinfo=UTC)
@@ -111,20 +114,18 @@ def parse_figures(files: list[bytes]) -> dict[str, float]:
     return figures
 
 
-def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float, float]:
+def customer_bucket(tenant: Any, account_id: str, bucket: str) -> Any:
+    """The account registered to ``tenant`` with ``bucket`` as its trail's, the bucket made in
+    moto's S3: an S3 client acting as the customer (its role assumed with the ExternalId)."""
+    import boto3
+
     settings = get_settings()
-    bind(settings)
-    bootstrap(settings)
-    tenant = accounts.add_tenant("bench")
-    account_id = "777777777777"
     account = accounts.add_account(
         tenant,
         accounts.AccountRequest(
-            account_id, f"arn:aws:iam::{account_id}:role/kopter", ("us-east-1",), "bench-trail"
+            account_id, f"arn:aws:iam::{account_id}:role/kopter", ("us-east-1",), bucket
         ),
     )
-    import boto3
-
     creds = assume_role(Target(account_id, account.role_arn, account.external_id), settings)
     s3 = boto3.client(
         "s3",
@@ -134,7 +135,16 @@ def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float
         aws_secret_access_key=creds["secret_key"],
         aws_session_token=creds["token"],
     )
-    s3.create_bucket(Bucket="bench-trail")
+    s3.create_bucket(Bucket=bucket)
+    return s3
+
+
+def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float, float]:
+    settings = get_settings()
+    bind(settings)
+    bootstrap(settings)
+    account_id = "777777777777"
+    s3 = customer_bucket(accounts.add_tenant("bench"), account_id, "bench-trail")
     keys = []
     for body, _ in files:
         key = log_key(account_id, "us-east-1", datetime(2026, 3, 1, tzinfo=UTC))
@@ -168,7 +178,7 @@ def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float
             ingest_object.delay("bench-trail", key)
         pending = set(keys)
         while pending:
-            pending = {k for k in pending if not _ingested(k)}
+            pending = {k for k in pending if not ingested("bench-trail", k)}
             if not worker.alive:
                 raise SystemExit(f"the worker died:\n{worker.tail()}")
             time.sleep(0.2)
@@ -178,9 +188,9 @@ def end_to_end(files: list[tuple[bytes, list[dict]]], logs: Path) -> tuple[float
     return e2e_rate, raw_rate
 
 
-def _ingested(key: str) -> bool:
+def ingested(bucket: str, key: str) -> bool:
     try:
-        GlobalItem.get(f"ingested#s3://bench-trail/{key}", consistent_read=True)
+        GlobalItem.get(GlobalItem.ingested_key(f"s3://{bucket}/{key}"), consistent_read=True)
     except GlobalItem.DoesNotExist:
         return False
     return True

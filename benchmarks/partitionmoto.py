@@ -17,7 +17,8 @@ from typing import Any
 
 from moto.dynamodb.models.dynamo_type import DynamoType
 from moto.dynamodb.models.table import Table
-from moto.server import main
+
+from kopter.motoserver import main
 
 _query, _all_items = Table.query, Table.all_items
 _asked = threading.local()  # the (table, hash key) of the Query this request thread answers

@@ -10,6 +10,7 @@ from kopter import aws, queues, rawqueue
 from kopter.queues import Change
 from kopter.settings import Settings
 from kopter.tables import ALL_MODELS, bound
+from kopter.tables.definitions import Index, TableDefinition, definition
 
 
 def bootstrap(settings: Settings) -> list[Change]:
@@ -26,26 +27,31 @@ def ensure_tables(settings: Settings) -> list[Change]:
 
 def _ensure_table(dynamodb: Any, model: type[Model]) -> Change:
     name = model.Meta.table_name
-    if not model.exists():
+    wanted = definition(model)
+    created = not model.exists()
+    if created:
         model.create_table(wait=True)
-        return Change("table", name, "created")
-    schema = model._get_schema()
-    wanted = {i["index_name"]: i for i in schema["global_secondary_indexes"]}
     table = dynamodb.describe_table(TableName=name)["Table"]
     present = {i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])}
-    added = []
-    for index_name in sorted(set(wanted) - present):
-        _add_index(dynamodb, name, schema, wanted[index_name])
-        added.append(index_name)
-    ttl_changed = _ensure_ttl(dynamodb, model)
-    if not added and not ttl_changed:
+    schema = model._get_schema()
+    done = []
+    for index in wanted.indexes:
+        if index.name not in present:
+            _add_index(dynamodb, name, schema, index)
+            done.append(f"index {index.name} added")
+    if _ensure_ttl(dynamodb, model, wanted):
+        done.append("TTL enabled")
+    if _ensure_point_in_time_recovery(dynamodb, name, wanted):
+        done.append("point-in-time recovery enabled")
+    if created:
+        return Change("table", name, "created")
+    if not done:
         return Change("table", name, "unchanged")
-    detail = ", ".join([f"index {i} added" for i in added] + (["TTL enabled"] * ttl_changed))
-    return Change("table", name, "updated", detail)
+    return Change("table", name, "updated", ", ".join(done))
 
 
-def _add_index(dynamodb: Any, table: str, schema: Any, index: Any) -> None:
-    names = {k["AttributeName"] for k in index["key_schema"]}
+def _add_index(dynamodb: Any, table: str, schema: Any, index: Index) -> None:
+    names = {k["AttributeName"] for k in index.key_schema}
     dynamodb.update_table(
         TableName=table,
         AttributeDefinitions=[
@@ -54,24 +60,37 @@ def _add_index(dynamodb: Any, table: str, schema: Any, index: Any) -> None:
         GlobalSecondaryIndexUpdates=[
             {
                 "Create": {
-                    "IndexName": index["index_name"],
-                    "KeySchema": index["key_schema"],
-                    "Projection": index["projection"],
+                    "IndexName": index.name,
+                    "KeySchema": index.key_schema,
+                    "Projection": index.projection,
                 }
             }
         ],
     )
 
 
-def _ensure_ttl(dynamodb: Any, model: type[Model]) -> bool:
-    ttl = model._ttl_attribute()
-    if ttl is None:
+def _ensure_ttl(dynamodb: Any, model: type[Model], wanted: TableDefinition) -> bool:
+    if wanted.ttl_attribute is None:
         return False
     status = dynamodb.describe_time_to_live(TableName=model.Meta.table_name)
     description = status["TimeToLiveDescription"]
     if description.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and (
-        description.get("AttributeName") == ttl.attr_name
+        description.get("AttributeName") == wanted.ttl_attribute
     ):
         return False
     model.update_ttl(ignore_update_ttl_errors=False)
+    return True
+
+
+def _ensure_point_in_time_recovery(dynamodb: Any, table: str, wanted: TableDefinition) -> bool:
+    if not wanted.point_in_time_recovery:
+        return False
+    backups = dynamodb.describe_continuous_backups(TableName=table)["ContinuousBackupsDescription"]
+    status = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    if status == "ENABLED":
+        return False
+    dynamodb.update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+    )
     return True

@@ -65,9 +65,9 @@ def run_dev_stack(
     try:
         env = _start_services(moto_port, state_dir, logs, children)
         _kopter(env, "bootstrap")
-        trail = _seed_demo(env)
+        trail = seed_demo(env)
         _start_processes(env, flower_port, logs, children)
-        _show_pipeline(env, trail)
+        show_pipeline(env, trail)
         app = _start_api(env, api_port, logs, children)
         _say(f"flower     http://127.0.0.1:{flower_port}  (workers and tasks; no login locally)")
         app.show()
@@ -164,7 +164,9 @@ def _start_processes(env: dict, flower_port: int, logs: Path, children: list[Chi
     _say("beat       celery-redbeat, schedule in beat_schedule.py")
 
 
-def _seed_demo(env: dict) -> demo.DemoTrail:
+def seed_demo(env: dict) -> demo.DemoTrail:
+    """The demo tenant and its account (once), and the account's fleet and CloudTrail log in
+    moto; `show_pipeline` then drives them through the workers (as the image's test does too)."""
     tenants = [
         json.loads(line)
         for line in _kopter(env, "tenants", "list", "--json", quiet=True).splitlines()
@@ -201,7 +203,7 @@ def _seed_demo(env: dict) -> demo.DemoTrail:
     return trail
 
 
-def _show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
+def show_pipeline(env: dict, trail: demo.DemoTrail) -> None:
     """Prove the paths end to end. The CLI enqueues an account check on SQS, the worker assumes
     the demo account's role and describes it, the result comes back through Redis. Then S3's
     notification of the demo's CloudTrail log (moto does not send it across accounts, so this

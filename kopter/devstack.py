@@ -154,7 +154,7 @@ def start_moto(port: int, log_dir: Path | None) -> Child:
     """moto's server on 127.0.0.1:port: every AWS service kopter calls, over real HTTP."""
     if port_open("127.0.0.1", port):
         raise KopterError(f"port {port} is taken: set KOPTER_DEV_MOTO_PORT to a free one")
-    argv = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
+    argv = [sys.executable, "-m", "kopter.motoserver", "-H", "127.0.0.1", "-p", str(port)]
     child = spawn("moto", argv, {**os.environ, **LOCAL_AWS_ENV}, log_dir)
     wait_for_port(child, port)
     return child

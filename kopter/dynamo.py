@@ -1,8 +1,8 @@
 """kopter's DynamoDB idioms: conditional writes, and many items at once.
 
 A conditional write that DynamoDB refuses because its condition does not hold is an answer, not
-an error: ``put_if_absent`` and ``update_if`` say whether they wrote, and ``condition_failed``
-tells that refusal from the others (throttling, a conflicting transaction).
+an error: ``put_if_absent``, ``update_if`` and ``delete_if`` say whether they wrote, and
+``condition_failed`` tells that refusal from the others (throttling, a conflicting transaction).
 
 Many items at once: BatchWriteItem (puts or deletes), 25 a call, until DynamoDB has taken
 every one, and BatchGetItem, 100 keys a call, until it has answered for every key.
@@ -20,7 +20,13 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from pynamodb.exceptions import PutError, PynamoDBException, TransactWriteError, UpdateError
+from pynamodb.exceptions import (
+    DeleteError,
+    PutError,
+    PynamoDBException,
+    TransactWriteError,
+    UpdateError,
+)
 from pynamodb.expressions.condition import Condition
 from pynamodb.expressions.update import Action
 from pynamodb.models import Model
@@ -65,6 +71,17 @@ def update_if(item: Model, actions: Sequence[Action], condition: Condition) -> b
     try:
         item.update(actions=list(actions), condition=condition)
     except UpdateError as e:
+        if condition_failed(e):
+            return False
+        raise
+    return True
+
+
+def delete_if(item: Model, condition: Condition) -> bool:
+    """Delete ``item`` if ``condition`` holds: whether it was deleted."""
+    try:
+        item.delete(condition=condition)
+    except DeleteError as e:
         if condition_failed(e):
             return False
         raise

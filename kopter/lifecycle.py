@@ -30,6 +30,7 @@ from kopter.tables import (
     AuditDigest,
     AuditLogEvent,
     AwsAccount,
+    Channel,
     Ec2Event,
     Ec2Instance,
     Ec2Snapshot,
@@ -238,6 +239,7 @@ def purge_tenant(
         FrontendNotification,
         Finding,
         TenantRule,
+        Channel,
     )
     for model in tenant_tables:
         _delete(model, _keys(model.query(tenant_id), model), summary, settings, progress)
@@ -301,7 +303,8 @@ def _global_keys(tenant_id: str, account_ids: list[str]) -> Iterator[dict[str, A
 
 def _purge_redis(tenant_id: str, settings: Settings) -> int:
     """Task results that name the tenant (a job's summary, an account check): the only keys
-    kopter keeps of a tenant in Redis, and they would expire within ``result_expires``."""
+    kopter keeps of a tenant in Redis but its delivery slots, which lapse within seconds, and
+    they would expire within ``result_expires``."""
     client = cache.client(settings)
     needle = json.dumps(tenant_id).encode()
     doomed = [

@@ -68,6 +68,19 @@ class Notice:
         return cls(**message)
 
 
+def severity_named(name: str) -> str:
+    """The notice severity ``name`` means: a severity, or one of Sigma's levels."""
+    severity = SIGMA_LEVELS.get(name.lower(), name.lower())
+    if severity not in SEVERITIES:
+        names = ", ".join([*SEVERITIES, *(s for s in SIGMA_LEVELS if s not in SEVERITIES)])
+        raise Refused(f"level {name!r} is not one of {names}")
+    return severity
+
+
+def at_least(severity: str, minimum: str) -> bool:
+    return SEVERITIES.index(severity) >= SEVERITIES.index(minimum)
+
+
 def deliver(notice: Notice, settings: Settings) -> str:
     """Store the notice (once) and publish it to the topic, if one is configured."""
     status = STORED if _store(notice) else DUPLICATE

@@ -19,13 +19,54 @@ from kopter import aws
 from kopter.errors import NotBootstrapped
 from kopter.settings import Settings
 
-WORK_QUEUES = ("ingest", "describer", "aggregator", "pricing", "audit", "backup", "notifications")
+WORK_QUEUES = (
+    "ingest",
+    "describer",
+    "aggregator",
+    "pricing",
+    "audit",
+    "backup",
+    "notifications",
+    "deliveries",
+)
 RAW_QUEUES = ("cloudtrail-notifications",)
 ALL_QUEUES = WORK_QUEUES + RAW_QUEUES
 DLQ_SUFFIX = "-dlq"
 
 RETENTION_SECONDS = 4 * 24 * 3600
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600  # SQS's maximum: time for an operator to look.
+
+
+def dlq_attributes() -> dict[str, Any]:
+    """A DLQ's attributes, as CloudFormation names them (SQS's own names)."""
+    return {"MessageRetentionPeriod": DLQ_RETENTION_SECONDS, "SqsManagedSseEnabled": True}
+
+
+def queue_attributes(
+    visibility_timeout: Any, dlq_arn: Any, max_receive_count: Any
+) -> dict[str, Any]:
+    """A work (or raw) queue's attributes. `kopter bootstrap` sends them with the settings'
+    values, `kopter deploy template` with its parameters: one definition, so the two cannot
+    drift."""
+    return {
+        "VisibilityTimeout": visibility_timeout,
+        "MessageRetentionPeriod": RETENTION_SECONDS,
+        "SqsManagedSseEnabled": True,
+        "RedrivePolicy": {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count},
+    }
+
+
+def as_sqs(attributes: dict[str, Any]) -> dict[str, str]:
+    """Attributes as the SQS API takes them: every value a string, a policy as JSON."""
+    return {name: _sqs_value(value) for name, value in attributes.items()}
+
+
+def _sqs_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 def sqs_name(settings: Settings, queue: str) -> str:
@@ -76,14 +117,9 @@ def _normalized(attribute: str, value: str | None) -> str | None:
     # string; compare it as data.
     if attribute == "RedrivePolicy" and value:
         policy = json.loads(value)
-        return _redrive_policy(policy["deadLetterTargetArn"], int(policy["maxReceiveCount"]))
+        policy["maxReceiveCount"] = int(policy["maxReceiveCount"])
+        return _sqs_value(policy)
     return value
-
-
-def _redrive_policy(dlq_arn: str, max_receive_count: int) -> str:
-    return json.dumps(
-        {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": max_receive_count}, sort_keys=True
-    )
 
 
 def ensure_queues(settings: Settings) -> list[Change]:
@@ -91,24 +127,13 @@ def ensure_queues(settings: Settings) -> list[Change]:
     sqs = aws.client("sqs", settings)
     changes = []
     for queue in ALL_QUEUES:
-        dlq_url, change = _ensure_queue(
-            sqs,
-            dlq_name(settings, queue),
-            {"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)},
-        )
+        dlq_url, change = _ensure_queue(sqs, dlq_name(settings, queue), as_sqs(dlq_attributes()))
         changes.append(change)
         dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        _, change = _ensure_queue(
-            sqs,
-            sqs_name(settings, queue),
-            {
-                "VisibilityTimeout": str(settings.visibility_timeout),
-                "MessageRetentionPeriod": str(RETENTION_SECONDS),
-                "RedrivePolicy": _redrive_policy(dlq_arn, settings.max_receive_count),
-            },
-        )
+        wanted = queue_attributes(settings.visibility_timeout, dlq_arn, settings.max_receive_count)
+        _, change = _ensure_queue(sqs, sqs_name(settings, queue), as_sqs(wanted))
         changes.append(change)
     return changes
 

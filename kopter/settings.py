@@ -7,6 +7,8 @@ variable's name instead of somewhere deep inside a task.
 
 from __future__ import annotations
 
+import ipaddress
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -22,6 +24,8 @@ AWS_PRICING_URL = "https://pricing.us-east-1.amazonaws.com"
 # SQS refuses a visibility timeout above 12 hours and a DelaySeconds above 15 minutes.
 SQS_MAX_VISIBILITY_TIMEOUT = 12 * 3600
 SQS_MAX_DELAY_SECONDS = 900
+# An address SES takes: no display name, no spaces, within RFC 5321's 254 characters.
+EMAIL_ADDRESS = r"(?=.{3,254}$)[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+"
 SNS_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[\w-]{1,256}$")
 
 
@@ -66,6 +70,9 @@ class Settings:
     api_jwt_algorithm: str
     api_jwt_audience: str | None
     api_jwt_issuer: str | None
+    api_jwt_jwks_url: str | None
+    api_jwt_jwks_cache_seconds: int
+    api_jwt_jwks_cooldown_seconds: int
     api_cors_origins: tuple[str, ...]
     api_cors_methods: tuple[str, ...]
     api_cors_headers: tuple[str, ...]
@@ -85,6 +92,14 @@ class Settings:
     # Supervisors' probes (`kopter health`): where heartbeats are written, how stale is dead.
     health_dir: str
     health_grace: int
+    # Where notifications are delivered (`kopter channels`): how an endpoint is called, how
+    # long it is retried, how many deliveries one tenant may have in flight at once.
+    channels_allow_private: bool
+    channels_email_from: str | None
+    channels_timeout: int
+    channels_max_attempts: int
+    channels_retry_seconds: int
+    channels_tenant_concurrency: int
 
     @property
     def ingest_max_bytes(self) -> int:
@@ -97,11 +112,22 @@ class Settings:
         back and exiting before SIGKILL (3.5 s measured on a loaded machine)."""
         return self.worker_stop_timeout - min(30, max(10, self.worker_stop_timeout // 8))
 
+    @property
+    def channels_attempt_seconds(self) -> int:
+        """The longest one delivery attempt may take: connecting (to two addresses at most) and
+        reading, each within the timeout, and 5 s for resolving the name."""
+        return 3 * self.channels_timeout + 5
+
     def for_display(self) -> dict[str, str]:
         shown = {}
         for f in fields(self):
             value = getattr(self, f.name)
-            text = ",".join(value) if isinstance(value, tuple) else str(value or "")
+            if isinstance(value, bool):
+                text = str(value).lower()  # as the variable is written
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value or "")
             if not f.repr and value:
                 text = "(set, not shown)"  # a secret
             shown[f"KOPTER_{f.name.upper()}"] = text
@@ -141,6 +167,22 @@ def _url(env: Mapping[str, str], name: str, default: str | None, schemes: set[st
         wanted = " or ".join(sorted(schemes))
         raise ConfigError(f"{name}={raw!r} is not a {wanted} URL")
     return raw.rstrip("/")
+
+
+def _jwks_url(env: Mapping[str, str], name: str) -> str | None:
+    """An https URL; plain http only to a loopback address (moto, the tests), where no one
+    between kopter and the issuer could swap the keys that every token is checked against."""
+    raw = env.get(name) or None
+    if raw is None:
+        return None
+    parts = urlsplit(raw)
+    try:
+        loopback = ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        loopback = False
+    if not parts.netloc or not (parts.scheme == "https" or (parts.scheme == "http" and loopback)):
+        raise ConfigError(f"{name}={raw!r} is not an https URL (http only to 127.0.0.1)")
+    return raw
 
 
 def _topic(env: Mapping[str, str], name: str) -> str | None:
@@ -201,9 +243,34 @@ def _token(env: Mapping[str, str], name: str, pattern: str) -> str | None:
     return raw
 
 
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = (env.get(name) or "false").lower()
+    if raw not in ("true", "false", "1", "0", "yes", "no"):
+        raise ConfigError(f"{name}={env.get(name)!r} is not true or false")
+    return raw in ("true", "1", "yes")
+
+
+def _email(env: Mapping[str, str], name: str) -> str | None:
+    raw = env.get(name) or None
+    if raw is not None and not re.fullmatch(EMAIL_ADDRESS, raw):
+        raise ConfigError(f"{name}={raw!r} is not an email address like alerts@example.com")
+    return raw
+
+
 def _credentials(env: Mapping[str, str], name: str) -> tuple[str, ...]:
-    """``user:password`` pairs, comma-separated; an error never shows a password."""
-    pairs = tuple(v.strip() for v in env.get(name, "").split(",") if v.strip())
+    """``user:password`` pairs, comma-separated, or one login as a Secrets Manager secret's JSON
+    (``{"username": …, "password": …}``, as ECS passes a whole secret); an error never shows a
+    password."""
+    raw = env.get(name, "")
+    if raw.lstrip().startswith("{"):
+        try:
+            login = json.loads(raw)
+            raw = f"{login['username']}:{login['password']}"
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(
+                f'{name}: a JSON login needs "username" and "password" strings'
+            ) from None
+    pairs = tuple(v.strip() for v in raw.split(",") if v.strip())
     for i, pair in enumerate(pairs, 1):
         if not re.fullmatch(r"[^:\s]+:\S+", pair):
             raise ConfigError(f"{name}: entry {i} is not user:password")
@@ -258,6 +325,11 @@ def load(env: Mapping[str, str]) -> Settings:
         api_jwt_algorithm=_choice(env, "KOPTER_API_JWT_ALGORITHM", "RS256", {"HS256", "RS256"}),
         api_jwt_audience=env.get("KOPTER_API_JWT_AUDIENCE") or None,
         api_jwt_issuer=env.get("KOPTER_API_JWT_ISSUER") or None,
+        api_jwt_jwks_url=_jwks_url(env, "KOPTER_API_JWT_JWKS_URL"),
+        api_jwt_jwks_cache_seconds=_int(env, "KOPTER_API_JWT_JWKS_CACHE_SECONDS", 300, 1, 86400),
+        api_jwt_jwks_cooldown_seconds=_int(
+            env, "KOPTER_API_JWT_JWKS_COOLDOWN_SECONDS", 30, 1, 3600
+        ),
         api_cors_origins=_list(
             env,
             "KOPTER_API_CORS_ORIGINS",
@@ -266,7 +338,11 @@ def load(env: Mapping[str, str]) -> Settings:
             "an origin like https://app.example.com (or *)",
         ),
         api_cors_methods=_list(
-            env, "KOPTER_API_CORS_METHODS", "GET,POST", r"[A-Z]{3,7}", "an HTTP method like GET"
+            env,
+            "KOPTER_API_CORS_METHODS",
+            "GET,POST,DELETE",
+            r"[A-Z]{3,7}",
+            "an HTTP method like GET",
         ),
         api_cors_headers=_list(
             env,
@@ -289,6 +365,15 @@ def load(env: Mapping[str, str]) -> Settings:
         health_dir=env.get("KOPTER_HEALTH_DIR") or "/tmp/kopter-health",
         # Above the worker's 5 s long poll, so an idle worker is never called dead.
         health_grace=_int(env, "KOPTER_HEALTH_GRACE", 60, 10, 3600),
+        channels_allow_private=_flag(env, "KOPTER_CHANNELS_ALLOW_PRIVATE"),
+        channels_email_from=_email(env, "KOPTER_CHANNELS_EMAIL_FROM"),
+        channels_timeout=_int(env, "KOPTER_CHANNELS_TIMEOUT", 10, 1, 60),
+        channels_max_attempts=_int(env, "KOPTER_CHANNELS_MAX_ATTEMPTS", 8, 1, 20),
+        # Doubled at each attempt up to SQS's longest delay: 8 attempts span about half an hour.
+        channels_retry_seconds=_int(
+            env, "KOPTER_CHANNELS_RETRY_SECONDS", 15, 1, SQS_MAX_DELAY_SECONDS
+        ),
+        channels_tenant_concurrency=_int(env, "KOPTER_CHANNELS_TENANT_CONCURRENCY", 2, 1, 100),
     )
 
 

@@ -28,6 +28,7 @@ TASK_MODULES = [
     "tasks.backup",
     "tasks.audit",
     "tasks.notifications",
+    "tasks.deliveries",
 ]
 
 # Events and remote control travel over Redis, tasks over SQS: see tasks/controlplane.py.

@@ -11,7 +11,7 @@ from celery import Task
 from kopter.settings import SQS_MAX_DELAY_SECONDS
 
 
-class KopterTask(Task):  # type: ignore[misc]
+class KopterTask(Task):
     def apply_async(self, args: Any = None, kwargs: Any = None, **options: Any) -> Any:
         delay = _delay(options)
         if delay > 0 and "delay_seconds" not in options:

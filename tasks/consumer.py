@@ -124,6 +124,15 @@ def _seconds_until(when: str | None) -> float | None:
 def _park(message: Any, reason: str) -> str | None:
     """Park ``message`` in its queue's DLQ and delete it from the queue: its id in the DLQ, or
     None if it could not be parked."""
+    parked_id = park_copy(message, reason)
+    if parked_id is not None:
+        message.ack()
+    return parked_id
+
+
+def park_copy(message: Any, reason: str) -> str | None:
+    """Put ``message``, as it was received, in its queue's DLQ with ``reason``, leaving it in the
+    queue for the caller to delete: its id in the DLQ, or None if it could not be parked."""
     settings = get_settings()
     info = message.delivery_info or {}
     raw = (info.get("sqs_message") or {}).get("Body")
@@ -138,6 +147,5 @@ def _park(message: Any, reason: str) -> str | None:
     except Exception:
         log.exception("%s: cannot park it in %s's DLQ", reason, queue)
         return None
-    message.ack()
     log.error("%s: message parked in %s's DLQ", reason, queue)
     return parked_id

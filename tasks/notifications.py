@@ -1,7 +1,8 @@
 """The `notifications` queue: what customers should see.
 
 Every part of kopter raises notifications through ``raise_notification``; the worker stores each
-once and publishes it to the SNS topic when one is configured.
+once, publishes it to the SNS topic when one is configured, and enqueues its deliveries to the
+tenant's channels on the `deliveries` queue (tasks/deliveries.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import Any
 
 from kopter import notifications
 from kopter.settings import get_settings
+from tasks import deliveries
 from tasks.app import app
 
 
@@ -19,4 +21,7 @@ def raise_notification(notice: notifications.Notice) -> None:
 
 @app.task
 def deliver_notification(message: dict[str, Any]) -> str:
-    return notifications.deliver(notifications.Notice.from_message(message), get_settings())
+    notice = notifications.Notice.from_message(message)
+    status = notifications.deliver(notice, get_settings())
+    deliveries.fan_out(notice)
+    return status

@@ -43,10 +43,10 @@ from tests.support.samples import ROOT
 pytest_plugins = ["tests.support.trails"]
 
 # Under `pytest -n` (make test), each worker process runs a stack of its own and keeps its logs
-# in a directory of its own (test-output/gw0/, …).
-OUTPUT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve() / (
-    os.environ.get("PYTEST_XDIST_WORKER", "")
-)
+# in a directory of its own (test-output/gw0/, …); what outlives a run (the image's build cache)
+# goes in OUTPUT_ROOT.
+OUTPUT_ROOT = Path(os.environ.get("KOPTER_TEST_OUTPUT", ROOT / "test-output")).resolve()
+OUTPUT = OUTPUT_ROOT / os.environ.get("PYTEST_XDIST_WORKER", "")
 MOTO_PORT = free_port()
 REDIS_PORT = free_port()
 

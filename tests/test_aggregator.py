@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -14,6 +13,7 @@ from kopter.ec2.instances import InstanceState
 from kopter.settings import get_settings
 from kopter.tables import PriceGraphPoint
 from tasks.aggregator import aggregate_tenant_hour
+from tests.support.drain import wait_drained
 from tests.support.offers import SMALL_FLEET_PRICES, write_offer
 
 REGION = "sa-east-1"
@@ -122,9 +122,11 @@ def test_a_scripted_day_costs_what_a_hand_computes(kopter, workers, tmp_path):
     assert missing == {("m5.large", "spot"), ("x9.huge", "no price")}
     assert noon.running_instances == 4
 
-    # Recomputing an hour changes nothing and raises nothing new.
+    # Recomputing an hour changes nothing and raises nothing new. Notices are stored by the
+    # notifications queue's task after the aggregator's returned: counted once it drained.
     _hour(c.tenant, _at(12))
     assert _cost(c.tenant, c.account, _at(12)) == M5 + T3
+    wait_drained("notifications")
     notices = kopter.rows("notifications", "--tenant", c.tenant)
     assert [n["kind"] for n in notices] == ["price-missing"]
     assert "x9.huge" in notices[0]["title"]
@@ -143,10 +145,10 @@ def test_a_scripted_day_costs_what_a_hand_computes(kopter, workers, tmp_path):
     summary = _hour(c.tenant, _at(34))
     assert summary["cost_usd"] == str((M5 + C5_WINDOWS).quantize(Decimal("0.01")))
     assert "cost-jump" in summary["notices"]
+    wait_drained("notifications")
     notices = kopter.rows("notifications", "--tenant", c.tenant)
     [jump] = [n for n in notices if n["kind"] == "cost-jump"]
     assert f.instance_id in jump["body"] and BOB in jump["body"]
-    assert json.dumps(jump)  # printable as it is
 
 
 def test_usage_rules():

@@ -47,6 +47,7 @@ from kopter.tables import FrontendNotification, PriceGraphPoint
 from tests.conftest import OUTPUT, new_account_id
 from tests.support.factories import log_records
 from tests.support.samples import ROOT
+from tests.support.tokens import b64url, handmade
 
 DAY = datetime(2026, 3, 1, tzinfo=UTC)
 ORIGIN = "https://app.example.com"
@@ -381,6 +382,40 @@ def test_accounts_without_secrets(api, tenants):
     assert "external_id" not in response.text
 
 
+def test_channels_added_listed_and_removed_the_secret_shown_once(api, tenants, kopter):
+    a, b = tenants
+    as_a, as_b = bearer(a.id), bearer(b.id)
+    new = {"kind": "webhook", "target": "https://93.184.216.34/in?key=k3y", "min_level": "medium"}
+    added = api.client.post("/v1/channels", json=new, headers=as_a)
+    assert added.status_code == 201, added.text
+    secret, channel = added.json()["secret"], added.json()["channel"]
+    assert len(secret) >= 32
+    assert (channel["kind"], channel["min_level"]) == ("webhook", "warning")  # Sigma's medium
+    assert channel["target"] == "https://93.184.216.34/in?…"
+    listed = api.client.get("/v1/channels", headers=as_a).json()["items"]
+    assert [c["id"] for c in listed] == [channel["id"]]
+    assert secret not in json.dumps(listed) and "k3y" not in json.dumps(listed)
+    # The command line's rows and the API's are one view.
+    assert kopter.rows("channels", "list", "--tenant", a.id) == listed
+    # B neither sees nor removes A's channel.
+    assert api.client.get("/v1/channels", headers=as_b).json() == {"items": []}
+    assert api.client.delete(f"/v1/channels/{channel['id']}", headers=as_b).status_code == 404
+    for body, says in [
+        ({"kind": "webhook", "target": "http://169.254.169.254/latest/"}, "link-local"),
+        ({"kind": "webhook", "target": "https://93.184.216.34/", "min_level": "loud"}, "'loud'"),
+        ({"kind": "pager", "target": "x"}, "kind:"),
+        ({"kind": "email", "target": "a@example.com"}, "KOPTER_CHANNELS_EMAIL_FROM"),
+    ]:
+        refused = api.client.post("/v1/channels", json=body, headers=as_a)
+        assert refused.status_code == 400 and says in refused.json()["message"], refused.text
+    assert len(api.client.get("/v1/channels", headers=as_a).json()["items"]) == 1
+    gone = api.client.delete(f"/v1/channels/{channel['id']}", headers=as_a)
+    assert gone.status_code == 204 and gone.content == b""
+    assert api.client.delete(f"/v1/channels/{channel['id']}", headers=as_a).status_code == 404
+    assert api.client.get("/v1/channels", headers=as_a).json() == {"items": []}
+    assert api.child.log_path and secret not in api.child.log_path.read_text()
+
+
 def test_healthz_and_request_ids(api):
     response = api.client.get("/healthz")
     assert response.json() == {"status": "ok"}
@@ -426,17 +461,10 @@ def test_cors_on_an_actual_request(api, tenants):
 
 
 def _handmade(sub: str, alg: str, sign: Any) -> str:
-    """A token PyJWT would refuse to make: ``sign(signing input) -> signature bytes``."""
     claims = {"sub": sub, "exp": int(time.time()) + 600, "aud": AUDIENCE, "iss": ISSUER}
-    parts = [json.dumps({"alg": alg, "typ": "JWT"}).encode(), json.dumps(claims).encode()]
-    signing_input = ".".join(_b64(part) for part in parts)
-    forged = f"{signing_input}.{_b64(sign(signing_input.encode()))}"
+    forged = handmade({"alg": alg, "typ": "JWT"}, claims, sign)
     TOKENS.append(forged)
     return forged
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def test_missing_or_bad_identity_is_401(api, tenants):
@@ -704,7 +732,7 @@ def test_cursors_cannot_leave_the_tenant_or_the_query(api, tenants):
 
 def _signed(payload: bytes) -> str:
     signature = hmac.new(CURSOR_KEY.encode(), payload, hashlib.sha256).digest()
-    return f"{_b64(payload)}.{_b64(signature)}"
+    return f"{b64url(payload)}.{b64url(signature)}"
 
 
 def _audit_filters() -> dict[str, Any]:
@@ -727,6 +755,8 @@ def test_openapi_document_validates(api):
         "/v1/price-graph",
         "/v1/notifications",
         "/v1/notifications/{id}/read",
+        "/v1/channels",
+        "/v1/channels/{id}",
         "/v1/accounts",
         "/v1/snapshots",
         "/v1/digests/{day}",

@@ -136,7 +136,12 @@ def test_the_real_samples_report_their_denied_calls(kopter, workers):
     text = kopter("digest", "--tenant", tenant, "--date", STRATUS_DAY).stdout
     assert "34 records, 32 denied, 0 failed, 2 findings" in text
     assert f"30     {STRATUS_SESSION}  GetPasswordData: 30" in text
-    assert "medium    denied-calls-burst" in text
+    # A finding's row: its severity, rule and technique id.
+    findings = [line.split()[:3] for line in text.splitlines() if line.startswith("medium ")]
+    assert findings == [
+        ["medium", "password-data-read", "T1552"],
+        ["medium", "denied-calls-burst", "T1580"],
+    ]
 
     run = _audit(kopter, tenant, SNITCH_DAY)
     assert (run["records"], run["denied_calls"], run["failed_calls"]) == (20, 0, 0)

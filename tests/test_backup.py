@@ -3,6 +3,7 @@ expiry that deletes only kopter's own snapshots, and a failing volume that stops
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -174,6 +175,9 @@ def test_tagged_instances_get_one_snapshot_per_volume_per_window(kopter, workers
 
 
 def test_a_run_repeated_after_a_crash_adopts_or_creates_and_never_duplicates(kopter):
+    # A claim younger than KOPTER_TASK_TIME_LIMIT is a running run's: production's 15 minutes
+    # here, not the suite's 4 s, which a loaded machine spends before the runs below reach it.
+    settings = dataclasses.replace(get_settings(), task_time_limit=900)
     c = kopter.connect()
     ec2 = customer_client(c, "ec2")
     crashed = _launch(ec2, "true", extra_volume=True)
@@ -200,8 +204,8 @@ def test_a_run_repeated_after_a_crash_adopts_or_creates_and_never_duplicates(kop
         made.save()
         return made
 
-    # A run claimed both volumes an hour ago and died: before CreateSnapshot for the root
-    # volume, after it (the snapshot exists, tagged, unrecorded) for the data volume.
+    # A run claimed both volumes an hour ago, past the time limit, and died: before CreateSnapshot
+    # for the root volume, after it (the snapshot exists, tagged, unrecorded) for the data volume.
     item(root, crashed.instance_id, "claimed", now - timedelta(hours=1))
     item(data, crashed.instance_id, "claimed", now - timedelta(hours=1))
     orphan = ec2.create_snapshot(
@@ -234,7 +238,7 @@ def test_a_run_repeated_after_a_crash_adopts_or_creates_and_never_duplicates(kop
 
     scope = backup.Scope(c.tenant, c.account, REGION)
     for attempt in range(2):
-        result = backup.back_up_region(_kopter_ec2(c), scope, start, get_settings())
+        result = backup.back_up_region(_kopter_ec2(c), scope, start, settings)
         statuses = {v.volume_id: v.status for v in result.volumes}
         if attempt == 0:
             assert statuses == {root: "created", data: "adopted", busy.volumes[0]: "in-progress"}

@@ -36,7 +36,7 @@ from tests.test_recovery import (
     _sends,
 )
 
-SWALLOWED = 4.0  # less than the lock timeout: the holder keeps its lock through it
+SWALLOWED = LOCK_TIMEOUT / 2  # the holder keeps its lock through it
 
 
 def _beat(name: str, env: dict[str, str], scheduler: str | None = None) -> Child:

@@ -11,7 +11,7 @@ from kopter import aws, queues
 from kopter.bootstrap import bootstrap
 from kopter.errors import NotBootstrapped
 from kopter.settings import get_settings, load
-from kopter.tables import ALL_MODELS
+from kopter.tables import ALL_MODELS, Tenant
 
 
 def test_bootstrap_made_every_queue_with_a_dlq_and_every_table():
@@ -24,8 +24,12 @@ def test_bootstrap_made_every_queue_with_a_dlq_and_every_table():
         assert policy["deadLetterTargetArn"].endswith(":" + queues.dlq_name(settings, queue))
         assert int(policy["maxReceiveCount"]) == settings.max_receive_count
         assert int(attributes["VisibilityTimeout"]) == settings.visibility_timeout
+    dynamodb = aws.client("dynamodb", settings)
     for model in ALL_MODELS:
         assert model.exists(), model.Meta.table_name
+        backups = dynamodb.describe_continuous_backups(TableName=model.Meta.table_name)
+        recovery = backups["ContinuousBackupsDescription"]["PointInTimeRecoveryDescription"]
+        assert recovery["PointInTimeRecoveryStatus"] == "ENABLED", model.Meta.table_name
 
 
 def test_every_tenant_owned_table_leads_with_the_tenant():
@@ -50,8 +54,14 @@ def test_second_run_changes_nothing_and_drift_is_repaired(kopter):
     sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "pricing"))["QueueUrl"]
     sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+    table = Tenant.Meta.table_name
+    aws.client("dynamodb", settings).update_continuous_backups(
+        TableName=table,
+        PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": False},
+    )
     changes = {(c.name, c.action, c.detail) for c in bootstrap(settings)}
     assert (queues.sqs_name(settings, "pricing"), "updated", "VisibilityTimeout") in changes
+    assert (table, "updated", "point-in-time recovery enabled") in changes
     assert "nothing to change" in kopter("bootstrap").stdout
 
 

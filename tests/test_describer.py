@@ -13,9 +13,10 @@ from urllib.parse import quote_plus
 
 import pytest
 
+from kopter import accounts
 from kopter.devstack import spawn
 from kopter.ec2.instances import InstanceState
-from kopter.tables import Ec2Instance, GlobalItem
+from kopter.tables import AwsAccount, Ec2Instance, GlobalItem
 from tasks.describer import describe_account_region
 from tests.conftest import MOTO_PORT, OUTPUT, customer_client, new_account_id, wait_for
 from tests.support.drain import wait_drained
@@ -103,6 +104,21 @@ def test_changes_between_runs_become_exactly_the_right_events(kopter, workers):
     )
     assert _events(kopter, c.tenant) == expected
     rows = kopter.rows("events", "--tenant", c.tenant)
+    # EC2's own times where it gives them (launch, and the time in a stop's or termination's
+    # reason); a resize or retag, which EC2 does not date, carries the run's hour.
+    seen = {
+        i["InstanceId"]: InstanceState.from_api(i, "us-east-1")
+        for r in ec2.describe_instances(InstanceIds=[a, b, cc, d])["Reservations"]
+        for i in r["Instances"]
+    }
+    run_hour = datetime(2026, 11, 27, 11, tzinfo=UTC)
+    expected_times = {(i, "launched"): seen[i].launch_time for i in (a, b, cc, d)}
+    for i, kind in ((a, "stopped"), (cc, "stopped"), (d, "terminated")):
+        assert seen[i].transition_time not in (None, run_hour), seen[i]
+        expected_times[i, kind] = seen[i].transition_time
+    expected_times |= {(cc, "resized"): run_hour, (b, "retagged"): run_hour}
+    times = {(e["instance_id"], e["kind"]): datetime.fromisoformat(e["occurred_at"]) for e in rows}
+    assert times == expected_times
     [resized] = [e for e in rows if e["kind"] == "resized"]
     assert resized["detail"] == {"from": "t3.micro", "to": "m5.large"}
     [retagged] = [e for e in rows if e["kind"] == "retagged"]
@@ -233,6 +249,26 @@ def _visible(kopter, queue: str) -> int:
     return int(row["visible"])
 
 
+def test_an_unhealthy_account_is_retried_after_a_backoff_that_doubles():
+    checked = datetime(2026, 11, 27, 10, tzinfo=UTC)
+
+    def due(failures: int, after: timedelta, healthy: bool = False) -> bool:
+        account = AwsAccount(
+            "t",
+            "123456789012",
+            healthy=healthy,
+            health_checked_at=checked,
+            consecutive_failures=failures,
+        )
+        return accounts.due_for_describe(account, checked + after)
+
+    assert due(0, timedelta(0), healthy=True)
+    for failures, hours in ((1, 1), (2, 2), (3, 4), (4, 8), (5, 16), (6, 24), (40, 24)):
+        # The next hourly run may come a few minutes early: it is not a reason to wait an hour.
+        assert due(failures, timedelta(hours=hours, minutes=-5)), failures
+        assert not due(failures, timedelta(hours=hours, minutes=-10)), failures
+
+
 ACCESS_DENIED = (
     b'<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>'
     b"<Code>AccessDenied</Code><Message>User is not authorized to perform: sts:AssumeRole"
@@ -246,6 +282,7 @@ THROTTLED = (
 
 def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, workers):
     c = kopter.connect()
+    reachable = kopter.connect(tenant=c.tenant)
     role = quote_plus(f"arn:aws:iam::{c.account}:role/kopter").encode()
 
     def deny(request):
@@ -253,9 +290,11 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
             return 403, ACCESS_DENIED
         return None
 
+    # Time limits of the run's tasks come from the worker that fans it out.
+    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
     with RecordingProxy(MOTO_PORT, fault=deny) as proxy:
         worker = workers.start(
-            "denied", "describer,notifications", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url}
+            "denied", "describer,notifications", env={"KOPTER_AWS_ENDPOINT_URL": proxy.url, **long}
         )
         workers.wait_ready(worker)
         for hour in (10, 11, 12):  # three hourly runs, all denied
@@ -263,8 +302,16 @@ def test_a_failing_role_marks_the_account_unhealthy_and_notifies_once(kopter, wo
             assert result["status"] == "unhealthy" and "AccessDenied" in result["reason"]
         wait_for(lambda: kopter.rows("notifications", "--tenant", c.tenant), 30, "the notice")
         wait_drained("notifications")  # the later notices would have landed by now
-    [account] = kopter.rows("accounts", "list", "--tenant", c.tenant)
+        # The tenant's run now: the account that failed three times waits out its backoff (four
+        # hours), the run goes on for the other.
+        out = kopter("run", "describer", "--tenant", c.tenant, "--wait", env=long).stdout
+        run = json.loads(out[out.index("{") :])
+        assert (run["skipped_unhealthy_accounts"], run["regions_described"]) == (1, 1), run
+        assert run["unhealthy"] == []
+    by_id = {a["account_id"]: a for a in kopter.rows("accounts", "list", "--tenant", c.tenant)}
+    account = by_id[c.account]
     assert account["healthy"] is False and "AccessDenied" in account["health_reason"]
+    assert by_id[reachable.account]["healthy"] is True
     [notice] = kopter.rows("notifications", "--tenant", c.tenant)
     assert notice["kind"] == "account-unhealthy" and notice["severity"] == "high"
     assert c.account in notice["title"] and "AccessDenied" in notice["body"]

@@ -4,12 +4,12 @@ Each kind of process runs for real with its own RecordingProxy in front of moto:
 the queues that reach customers and the rest (a describer, backup, audit and aggregator run,
 ingest from a notification on the raw queue and from backfill), the `kopter` command line
 (bootstrap, registration, checks, every job and listing, inline ingest), the read API (every
-route, a notification marked read, a rule added and rules switched), Flower's /metrics and a
-task sent from its API, and beat firing an entry. Every request each signed with kopter's own
-credentials becomes the authorizations AWS would check, and each must be allowed by that role's
-policy under iam-simulate; each statement of each policy must be needed (taken out, a request
-the process made is refused). Then the denied side: what no role of kopter's may do, each
-refused by IAM (an evaluator's error is no refusal).
+route, a notification marked read, a rule added and rules switched, a channel added and
+removed), Flower's /metrics and a task sent from its API, and beat firing an entry. Every
+request each signed with kopter's own credentials becomes the authorizations AWS would check,
+and each must be allowed by that role's policy under iam-simulate; each statement of each
+policy must be needed (taken out, a request the process made is refused). Then the denied side:
+what no role of kopter's may do, each refused by IAM (an evaluator's error is no refusal).
 """
 
 from __future__ import annotations
@@ -54,7 +54,16 @@ pytestmark = pytest.mark.long
 ACCOUNT = TEST_ENV["KOPTER_AWS_ACCOUNT_ID"]
 REGION = "us-east-1"
 ACCESS_KEY = TEST_ENV["AWS_ACCESS_KEY_ID"]  # kopter's own credentials (moto's account)
-WORKER_QUEUES = ("ingest", "describer", "aggregator", "audit", "backup", "notifications")
+WORKER_QUEUES = (
+    "ingest",
+    "describer",
+    "aggregator",
+    "audit",
+    "backup",
+    "notifications",
+    "deliveries",
+)
+SENDER = "alerts@kopter.example"  # the email channels' sender, verified in moto's SES
 DAY = datetime(2026, 3, 1, 12, tzinfo=UTC)
 
 
@@ -88,19 +97,25 @@ def _judge(role: str, requests: Iterable, policy: dict) -> list[Authorization]:
 
 
 def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, workers):
-    # The worker publishes notifications to a topic: its policy's sns:Publish is proven too.
+    # The worker publishes notifications to a topic and emails them to a channel: its policy's
+    # sns:Publish and ses:SendEmail are proven too.
     topic = aws.client("sns", get_settings()).create_topic(
         Name=f"{get_settings().prefix}iam-{secrets.token_hex(4)}"
     )["TopicArn"]
-    settings = replace(get_settings(), notifications_topic_arn=topic)
+    aws.client("ses", get_settings()).verify_email_identity(EmailAddress=SENDER)
+    settings = replace(get_settings(), notifications_topic_arn=topic, channels_email_from=SENDER)
     bucket = f"trail-{new_account_id()}"
     with RecordingProxy(MOTO_PORT) as worker_proxy, RecordingProxy(MOTO_PORT) as operator_proxy:
         via_worker = {
             "KOPTER_AWS_ENDPOINT_URL": worker_proxy.url,
             "KOPTER_TASK_TIME_LIMIT": "60",
             "KOPTER_NOTIFICATIONS_TOPIC_ARN": topic,
+            "KOPTER_CHANNELS_EMAIL_FROM": SENDER,
         }
-        as_operator = {"KOPTER_AWS_ENDPOINT_URL": operator_proxy.url}
+        as_operator = {
+            "KOPTER_AWS_ENDPOINT_URL": operator_proxy.url,
+            "KOPTER_CHANNELS_EMAIL_FROM": SENDER,
+        }
         worker = workers.start("iam-own", ",".join(WORKER_QUEUES), env=via_worker)
         kopter("bootstrap", env=as_operator)
         tenant = kopter("tenants", "add", f"iam-{new_account_id()}", env=as_operator).stdout.strip()
@@ -111,10 +126,15 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
             "--cloudtrail-bucket", bucket, env=as_operator,
         )  # fmt: skip
         c = Connected(tenant, account, row["external_id"])
+        kopter("channels", "add", "--tenant", tenant, "--email", "secops@example.com",
+               env=as_operator)  # fmt: skip
+        [spare] = kopter.rows("channels", "add", "--tenant", tenant, "--email", "b@example.com",
+                              env=as_operator)  # fmt: skip
+        kopter("channels", "remove", "--tenant", tenant, spare["id"], env=as_operator)
         s3 = customer_client(c, "s3")
         s3.create_bucket(Bucket=bucket)
         keys = [log_key(account, REGION, DAY) for _ in range(2)]
-        # A denied DeleteTrail among the records: the day's audit raises a notification of it.
+        # A denied DeleteTrail among the records: ingest raises a finding's notification of it.
         delete_trail = {**demo._denied_delete_trail(DAY), "recipientAccountId": account}
         logs = [[*log_records(2, account, DAY), delete_trail], log_records(2, account, DAY, 1)]
         for key, records in zip(keys, logs, strict=True):
@@ -150,6 +170,7 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
             ("events", *as_tenant),
             ("snapshots", *as_tenant),
             ("notifications", *as_tenant),
+            ("channels", "list", *as_tenant),
             ("graph", *as_tenant),
             ("digest", *as_tenant),
         ):  # fmt: skip
@@ -158,12 +179,12 @@ def test_a_worker_and_the_command_line_stay_within_their_policies(kopter, worker
         kopter("run", "audit", *as_tenant, "--date", "2026-03-01", "--wait", env=as_operator)
 
         def published() -> bool:
-            calls = _authorizations("worker", worker_proxy.requests)
-            return any(a.action == "sns:Publish" for a in calls)
+            calls = {a.action for a in _authorizations("worker", worker_proxy.requests)}
+            return {"sns:Publish", "ses:SendEmail"} <= calls
 
-        wait_for(published, 120, "the audit's notification published by the worker")
+        wait_for(published, 120, "the finding's notification published and emailed by the worker")
     notices = kopter.rows("notifications", *as_tenant)
-    assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["audit-finding"], notices
+    assert [n["kind"] for n in notices if "DeleteTrail" in n["body"]] == ["finding"], notices
     _judge("worker", worker_proxy.requests, own.worker(settings, WORKER_QUEUES))
     _judge("operator", operator_proxy.requests, own.operator(settings))
     # A worker's policy is for its queues: one on `pricing` alone may not touch `ingest`'s
@@ -250,6 +271,12 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
             assert added.status_code == 200, added.text
             for path in (f"{added.json()['id']}/disable", "cloudtrail-stopped/disable"):
                 assert client.post(f"/v1/rules/{path}").status_code == 200, path
+            hook = {"kind": "webhook", "target": "https://93.184.216.34/in"}
+            added = client.post("/v1/channels", json=hook)
+            assert added.status_code == 201, added.text
+            assert client.get("/v1/channels").json()["items"] == [added.json()["channel"]]
+            channel = added.json()["channel"]["id"]
+            assert client.delete(f"/v1/channels/{channel}").status_code == 204
         api.stop()
 
         env = {**os.environ, "KOPTER_AWS_ENDPOINT_URL": flower_proxy.url}
@@ -285,7 +312,7 @@ def test_the_read_api_flower_and_beat_stay_within_their_policies(kopter, workers
 
 
 def test_what_no_role_of_kopters_may_do(kopter):
-    settings = get_settings()
+    settings = replace(get_settings(), channels_email_from=SENDER)
     prefix = settings.prefix
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/"
     sqs = f"arn:aws:sqs:{REGION}:{ACCOUNT}:"
@@ -313,6 +340,8 @@ def test_what_no_role_of_kopters_may_do(kopter):
         ],
         "worker": [
             ("dynamodb:DeleteTable", f"{table}{prefix}AuditLogEvents"),
+            ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/mallory@evil.example"),
+            ("ses:SendEmail", f"arn:aws:ses:{REGION}:{ACCOUNT}:identity/evil.example"),
             ("dynamodb:CreateTable", f"{table}{prefix}Tenants"),
             ("sqs:SetQueueAttributes", f"{sqs}{prefix}ingest"),
             ("sqs:ReceiveMessage", f"{sqs}another-deployment-ingest"),

@@ -74,7 +74,10 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
         proxy.rule = lambda method, path: (
             ARCHIVED if method == "GET" and any(k in path for _, k in archived) else None
         )
-        env = {"KOPTER_AWS_ENDPOINT_URL": proxy.url}
+        # The bridge sends the ingest tasks with the worker's time limit: the suite's 4 s (3 s
+        # soft) ends a cold worker's first tasks on a loaded machine, and a good file timed out
+        # twice would be parked beside the poison.
+        env = {"KOPTER_AWS_ENDPOINT_URL": proxy.url, "KOPTER_TASK_TIME_LIMIT": "60"}
         items_before = chaos.audit_log_items()
         started = time.monotonic()
         worker = workers.start("poison", "ingest", env=env)

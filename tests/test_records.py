@@ -19,8 +19,9 @@ def _items(document: bytes) -> dict[str, dict]:
 
 
 def test_real_log_file_normalizes_every_field():
-    items = _items(gzip.decompress(CLOUD_SNITCH_FILE.read_bytes()))
-    assert len(items) == 20
+    document = gzip.decompress(CLOUD_SNITCH_FILE.read_bytes())
+    items = _items(document)
+    assert items.keys() == {r["eventID"] for r in json.loads(document)["Records"]}
     first = next(i for i in items.values() if i["event_name"]["S"] == "UpdateInstanceInformation")
     assert first["event_time"] == {"S": "2025-03-06T02:25:06Z"}
     assert first["event_key"]["S"] == f"2025-03-06T02:25:06Z#{first['event_id']['S']}"
@@ -46,21 +47,22 @@ def test_real_log_file_normalizes_every_field():
 
 
 def test_real_denied_calls_keep_their_errors():
-    wrapped = json.dumps({"Records": json.loads(STRATUS_FILE.read_text())}).encode()
-    items = _items(wrapped)
-    assert len(items) == 34
+    sample = json.loads(STRATUS_FILE.read_text())
+    items = _items(json.dumps({"Records": sample}).encode())
+    assert items.keys() == {r["eventID"] for r in sample}
     denied = [i for i in items.values() if i.get("error_code")]
     assert len(denied) == 32
     assert {i["error_code"]["S"] for i in denied} == {
         "Client.UnauthorizedOperation",
         "AccessDenied",
     }
-    assert all(
-        i["read_only"] == {"BOOL": True}
-        for i in items.values()
-        if i["event_name"]["S"] == "GetPasswordData"
-    )
-    assert items[next(iter(items))]["account_id"] == {"S": "457448411975"}
+    for record in sample:  # the error as the record gives it, whole
+        item = items[record["eventID"]]
+        assert item.get("error_message", {}).get("S") == record.get("errorMessage")
+    password_data = [i for i in items.values() if i["event_name"]["S"] == "GetPasswordData"]
+    assert len(password_data) == 30
+    assert all(i["read_only"] == {"BOOL": True} for i in password_data)
+    assert {i["account_id"]["S"] for i in items.values()} == {"457448411975"}
 
 
 def test_sparse_records_are_normal_and_bad_ones_are_rejected_alone():

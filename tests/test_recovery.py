@@ -35,19 +35,21 @@ from tests.support.offers import P, write_offer
 from tests.support.reliability import record
 
 # KOPTER_BEAT_LOCK_TIMEOUT for these beats; celeryconfig makes beat tick (and a standby beat
-# try the lock) every fifth of it: every second.
-LOCK_TIMEOUT = 5
+# try the lock) every fifth of it.
+LOCK_TIMEOUT = 10
 LOOP = max(1, LOCK_TIMEOUT // 5)
 PERIOD = 1.0  # the harness's `tick` entry
-# A shared 2-core machine running other heavy tests: a tick, a send to SQS may be late.
-LOAD_SLACK = 3.0
-# The killed holder renewed the lock at its last tick, no later than its last fire; the lock
-# expires LOCK_TIMEOUT after that, the standby tries it within LOOP and then fires at once.
-TAKEOVER_BOUND = LOCK_TIMEOUT + LOOP + LOAD_SLACK
-# Redis back: beat's Redis client retries within a second (redis-py's backoff cap), or the next
-# tick comes within LOOP; beat takes the lock, writes the lost schedule back with the entry's
-# period starting then, and fires one PERIOD later.
-RESUME_BOUND = 1 + LOOP + PERIOD + LOAD_SLACK
+# A shared 2-core machine running other heavy tests: a tick, a send to SQS may be late. Half a
+# lock timeout of room, and each bound stays short of what a beat that waited for a second lock
+# timeout would take.
+ROOM = LOCK_TIMEOUT / 2
+# The killed holder renewed the lock at its last tick, at most a period after its last fire; the
+# lock expires LOCK_TIMEOUT after that, the standby tries it within LOOP and then fires at once.
+TAKEOVER_BOUND = PERIOD + LOCK_TIMEOUT + LOOP + ROOM
+# Redis back: the tick under way may still spend its two timed-out calls (a quarter of LOOP
+# each), the next one comes within LOOP, takes the lock, writes the lost schedule back with the
+# entry's period starting then, and fires one PERIOD later.
+RESUME_BOUND = LOOP / 2 + LOOP + PERIOD + ROOM
 REDIS_DOWN = 3.0
 
 

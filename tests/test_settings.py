@@ -33,6 +33,9 @@ def test_defaults_are_the_documented_ones():
     assert s.aws_endpoint_url is None  # real AWS
     assert s.visibility_timeout > s.task_time_limit  # the SPEC's rule, kept by the defaults
     assert s.worker_stop_timeout == 120  # Fargate's most
+    assert not s.channels_allow_private and s.channels_email_from is None
+    assert (s.channels_timeout, s.channels_attempt_seconds) == (10, 35)
+    assert load({"KOPTER_CHANNELS_ALLOW_PRIVATE": "TRUE"}).channels_allow_private
 
 
 @pytest.mark.parametrize(
@@ -62,6 +65,11 @@ def test_a_stopping_worker_gives_up_on_its_tasks_a_margin_before_sigkill(
         ({"KOPTER_FLOWER_BASIC_AUTH": "admin"}, "entry 1 is not user:password"),
         ({"KOPTER_WEB_OIDC_ISSUER": "cognito-idp.example"}, "is not a http or https URL"),
         ({"KOPTER_WEB_OIDC_CLIENT_ID": "a client"}, "is not of the form"),
+        ({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "ops"}'}, "KOPTER_FLOWER_BASIC_AUTH"),
+        ({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "ops", "pass'}, "KOPTER_FLOWER_BASIC_AUTH"),
+        ({"KOPTER_CHANNELS_ALLOW_PRIVATE": "maybe"}, "KOPTER_CHANNELS_ALLOW_PRIVATE='maybe'"),
+        ({"KOPTER_CHANNELS_EMAIL_FROM": "Alerts <a@x.io>"}, "KOPTER_CHANNELS_EMAIL_FROM='Alerts"),
+        ({"KOPTER_CHANNELS_TIMEOUT": "0"}, "KOPTER_CHANNELS_TIMEOUT=0 is outside 1..60"),
     ],
 )
 def test_bad_settings_name_the_variable(env, message):
@@ -70,3 +78,12 @@ def test_bad_settings_name_the_variable(env, message):
         load(env)
     [line] = str(refused.value).splitlines()
     assert line.startswith(variable) and message in line, line
+
+
+def test_flower_login_as_ecs_passes_a_secrets_manager_secret():
+    """The stack's FlowerLogin secret reaches the container whole, as JSON."""
+    secret = '{"username": "kopter", "password": "p4ss-w0rd"}'
+    assert load({"KOPTER_FLOWER_BASIC_AUTH": secret}).flower_basic_auth == ("kopter:p4ss-w0rd",)
+    with pytest.raises(ConfigError) as refused:
+        load({"KOPTER_FLOWER_BASIC_AUTH": '{"username": "kopter", "password": "p4ss w0rd"}'})
+    assert "p4ss" not in str(refused.value)

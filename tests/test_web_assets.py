@@ -1,6 +1,7 @@
 """The web app's files: the vendored uPlot is byte for byte what web/package-lock.json installs,
 the app's money sums are exact, `kopter web build` writes a deployable folder, and `kopter api
-openapi --api-gateway` writes a document API Gateway and CloudFormation accept."""
+openapi --api-gateway` writes a document API Gateway and CloudFormation accept, with IAM or a
+Cognito authorizer."""
 
 from __future__ import annotations
 
@@ -130,7 +131,10 @@ def test_openapi_for_api_gateway_validates_and_lints(kopter, tmp_path):
     assert doc["openapi"] == "3.0.1"
     assert "g" * 40 not in out.read_text()  # the secret is a stage variable, not in the document
     for path, operations in doc["paths"].items():
-        assert set(operations) >= {"get", "options"} or set(operations) >= {"post", "options"}
+        assert (
+            "options" in operations
+            and {"get", "post", "delete"} >= set(operations) - {"options"} != set()
+        )
         for method, operation in operations.items():
             integration = operation["x-amazon-apigateway-integration"]
             if method == "options":
@@ -174,6 +178,27 @@ def test_openapi_for_api_gateway_validates_and_lints(kopter, tmp_path):
     linted = lint(doc)
     assert linted.returncode == 0, linted.stdout + linted.stderr
     assert lint(["not", "a", "document"]).returncode != 0
+
+    # Behind a Cognito authorizer instead: the token's sub is the identity passed on.
+    pool = "arn:aws:cognito-idp:us-east-1:123456789012:userpool/us-east-1_AbCdEf123"
+    cognito = json.loads(
+        kopter("api", "openapi", "--api-gateway", "--user-pool-arn", pool, env=SECRETS).stdout
+    )
+    validate(cognito)
+    [(scheme, spec)] = cognito["components"]["securitySchemes"].items()
+    assert spec["x-amazon-apigateway-authtype"] == "cognito_user_pools"
+    assert spec["x-amazon-apigateway-authorizer"]["providerARNs"] == [pool]
+    for path, operations in cognito["paths"].items():
+        for method, operation in operations.items():
+            if method == "options":
+                continue
+            assert operation.get("security") == (None if path == "/healthz" else [{scheme: []}])
+            parameters = operation["x-amazon-apigateway-integration"]["requestParameters"]
+            assert parameters["integration.request.header.identityId"] == (
+                "context.authorizer.claims.sub"
+            )
+    refused = kopter("api", "openapi", "--api-gateway", "--user-pool-arn", "p", ok=False)
+    assert refused.stderr.count("\n") == 1 and "not a Cognito user pool's ARN" in refused.stderr
 
     # Without --api-gateway: the document kopter api serves, as it is configured.
     plain = json.loads(

@@ -10,7 +10,6 @@ import base64
 import hashlib
 import json
 import secrets
-import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from kopter import accounts
 from tests.conftest import OUTPUT, needs
+from tests.support.serving import serving
 from tests.support.webapp import browser_paths, chromium, wait_ready, web_api
 
 PATHS = browser_paths()
@@ -126,12 +126,8 @@ class Handler(BaseHTTPRequestHandler):
 def provider() -> Iterator[Provider]:
     server = Provider(("127.0.0.1", 0), Handler)
     server.codes, server.issued, server.token_requests = {}, [], []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(server):
         yield server
-    finally:
-        server.shutdown()
 
 
 def test_sign_in_through_the_oidc_provider(provider):

@@ -26,11 +26,12 @@ def r() -> redis.Redis:
 
 def test_task_goes_through_sqs_and_its_result_comes_back(kopter, workers):
     c = kopter.connect()
-    worker = workers.start("describer", "describer")
+    # The check tries every permission of the role: past the suite's 4 s at load average 8.
+    long = {"KOPTER_TASK_TIME_LIMIT": "60"}
+    worker = workers.start("describer", "describer", env=long)
     workers.wait_ready(worker)
-    rows = kopter.rows(
-        "accounts", "check", "--tenant", c.tenant, "--account-id", c.account, "--on-worker"
-    )
+    check = ["accounts", "check", "--tenant", c.tenant, "--account-id", c.account, "--on-worker"]
+    rows = kopter.rows(*check, env=long)
     assert [row["name"] for row in rows][:2] == ["assume-role", "DescribeInstances:us-east-1"]
     assert all(row["ok"] for row in rows)
     assert "tasks.describer.check_account" in worker.tail(50)
@@ -42,12 +43,16 @@ def test_worker_killed_mid_task_leaves_the_task_to_another_worker(workers, r):
     key = f"slow:{secrets.token_hex(4)}"
     first = workers.start("first", "audit", app="tests.support.harness")
     workers.wait_ready(first)
-    result = slow.apply_async((key, 2.5), queue="audit")
+    # Long enough that the kill lands mid-task however slowly this process gets to it, with
+    # time limits of its own (the suite's 4 s would end the task, not the kill).
+    result = slow.apply_async(
+        (key, get_settings().visibility_timeout), queue="audit", time_limit=60, soft_time_limit=55
+    )
     wait_for(lambda: r.llen(key) == 1, 30, "the first worker to start the task")
     first.kill()  # SIGKILL, the worker and its pool children: nothing gets acknowledged
     second = workers.start("second", "audit", app="tests.support.harness")
     # The message comes back once its visibility timeout runs out, and the second worker runs it.
-    assert result.get(timeout=60).startswith("second@")
+    assert result.get(timeout=90).startswith("second@")
     started = [h.decode() for h in r.lrange(key, 0, -1)]
     finished = [h.decode() for h in r.lrange(f"{key}:done", 0, -1)]
     assert [h.split("@")[0] for h in started] == ["first", "second"]

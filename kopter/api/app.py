@@ -13,6 +13,7 @@ from starlette.middleware.gzip import GZipMiddleware
 from kopter.api import (
     accounts,
     audit,
+    channels,
     costs,
     digests,
     ec2,
@@ -65,8 +66,8 @@ def create_app(settings: Settings) -> FastAPI:
         title="kopter read API",
         version="1",
         description="The audit log and its daily digests, detection rules and findings, EC2 "
-        "events, cost graph, snapshots, notifications and accounts of the caller's tenant, and "
-        "the EC2 price list. Errors are "
+        "events, cost graph, snapshots, notifications, their channels and accounts of the "
+        "caller's tenant, and the EC2 price list. Errors are "
         '`{"message": …}`; every response carries `requestId`.',
         docs_url=None,
         redoc_url=None,
@@ -83,7 +84,18 @@ def create_app(settings: Settings) -> FastAPI:
     def healthz() -> Health:
         return Health(status="ok")
 
-    routers = (audit, digests, rules, ec2, costs, snapshots, prices, notifications, accounts)
+    routers = (
+        audit,
+        digests,
+        rules,
+        ec2,
+        costs,
+        snapshots,
+        prices,
+        notifications,
+        channels,
+        accounts,
+    )
     for module in routers:
         app.include_router(module.router)
     web.install(app, settings)  # last: the app's files at / answer what no route does
@@ -118,12 +130,20 @@ def _document(app: FastAPI, settings: Settings) -> dict[str, Any]:
         "description": "The gateway's requestId, or a new id.",
         "schema": {"type": "string"},
     }
+    # Keys fetched from the issuer may be out of reach: a 503 rather than refusing the caller.
+    fetched_keys = settings.api_auth == "jwt" and settings.api_jwt_jwks_url is not None
+    unavailable = {
+        "description": errors.DESCRIPTIONS[503],
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+    }
     for path, operations in doc["paths"].items():
         for operation in operations.values():
             responses = operation["responses"]
             responses.pop("422", None)
             if path not in PUBLIC:
                 operation["security"] = [{name: [] for name in schemes}]
+                if fetched_keys:
+                    responses["503"] = unavailable
             for response in responses.values():
                 response.setdefault("headers", {})[REQUEST_ID_HEADER] = request_id
     app.openapi_schema = doc

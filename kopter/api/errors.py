@@ -1,7 +1,8 @@
 """Errors as the API's contract has them: ``{"message": …}`` with a documented status.
 
 400 a bad parameter or cursor, 401 no or bad identity, 404 not found (also another tenant's
-item: a 403 would confirm that it exists). A 500 is never expected.
+item: a 403 would confirm that it exists), 503 the issuer's keys out of reach (only with
+``KOPTER_API_JWT_JWKS_URL``). A 500 is never expected.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ DESCRIPTIONS = {
     400: "A bad parameter or cursor.",
     401: "No identity, or one that is not valid or not a tenant's.",
     404: "Not found (or another tenant's).",
+    503: "The identity provider's keys cannot be fetched now: try again later.",
 }
 
 

@@ -6,6 +6,10 @@ kopter trusts: the caller's Cognito identity id (IAM authorization with the iden
 credentials, as the original web app signed its calls) in ``identityId``, API Gateway's request
 id in ``requestId``, and the gateway secret from a stage variable, so the document itself holds
 no secret. Every path also answers the CORS preflight itself, through a mock integration.
+
+Given a Cognito user pool instead, API Gateway's own authorizer checks the caller's token (the
+web app's ID token, as a bearer token) against the pool, and the token's ``sub`` is passed on
+as ``identityId``: the same user the read API would find in ``jwt`` mode.
 """
 
 from __future__ import annotations
@@ -32,12 +36,29 @@ SIGV4 = {
 PLACEHOLDER = "x" * 32  # builds the app for its routes only; it never serves a request
 
 
+def cognito(user_pool_arn: str) -> dict[str, Any]:
+    return {
+        "cognito": {
+            "type": "apiKey",
+            "name": "Authorization",
+            "in": "header",
+            "x-amazon-apigateway-authtype": "cognito_user_pools",
+            "x-amazon-apigateway-authorizer": {
+                "type": "cognito_user_pools",
+                "providerARNs": [user_pool_arn],
+            },
+        }
+    }
+
+
 def plain(settings: Settings) -> dict[str, Any]:
     """The document `kopter api` serves at /openapi.json with these settings."""
     return create_app(settings).openapi()
 
 
-def document(settings: Settings, backend_url: str | None = None) -> dict[str, Any]:
+def document(
+    settings: Settings, backend_url: str | None = None, user_pool_arn: str | None = None
+) -> dict[str, Any]:
     as_gateway = dataclasses.replace(
         settings,
         api_auth="gateway",
@@ -46,24 +67,29 @@ def document(settings: Settings, backend_url: str | None = None) -> dict[str, An
     )
     doc = _openapi_30(copy.deepcopy(create_app(as_gateway).openapi()))
     backend = (backend_url or f"${{stageVariables.{BACKEND_STAGE_VARIABLE}}}").rstrip("/")
-    doc["components"]["securitySchemes"] = SIGV4
+    if user_pool_arn:
+        schemes, identity_source = cognito(user_pool_arn), "context.authorizer.claims.sub"
+    else:
+        schemes, identity_source = SIGV4, "context.identity.cognitoIdentityId"
+    doc["components"]["securitySchemes"] = schemes
+    [scheme] = schemes
     for path, operations in doc["paths"].items():
         for method, operation in operations.items():
             if path in PUBLIC:
                 operation.pop("security", None)
             else:
-                operation["security"] = [{"sigv4": []}]
-            operation["x-amazon-apigateway-integration"] = _proxy(method, backend + path, path)
+                operation["security"] = [{scheme: []}]
+            operation["x-amazon-apigateway-integration"] = _proxy(
+                method, backend + path, path, identity_source
+            )
         operations["options"] = _preflight(settings, path)
     doc["x-amazon-apigateway-api-key-source"] = "HEADER"
     return doc
 
 
-def _proxy(method: str, uri: str, path: str) -> dict[str, Any]:
+def _proxy(method: str, uri: str, path: str, identity_source: str) -> dict[str, Any]:
     parameters = {
-        f"integration.request.header.{identity.IDENTITY_HEADER}": (
-            "context.identity.cognitoIdentityId"
-        ),
+        f"integration.request.header.{identity.IDENTITY_HEADER}": identity_source,
         f"integration.request.header.{REQUEST_ID_HEADER}": "context.requestId",
         f"integration.request.header.{identity.SECRET_HEADER}": (
             f"stageVariables.{SECRET_STAGE_VARIABLE}"

@@ -6,8 +6,11 @@ Two modes, chosen by ``KOPTER_API_AUTH``; unset, the API refuses to start:
   the ``identityId`` header. Only the gateway may set it, so the integration also adds a shared
   secret (``KOPTER_API_GATEWAY_SECRET``) as ``x-kopter-gateway-secret``: a request that reached
   kopter some other way has no identity.
-- ``jwt``: a bearer token signed with ``KOPTER_API_JWT_KEY`` (HS256 secret or RS256 public key),
-  with an expiry, whose ``sub`` is the identity; audience and issuer are checked when set.
+- ``jwt``: a bearer token signed with ``KOPTER_API_JWT_KEY`` (HS256 secret or RS256 public key)
+  or with one of the RS256 keys at ``KOPTER_API_JWT_JWKS_URL`` (a Cognito user pool's, see
+  ``jwks.py``), with an expiry, whose ``sub`` is the identity; audience and issuer are checked
+  when set, and must be set with a JWKS URL: every client of the pool has its tokens signed with
+  those keys, the audience is what makes them kopter's.
 
 The identity must be a tenant's id (``kopter tenants add --tenant-id``); anything else is a 401.
 """
@@ -29,6 +32,7 @@ from jwt.exceptions import InvalidKeyError
 from pynamodb.exceptions import DoesNotExist
 from starlette.datastructures import Headers
 
+from kopter.api import jwks
 from kopter.api.errors import ApiError
 from kopter.errors import ConfigError
 from kopter.settings import Settings
@@ -40,8 +44,10 @@ MIN_SECRET = 32  # bytes: HMAC keys shorter than the hash add no strength, and a
 # The form `kopter tenants add --tenant-id` accepts: no "#", which separates key parts.
 IDENTITY = re.compile(r"[\w:.@-]{1,128}")
 LEEWAY_SECONDS = 30  # clock skew between the token's issuer and kopter
+UNAVAILABLE = "the identity provider's keys cannot be fetched: try again later"
 
 Identify = Callable[[Headers], str]
+KeyFor = Callable[[str], Any]  # the key a token is checked with
 
 
 def unauthorized(message: str, mode: str) -> ApiError:
@@ -64,23 +70,26 @@ def gateway(secret: str) -> Identify:
     return identify
 
 
-def bearer(key: Any, algorithm: str, audience: str | None, issuer: str | None) -> Identify:
+def bearer(key_for: KeyFor, algorithm: str, audience: str | None, issuer: str | None) -> Identify:
     required = ["exp", "sub", *(["aud"] if audience else []), *(["iss"] if issuer else [])]
 
     def identify(headers: Headers) -> str:
         scheme, _, token = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
             raise unauthorized("a bearer token is needed", "jwt")
         try:
             claims = jwt.decode(
-                token.strip(),
-                key,
+                token,
+                key_for(token),
                 algorithms=[algorithm],  # one: never "none", never HS256 with a public key
                 audience=audience,
                 issuer=issuer,
                 leeway=LEEWAY_SECONDS,
                 options={"require": required},
             )
+        except jwks.KeysUnavailable:
+            raise ApiError(503, UNAVAILABLE) from None
         except jwt.ExpiredSignatureError:
             raise unauthorized("the token has expired", "jwt") from None
         except jwt.InvalidTokenError:
@@ -96,15 +105,42 @@ def from_settings(settings: Settings) -> Identify:
         return gateway(_secret("KOPTER_API_GATEWAY_SECRET", settings.api_gateway_secret))
     if settings.api_auth == "jwt":
         return bearer(
-            _jwt_key(settings),
+            _key_for(settings),
             settings.api_jwt_algorithm,
             settings.api_jwt_audience,
             settings.api_jwt_issuer,
         )
     raise ConfigError(
         "KOPTER_API_AUTH is not set: set it to gateway (behind API Gateway, which sets the "
-        "identityId header) or jwt (bearer tokens signed with KOPTER_API_JWT_KEY)"
+        "identityId header) or jwt (bearer tokens signed with KOPTER_API_JWT_KEY or with the "
+        "keys at KOPTER_API_JWT_JWKS_URL)"
     )
+
+
+def _key_for(settings: Settings) -> KeyFor:
+    url = settings.api_jwt_jwks_url
+    if url is None:
+        key = _jwt_key(settings)
+        return lambda _: key
+    if settings.api_jwt_key:
+        raise ConfigError("set KOPTER_API_JWT_KEY or KOPTER_API_JWT_JWKS_URL, not both")
+    if settings.api_jwt_algorithm != jwks.ALGORITHM:
+        raise ConfigError(
+            f"KOPTER_API_JWT_JWKS_URL gives {jwks.ALGORITHM} keys: set KOPTER_API_JWT_ALGORITHM "
+            f"to {jwks.ALGORITHM}"
+        )
+    if not settings.api_jwt_issuer or not settings.api_jwt_audience:
+        raise ConfigError(
+            "KOPTER_API_JWT_JWKS_URL needs KOPTER_API_JWT_ISSUER and KOPTER_API_JWT_AUDIENCE "
+            "(for Cognito, the user pool's URL and the app client's id)"
+        )
+    cache, cooldown = settings.api_jwt_jwks_cache_seconds, settings.api_jwt_jwks_cooldown_seconds
+    if cooldown > cache:
+        raise ConfigError(
+            f"KOPTER_API_JWT_JWKS_COOLDOWN_SECONDS={cooldown} is more than "
+            f"KOPTER_API_JWT_JWKS_CACHE_SECONDS={cache}"
+        )
+    return jwks.IssuerKeys(url, cache, cooldown)
 
 
 def _secret(name: str, value: str | None) -> str:
@@ -123,8 +159,13 @@ def _jwt_key(settings: Settings) -> Any:
                 "KOPTER_API_JWT_KEY is a PEM or SSH key: HS256 needs a secret"
             ) from None
         return secret
+    if not settings.api_jwt_key:
+        raise ConfigError(
+            "set KOPTER_API_JWT_KEY to the PEM of the issuer's RSA public key, or "
+            "KOPTER_API_JWT_JWKS_URL to the URL of its key set"
+        )
     try:
-        key = load_pem_public_key((settings.api_jwt_key or "").encode())
+        key = load_pem_public_key(settings.api_jwt_key.encode())
     except ValueError:
         key = None
     if not isinstance(key, RSAPublicKey):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,12 @@ from starlette.staticfiles import StaticFiles
 from kopter.errors import ConfigError
 from kopter.settings import Settings
 
-SOURCE = Path(__file__).resolve().parents[2] / "web" / "src"
+# The checkout's files (`make run`, an editable install), else those an installed wheel put
+# beside kopter (the image: setup.cfg's data_files).
+SOURCES = (
+    Path(__file__).resolve().parents[2] / "web" / "src",
+    Path(sys.prefix) / "share" / "kopter" / "web",
+)
 
 
 def config(settings: Settings) -> dict[str, Any]:
@@ -35,9 +41,10 @@ def config(settings: Settings) -> dict[str, Any]:
 
 
 def _source() -> Path:
-    if not (SOURCE / "index.html").is_file():
-        raise ConfigError(f"the web app's files are not at {SOURCE}")
-    return SOURCE
+    for source in SOURCES:
+        if (source / "index.html").is_file():
+            return source
+    raise ConfigError(f"the web app's files are in neither {' nor '.join(map(str, SOURCES))}")
 
 
 def install(app: FastAPI, settings: Settings) -> None:

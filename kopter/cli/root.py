@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import click
 
-from kopter.cli import audit, customers, fleet, jobs, lifecycle, onboarding, operate, rules
+from kopter.cli import (
+    audit,
+    channels,
+    customers,
+    fleet,
+    jobs,
+    lifecycle,
+    onboarding,
+    operate,
+    rules,
+)
+from kopter.cli.deploy import deploy
 from kopter.cli.health import health
 from kopter.cli.ingest import ingest
 from kopter.cli.pricing import prices, pricing_group
@@ -31,6 +42,7 @@ for command in (
     customers.tenants,
     customers.accounts_group,
     customers.notifications_list,
+    channels.channels_group,
     audit.audit,
     audit.backfill,
     audit.digest,
@@ -45,6 +57,7 @@ for command in (
     jobs.run_job,
     api,
     web,
+    deploy,
 ):
     cli.add_command(command)
 

@@ -4,12 +4,16 @@ customers' web app as a folder of static files): registered on the `kopter` grou
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 import click
 
+from kopter.errors import Refused
 from kopter.settings import get_settings
+
+USER_POOL_ARN = re.compile(r"arn:aws[a-z-]*:cognito-idp:[a-z0-9-]+:\d{12}:userpool/[\w-]+_\w+")
 
 
 @click.group(invoke_without_command=True)
@@ -43,12 +47,21 @@ def api(ctx: click.Context, host: str, port: int) -> None:
     "stage variable kopterApiUrl).",
 )
 @click.option(
+    "--user-pool-arn",
+    metavar="ARN",
+    help="--api-gateway: callers prove who they are with a token of this Cognito user pool, "
+    "checked by API Gateway's authorizer (default: IAM authorization with an identity pool's "
+    "credentials).",
+)
+@click.option(
     "--output",
     "-o",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
     help="Write to this file (default: stdout).",
 )
-def openapi(for_gateway: bool, backend_url: str | None, output: Path | None) -> None:
+def openapi(
+    for_gateway: bool, backend_url: str | None, user_pool_arn: str | None, output: Path | None
+) -> None:
     """The read API's OpenAPI document (JSON). With --api-gateway, ready to import into API
     Gateway (a REST API, e.g. the Body of an AWS::ApiGateway::RestApi). The gateway secret is
     read from the stage variable kopterGatewaySecret, so the document holds no secret; the
@@ -56,9 +69,15 @@ def openapi(for_gateway: bool, backend_url: str | None, output: Path | None) -> 
     from kopter.api import gateway
 
     settings = get_settings()
-    if backend_url and not for_gateway:
-        raise click.UsageError("--backend-url goes with --api-gateway")
-    document = gateway.document(settings, backend_url) if for_gateway else gateway.plain(settings)
+    if (backend_url or user_pool_arn) and not for_gateway:
+        raise click.UsageError("--backend-url and --user-pool-arn go with --api-gateway")
+    if user_pool_arn and not USER_POOL_ARN.fullmatch(user_pool_arn):
+        raise Refused(f"--user-pool-arn {user_pool_arn!r} is not a Cognito user pool's ARN")
+    document = (
+        gateway.document(settings, backend_url, user_pool_arn)
+        if for_gateway
+        else gateway.plain(settings)
+    )
     text = json.dumps(document, indent=2) + "\n"
     if output:
         output.write_text(text)

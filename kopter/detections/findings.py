@@ -26,7 +26,7 @@ from typing_extensions import TypedDict  # pydantic reads TypedDicts from here b
 from kopter import dynamo
 from kopter.cloudtrail import records
 from kopter.detections.rules import LEVELS, DetectionRule, RuleSet
-from kopter.notifications import SIGMA_LEVELS, Notice
+from kopter.notifications import Notice, severity_named
 from kopter.settings import Settings
 from kopter.tables import AuditLogEvent, Finding
 
@@ -131,11 +131,6 @@ def _finding(
     )
 
 
-def severity(level: str) -> str:
-    """The notice severity of a Sigma level."""
-    return SIGMA_LEVELS[level]
-
-
 def notice(f: Finding) -> Notice:
     """The ``finding`` notice of a stored (or about to be stored) finding."""
     rules: list[dict[str, Any]] = f.rules
@@ -148,7 +143,7 @@ def notice(f: Finding) -> Notice:
         kind=KIND,
         subject=f"{f.account_id}:{f.event_id}",
         occurred_at=f.event_time,
-        severity=severity(f.level),
+        severity=severity_named(f.level),
         title=f"{first['title']} in account {f.account_id}{more}",
         body=(
             f"{f.principal} called {f.event_name} ({f.event_source}) in {f.region} at "

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 
 import yaml
 
+from kopter.deploy.cfn import private_bucket
 from kopter.ec2.backup import MANAGED, TENANT
 
 ROLE_NAME = "kopter"
@@ -326,18 +327,7 @@ def _trail(deployment: Deployment) -> dict[str, Any]:
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "BucketName": {"Ref": "CloudTrailBucket"},
-                "BucketEncryption": {
-                    "ServerSideEncryptionConfiguration": [
-                        {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}
-                    ]
-                },
-                "PublicAccessBlockConfiguration": {
-                    "BlockPublicAcls": True,
-                    "BlockPublicPolicy": True,
-                    "IgnorePublicAcls": True,
-                    "RestrictPublicBuckets": True,
-                },
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                **private_bucket(),
                 # Each log file is announced to kopter's raw queue, whose policy admits this
                 # bucket once the account is registered (`kopter accounts add`).
                 "NotificationConfiguration": {

@@ -45,7 +45,7 @@ TABLE_WRITE = [
 # Work that reads or writes in customers' accounts: only these queues' workers assume roles.
 CUSTOMER_QUEUES = frozenset({"ingest", "describer", "backup"})
 # Tables the read API serves, and the items it changes (a notification marked read, the
-# tenant's detection rules added, turned on and off).
+# tenant's detection rules added, turned on and off, its channels added and removed).
 API_TABLES = (
     "Tenants",
     "AwsAccounts",
@@ -58,6 +58,7 @@ API_TABLES = (
     "FrontendNotifications",
     "Findings",
     "DetectionRules",
+    "Channels",
 )
 
 
@@ -125,7 +126,21 @@ def worker(settings: Settings, consumed: Iterable[str]) -> dict[str, Any]:
         statements.append(
             _statement("PublishNotifications", ["sns:Publish"], [settings.notifications_topic_arn])
         )
+    if settings.channels_email_from and "deliveries" in consumed:
+        statements.append(_send_email(settings, settings.channels_email_from))
     return _policy(statements)
+
+
+def _send_email(settings: Settings, sender: str) -> dict[str, Any]:
+    """SES authorizes a send on the identity it sends as, the address or its domain, whichever
+    the operator verified: both, and only as the configured sender."""
+    base = f"arn:{arns.partition(settings.region)}:ses:{settings.region}"
+    account = arns.kopter_account(settings)
+    identities = [f"{base}:{account}:identity/{sender}"]
+    identities.append(f"{base}:{account}:identity/{sender.rsplit('@', 1)[1]}")
+    statement = _statement("SendEmail", ["ses:SendEmail"], identities)
+    statement["Condition"] = {"StringEquals": {"ses:FromAddress": sender}}
+    return statement
 
 
 def beat(settings: Settings) -> dict[str, Any]:
@@ -137,7 +152,8 @@ def beat(settings: Settings) -> dict[str, Any]:
 
 def api(settings: Settings) -> dict[str, Any]:
     """Reads tenant tables by key and query (never Scan); marks a notification read; adds the
-    tenant's own detection rules and turns rules on and off for it."""
+    tenant's own detection rules and turns rules on and off for it; adds and removes the tenant's
+    channels."""
     return _policy(
         [
             _statement("ReadTenantTables", TABLE_READ, _table_arns(settings, API_TABLES)),
@@ -150,6 +166,11 @@ def api(settings: Settings) -> dict[str, Any]:
                 "ManageRules",
                 ["dynamodb:PutItem", "dynamodb:UpdateItem"],
                 _table_arns(settings, ["DetectionRules"])[:1],
+            ),
+            _statement(
+                "ManageChannels",
+                ["dynamodb:PutItem", "dynamodb:DeleteItem"],
+                _table_arns(settings, ["Channels"])[:1],
             ),
         ]
     )
@@ -194,6 +215,8 @@ def operator(settings: Settings) -> dict[str, Any]:
                     "dynamodb:UpdateTable",
                     "dynamodb:DescribeTimeToLive",
                     "dynamodb:UpdateTimeToLive",
+                    "dynamodb:DescribeContinuousBackups",
+                    "dynamodb:UpdateContinuousBackups",
                 ],
                 every + _all_tables(settings),
             ),

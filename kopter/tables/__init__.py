@@ -41,7 +41,7 @@ from kopter.tables.ec2 import (
     Ec2Snapshot,
 )
 from kopter.tables.prices import Ec2Price, PriceGraphPoint, ReservedPrice
-from kopter.tables.state import FrontendNotification, GlobalItem
+from kopter.tables.state import Channel, FrontendNotification, GlobalItem
 
 __all__ = [
     "ALL_MODELS",
@@ -51,6 +51,7 @@ __all__ = [
     "AuditEventsByPrincipal",
     "AuditLogEvent",
     "AwsAccount",
+    "Channel",
     "DecimalAttribute",
     "Ec2Event",
     "Ec2EventsByAccount",
@@ -86,6 +87,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     FrontendNotification,
     Finding,
     TenantRule,
+    Channel,
     GlobalItem,
 )
 

@@ -1,4 +1,5 @@
-"""What the UI shows a tenant, and system state that belongs to no tenant."""
+"""What the UI shows a tenant, where else it is delivered, and system state that belongs to no
+tenant."""
 
 from __future__ import annotations
 
@@ -32,11 +33,33 @@ class FrontendNotification(Model):
     read = BooleanAttribute(default=False)
     read_at = UTCDateTimeAttribute(null=True)
     published = BooleanAttribute(default=False)  # sent to the SNS topic, when one is set
+    # Its deliveries to the tenant's channels: claimed by the task enqueueing them, and all
+    # enqueued (kopter/channels/dispatch.py).
+    dispatch_claimed_at = UTCDateTimeAttribute(null=True)
+    dispatched = BooleanAttribute(default=False)
     expires_at = TTLAttribute(null=True)
 
     @staticmethod
     def sort_key(occurred_at: str, notification_id: str) -> str:
         return composite_key(occurred_at, notification_id)
+
+
+class Channel(Model):
+    """Where a tenant's notifications are also delivered: a webhook, a Slack incoming webhook or
+    an email address (kopter/channels/). The id is random: a channel is what the tenant added,
+    not derived from anything else."""
+
+    Meta = meta("Channels")
+    tenant_id = UnicodeAttribute(hash_key=True)
+    channel_id = UnicodeAttribute(range_key=True)
+    kind = UnicodeAttribute()  # webhook, slack, email
+    target = UnicodeAttribute()  # the URL, or the email address
+    secret = UnicodeAttribute(null=True)  # a webhook's signing key: shown once, when added
+    min_severity = UnicodeAttribute()  # info, warning, high, critical
+    created_at = UTCDateTimeAttribute()
+    last_delivered_at = UTCDateTimeAttribute(null=True)
+    last_failed_at = UTCDateTimeAttribute(null=True)
+    last_failure = UnicodeAttribute(null=True)
 
 
 class GlobalItem(Model):

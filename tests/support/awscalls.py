@@ -281,4 +281,14 @@ def _other(request: Recorded, service: str, account: str, region: str) -> Parsed
     service = {"monitoring": "cloudwatch"}.get(service, service)  # its signing name
     if service == "sns" and operation == "Publish":
         return [("sns:Publish", params.get("TopicArn", "*"), {})]
+    if service in ("ses", "email") and operation == "SendEmail":
+        # SES authorizes a send on the identity it sends as: the address or its domain, whichever
+        # was verified. Both must be allowed.
+        sender = params.get("Source", "")
+        identity = f"arn:aws:ses:{region}:{account}:identity/"
+        context = {"ses:FromAddress": sender}
+        return [
+            ("ses:SendEmail", identity + sender, context),
+            ("ses:SendEmail", identity + sender.rsplit("@", 1)[-1], context),
+        ]
     return [(f"{service}:{operation}", "*", {})]

@@ -117,9 +117,10 @@ def new_estate(name: str, size: int, seed: int) -> Estate:
 # --- driving it ---------------------------------------------------------------------------------
 
 
-def raw_queue_url(dlq: bool = False) -> str:
-    name = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), "cloudtrail-notifications")
-    return str(aws.client("sqs", get_settings()).get_queue_url(QueueName=name)["QueueUrl"])
+def _url(name: str, dlq: bool = False) -> str:
+    """The URL of kopter's queue ``name`` (or of its DLQ)."""
+    queue = (queues.dlq_name if dlq else queues.sqs_name)(get_settings(), name)
+    return str(aws.client("sqs", get_settings()).get_queue_url(QueueName=queue)["QueueUrl"])
 
 
 def s3_notification(bucket: str, key: str) -> str:
@@ -133,7 +134,7 @@ def s3_notification(bucket: str, key: str) -> str:
 
 
 def notify(bodies: Iterable[str]) -> None:
-    sqs, url = aws.client("sqs", get_settings()), raw_queue_url()
+    sqs, url = aws.client("sqs", get_settings()), _url("cloudtrail-notifications")
     pending = list(bodies)
     for start in range(0, len(pending), 10):
         entries = [
@@ -231,25 +232,32 @@ def _existing(table: str, keys: list[dict], attribute: str) -> set[str]:
 
 def depths(names: Iterable[str], dlq: bool = False) -> dict[str, int]:
     """Messages in each queue (or its DLQ), visible and in flight."""
-    sqs, settings = aws.client("sqs", get_settings()), get_settings()
+    sqs = aws.client("sqs", get_settings())
     out = {}
     for name in names:
-        queue = (queues.dlq_name if dlq else queues.sqs_name)(settings, name)
-        url = sqs.get_queue_url(QueueName=queue)["QueueUrl"]
         attributes = sqs.get_queue_attributes(
-            QueueUrl=url,
+            QueueUrl=_url(name, dlq),
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
         out[name] = sum(int(v) for v in attributes.values())
     return out
 
 
+def delayed(name: str) -> int:
+    """Messages of the queue that SQS holds until their DelaySeconds have passed (moto counts
+    them exactly)."""
+    attributes = aws.client("sqs", get_settings()).get_queue_attributes(
+        QueueUrl=_url(name), AttributeNames=["ApproximateNumberOfMessagesDelayed"]
+    )["Attributes"]
+    return int(attributes["ApproximateNumberOfMessagesDelayed"])
+
+
 def set_max_receive_count(names: Iterable[str], count: int) -> None:
     """Change the queues' redrive policy (the suite's default of 2 suits tests of the DLQ; a
     run with workers killed needs production's allowance for redeliveries)."""
-    sqs, settings = aws.client("sqs", get_settings()), get_settings()
+    sqs = aws.client("sqs", get_settings())
     for name in names:
-        url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, name))["QueueUrl"]
+        url = _url(name)
         policy = json.loads(
             sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["RedrivePolicy"])["Attributes"][
                 "RedrivePolicy"
@@ -259,11 +267,18 @@ def set_max_receive_count(names: Iterable[str], count: int) -> None:
         sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": json.dumps(policy)})
 
 
-def purge(name: str) -> None:
+def set_visibility_timeout(names: Iterable[str], seconds: int) -> None:
+    """Change the queues' visibility timeout (the suite's 6 s makes redelivery happen within a
+    test; production's 30 minutes shows what a worker gives back itself)."""
     sqs = aws.client("sqs", get_settings())
-    sqs.purge_queue(
-        QueueUrl=sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), name))["QueueUrl"]
-    )
+    for name in names:
+        sqs.set_queue_attributes(
+            QueueUrl=_url(name), Attributes={"VisibilityTimeout": str(seconds)}
+        )
+
+
+def purge(name: str) -> None:
+    aws.client("sqs", get_settings()).purge_queue(QueueUrl=_url(name))
 
 
 # --- the monkey ---------------------------------------------------------------------------------
