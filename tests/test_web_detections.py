@@ -1,10 +1,12 @@
-"""The web app's Rules page in headless Chromium (as in tests/test_web.py), served by a real
-`kopter api` over a tenant whose real StopLogging record kopter's ingest judged: the finding is
-listed with each rule that found it and its author; the tenant's rules are listed as the API
-lists them; a Sigma rule pasted into the form is added and listed as the tenant's, then switched
-off from the keyboard, which the API and a reload then say; a rule kopter would not run shows the
-API's refusal and nothing is stored; a switch pressed after the session expired goes to sign-in.
-No other console error, axe-core finds nothing, Tab reaches every control."""
+"""The web app's Rules and Channels pages in headless Chromium (as in tests/test_web.py), served by
+a real `kopter api` over a tenant whose real StopLogging record kopter's ingest judged: the
+finding is listed with each rule that found it and its author; the tenant's rules are listed as
+the API lists them; a Sigma rule pasted into the form is added and listed as the tenant's, then
+switched off from the keyboard, which the API and a reload then say; a rule kopter would not run
+shows the API's refusal and nothing is stored; a switch pressed after the session expired goes to
+sign-in. Channels: a webhook added (the secret kopter made shown that once, the URL's query
+never), an email address added, a refusal shown, a channel removed. No other console error,
+axe-core finds nothing, Tab reaches every control."""
 
 from __future__ import annotations
 
@@ -93,7 +95,12 @@ def tenant() -> Tenant:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[WebApi]:
-    with web_api(OUTPUT / "logs") as api:
+    # The test's webhook is on loopback; an email channel needs kopter's sender.
+    env = {
+        "KOPTER_CHANNELS_ALLOW_PRIVATE": "true",
+        "KOPTER_CHANNELS_EMAIL_FROM": "alerts@kopter.example.com",
+    }
+    with web_api(OUTPUT / "logs", env) as api:
         yield api
 
 
@@ -251,3 +258,104 @@ def test_rules_are_listed_added_switched_off_and_a_bad_one_refused(
     wait_ready(browser, "sign-in")
     assert "expired" in browser.find_element("id", "sign-in-reason").text
     assert errors_in_console(browser) == []
+
+
+def test_channels_are_added_listed_and_removed_and_a_refusal_shown(
+    browser, server, tenant, axe_source
+):
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    signed_in(browser, server, tenant.id)
+    show(browser, server, "channels")
+    assert texts(browser, "div.channels p.empty") == [
+        "No channel: notifications are shown in this app only."
+    ]
+
+    def listed() -> list[list[str]]:
+        """Each row but its time added (the browser's zone) and its Remove button."""
+        rows = [r.split("\t") for r in texts(browser, "div.channels tbody tr")]
+        return [r[:3] + r[4:6] for r in rows]
+
+    def add(kind: str, target: str, level: str, secret: str = "") -> None:
+        Select(browser.find_element("id", "f-kind")).select_by_value(kind)
+        browser.find_element("id", "f-target").send_keys(target)
+        if secret:
+            browser.find_element("id", "f-secret").send_keys(secret)
+        Select(browser.find_element("id", "f-min_level")).select_by_value(level)
+        press(browser, "form.add button[type=submit]", Keys.ENTER)
+        wait_for(
+            lambda: (
+                texts(
+                    browser,
+                    "section[aria-labelledby=add-channel-title] [role=status], "
+                    "section[aria-labelledby=add-channel-title] [role=alert]",
+                )
+                != ["", ""]
+            ),
+            READY,
+            f"the {kind} channel's answer",
+        )
+
+    # A webhook, its secret made by kopter: shown once, as the API answered; the URL's query (a
+    # key, for some receivers) never.
+    hook = "http://127.0.0.1:9/hooks/kopter?token=abc123"
+    add("webhook", hook, "high")
+    [webhook] = api_get(server, tenant.id, "/v1/channels")["items"]
+    assert webhook["target"] == "http://127.0.0.1:9/hooks/kopter?…"
+    secret = browser.find_element("css selector", "code.secret").text
+    assert said(browser, "add-channel-title", "status") == (
+        f"Added Webhook {webhook['target']}, high and above. Its signing secret, shown this once "
+        f"(each delivery's X-Kopter-Signature is the HMAC-SHA256 of its body under it): {secret}"
+    )
+    assert len(secret) >= 16 and secret not in json.dumps(webhook)
+    assert listed() == [["Webhook", webhook["target"], "high and above", "—", "—"]]
+    assert browser.find_element("id", "f-target").get_attribute("value") == ""
+
+    # An email address: no secret to give (the field is gone), none shown.
+    Select(browser.find_element("id", "f-kind")).select_by_value("email")
+    assert not browser.find_element("id", "f-secret").is_displayed()
+    assert texts(browser, "label[for=f-target]") == ["Email address"]
+    add("email", "secops@example.com", "warning")
+    assert said(browser, "add-channel-title", "status") == (
+        "Added Email secops@example.com, warning and above."
+    )
+    channels = api_get(server, tenant.id, "/v1/channels")["items"]
+    assert [c["target"] for c in channels] == [webhook["target"], "secops@example.com"]
+    assert listed() == [
+        ["Webhook", webhook["target"], "high and above", "—", "—"],
+        ["Email", "secops@example.com", "warning and above", "—", "—"],
+    ]
+
+    # A secret kopter would not sign with: the API's refusal, word for word, and nothing stored.
+    add("webhook", hook, "info", secret="short")
+    refused = api_post(
+        server, tenant.id, "/v1/channels", {"kind": "webhook", "target": hook, "secret": "short"}
+    )
+    assert refused.status_code == 400
+    assert said(browser, "add-channel-title", "alert") == refused.json()["message"]
+    assert said(browser, "add-channel-title", "status") == ""
+    assert api_get(server, tenant.id, "/v1/channels")["items"] == channels
+    browser.save_screenshot(str(SHOTS / "web-channels.png"))
+    check_accessible(browser, axe_source, "channels")
+    reached_by_tab(browser)
+
+    # The secret is nowhere once the page is drawn again.
+    browser.refresh()
+    wait_ready(browser, "channels")
+    assert secret not in browser.page_source and "abc123" not in browser.page_source
+
+    # The webhook removed, from the keyboard, once confirmed: gone from the page and the API.
+    press(browser, f"button[aria-label='Remove Webhook {webhook['target']}']", Keys.ENTER)
+    confirm = browser.switch_to.alert
+    assert confirm.text.startswith(f"Remove Webhook {webhook['target']}?")
+    confirm.accept()
+    wait_for(lambda: len(listed()) == 1, READY, "the webhook removed")
+    assert said(browser, "channels-title", "status") == f"Removed Webhook {webhook['target']}."
+    assert [c["id"] for c in api_get(server, tenant.id, "/v1/channels")["items"]] == [
+        channels[1]["id"]
+    ]
+    assert browser.switch_to.active_element.text == "Your channels"  # the keyboard stays there
+
+    assert failed_calls(browser) == [("/v1/channels", "400")]  # the refusal, and nothing else

@@ -4,6 +4,7 @@ import { ApiError, setBase } from "./api.js";
 import { SignInNeeded, receive, signOut, startSignIn, takeFragmentToken, token } from "./auth.js";
 import { accountsPage } from "./pages/accounts.js";
 import { auditPage } from "./pages/audit.js";
+import { channelsPage } from "./pages/channels.js";
 import { costPage } from "./pages/cost.js";
 import { eventsPage } from "./pages/events.js";
 import { notificationsPage, unreadCount } from "./pages/notifications.js";
@@ -16,6 +17,7 @@ const PAGES = {
   events: ["EC2 events", eventsPage],
   notifications: ["Notifications", (main, params) => notificationsPage(main, params, refreshUnread)],
   rules: ["Rules", rulesPage],
+  channels: ["Channels", channelsPage],
   accounts: ["Accounts", accountsPage],
 };
 
