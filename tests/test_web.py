@@ -17,7 +17,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import httpx
 import pytest
 
 from kopter import accounts
@@ -28,9 +27,17 @@ from tests.support.webapp import (
     READY,
     WebApi,
     WebTenant,
+    api_get,
+    axe_script,
     browser_paths,
+    check_accessible,
     chromium,
-    node_modules,
+    errors_in_console,
+    reached_by_tab,
+    show,
+    signed_in,
+    stale,
+    texts,
     token,
     wait_ready,
     web_api,
@@ -51,7 +58,7 @@ ZONE, ZONE_OFFSET, ZONE_NAME = "Asia/Kolkata", timedelta(hours=5, minutes=30), "
 
 @pytest.fixture(scope="module")
 def axe_source() -> str:
-    return (node_modules(OUTPUT) / "axe-core" / "axe.min.js").read_text()
+    return axe_script(OUTPUT)
 
 
 @pytest.fixture(scope="module")
@@ -73,33 +80,6 @@ def browser() -> Iterator[Any]:
         yield b
 
 
-def api_get(server: WebApi, tenant: WebTenant, path: str, **params: Any) -> Any:
-    headers = {"Authorization": f"Bearer {token(tenant.id)}"}
-    reply = httpx.get(server.base + path, params=params, headers=headers, timeout=30)
-    assert reply.status_code == 200, reply.text
-    return reply.json()
-
-
-def show(browser: Any, server: WebApi, page: str, query: str = "") -> None:
-    browser.get(f"{server.base}/#/{page}{'?' + query if query else ''}")
-    wait_ready(browser, page)
-
-
-def stale(browser: Any) -> None:
-    """Mark the page shown as old, so that waiting for ready waits for the next one."""
-    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
-
-
-def texts(browser: Any, css: str) -> list[str]:
-    return browser.execute_script(
-        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())", css
-    )
-
-
-def errors_in_console(browser: Any) -> list[dict[str, Any]]:
-    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
-
-
 def refused_calls(browser: Any) -> list[str]:
     """The paths of the calls Chromium logged as refused with a 401; any other error, whole."""
     return sorted(
@@ -108,53 +88,9 @@ def refused_calls(browser: Any) -> list[str]:
     )
 
 
-def check_accessible(browser: Any, axe: str, page: str) -> None:
-    browser.execute_script(axe)
-    result = browser.execute_async_script(
-        "const done = arguments[arguments.length - 1];"
-        "axe.run(document).then(r => done(JSON.stringify(r.violations)), e => done(String(e)));"
-    )
-    violations = json.loads(result)
-    assert violations == [], f"{page}: " + "; ".join(
-        f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations
-    )
-
-
-def reached_by_tab(browser: Any) -> None:
-    """Every link, button, input, select and summary gets the focus by Tab alone."""
-    from selenium.webdriver.common.action_chains import ActionChains
-    from selenium.webdriver.common.keys import Keys
-
-    controls = browser.execute_script(
-        "const all = [...document.querySelectorAll('a[href], button, input, select, summary')];"
-        "all.forEach((e, i) => e.dataset.tabProbe = i);"
-        "return all.filter(e => e.offsetParent !== null).map(e => e.dataset.tabProbe);"
-    )
-    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
-    focused = set()
-    for _ in range(3 * len(controls) + 20):  # other stops too: scrollable <pre>s
-        ActionChains(browser).send_keys(Keys.TAB).perform()
-        probe = browser.execute_script("return document.activeElement.dataset.tabProbe")
-        if probe is not None:
-            focused.add(probe)
-        if focused >= set(controls):
-            break
-    missed = set(controls) - focused
-    assert not missed, browser.execute_script(
-        "return arguments[0].map(i => document.querySelector(`[data-tab-probe='${i}']`).outerHTML)",
-        sorted(missed),
-    )
-
-
-def signed_in(browser: Any, server: WebApi, tenant: WebTenant) -> None:
-    browser.get(f"{server.base}/#token={token(tenant.id)}")
-    wait_ready(browser, "cost")
-    assert "#token" not in browser.current_url  # out of the address bar and the history
-
-
 def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    signed_in(browser, server, tenant)
+    signed_in(browser, server, tenant.id)
     since, until = tenant.first_hour, tenant.first_hour + timedelta(hours=tenant.hours)
     span = f"since={since:%Y-%m-%dT%H:%M:%SZ}&until={until:%Y-%m-%dT%H:%M:%SZ}"
 
@@ -223,17 +159,19 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
             browser.refresh()
             wait_ready(browser, "audit")
             assert texts(browser, "tbody tr") == before
-    api_ids = [e["event_id"] for e in api_get(server, tenant, "/v1/audit/aws", limit=1000)["items"]]
+    api_ids = [
+        e["event_id"] for e in api_get(server, tenant.id, "/v1/audit/aws", limit=1000)["items"]
+    ]
     assert seen == api_ids and len(seen) == tenant.audit_records and pages == 3
     # A filter from the form, and a record's request and response.
     show(browser, server, "audit")
-    name = api_get(server, tenant, "/v1/audit/aws", limit=1)["items"][0]["event_name"]
+    name = api_get(server, tenant.id, "/v1/audit/aws", limit=1)["items"][0]["event_name"]
     browser.find_element("id", "f-event_name").send_keys(name)
     stale(browser)
     browser.find_element("css selector", "form.filters button[type=submit]").click()
     wait_for(lambda: f"event_name={name}" in browser.current_url, 10, "the filter in the URL")
     wait_ready(browser, "audit")
-    filtered = api_get(server, tenant, "/v1/audit/aws", event_name=name, limit=100)["items"]
+    filtered = api_get(server, tenant.id, "/v1/audit/aws", event_name=name, limit=100)["items"]
     assert texts(browser, "tbody tr summary") == [name] * len(filtered)
     browser.find_element("css selector", "tbody summary").click()
     assert "Request" in browser.find_element("css selector", "tbody details").text
@@ -248,7 +186,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     # EC2 events of both accounts: bob's launch, seen by the describer and by CloudTrail (his
     # call, ingested), is one event with him.
     show(browser, server, "events")
-    events = api_get(server, tenant, "/v1/ec2/events")["items"]
+    events = api_get(server, tenant.id, "/v1/ec2/events")["items"]
     rows = texts(browser, "tbody tr")
     accounts_column = [r.split("\t")[3] for r in rows]
     assert accounts_column == [e["account_id"] for e in events]
@@ -257,7 +195,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
     assert BOB in launch and launch.endswith("cloudtrail, describer")
     # The account filter from the URL: that account's events only.
     show(browser, server, "events", f"account={tenant.account}")
-    mine = api_get(server, tenant, "/v1/ec2/events", account=tenant.account)["items"]
+    mine = api_get(server, tenant.id, "/v1/ec2/events", account=tenant.account)["items"]
     assert 0 < len(mine) < len(events)
     rows = texts(browser, "tbody tr")
     assert [r.split("\t")[3] for r in rows] == [tenant.account] * len(mine)
@@ -274,7 +212,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
         "return Object.fromEntries([...document.querySelectorAll('tbody tr')]"
         ".map(r => [r.cells[0].innerText, r.querySelector('a').href]))"
     )
-    listed = api_get(server, tenant, "/v1/accounts")["items"]
+    listed = api_get(server, tenant.id, "/v1/accounts")["items"]
     assert links == {a["account_id"]: a["onboarding_link"] for a in listed}
     link = links[tenant.account]
     assert "/cloudformation/home?region=" in link
@@ -287,7 +225,7 @@ def test_every_page_shows_the_tenants_data(browser, server, tenant, axe_source):
 
     # Notifications: the aggregator's price-missing and cost-jump; mark one read, reload.
     show(browser, server, "notifications")
-    unread = api_get(server, tenant, "/v1/notifications", unread="true")["items"]
+    unread = api_get(server, tenant.id, "/v1/notifications", unread="true")["items"]
     # A price missing on each of the two days, and bob's jump.
     assert sorted(n["kind"] for n in unread) == ["cost-jump", "price-missing", "price-missing"]
     wait_for(lambda: texts(browser, "#unread") == [str(len(unread))], READY, "the unread count")

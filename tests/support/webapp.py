@@ -2,7 +2,8 @@
 npm from web/package-lock.json, which checks each package's integrity), a real `kopter api`
 process serving the app, headless Chromium, and a tenant whose data comes from kopter's own
 ingest, describer, price import and aggregator against moto (the instance states the describer
-compares are written by hand: ``web_tenant`` says why)."""
+compares are written by hand: ``web_tenant`` says why), and how a test shows a page and reads
+it, checks it with axe-core and by Tab."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import jwt
 
 from kopter.devstack import Child, free_port, jwt_api_env, start_api
@@ -131,6 +133,88 @@ def wait_ready(browser: Any, page: str, timeout: float = READY) -> None:
             raise AssertionError(f"the {page} page failed: {text}")
         time.sleep(0.05)
     raise AssertionError(f"the {page} page was not ready within {timeout}s (state {state})")
+
+
+# --- the browser's side of a page: shown, read, checked ----------------------------------------
+
+
+def axe_script(output: Path) -> str:
+    """axe-core, from the web app's lockfile."""
+    return (node_modules(output) / "axe-core" / "axe.min.js").read_text()
+
+
+def api_get(server: WebApi, tenant_id: str, path: str, **params: Any) -> Any:
+    """A GET of the read API as the tenant: its answer, which must be a 200."""
+    headers = {"Authorization": f"Bearer {token(tenant_id)}"}
+    reply = httpx.get(server.base + path, params=params, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def show(browser: Any, server: WebApi, page: str, query: str = "") -> None:
+    browser.get(f"{server.base}/#/{page}{'?' + query if query else ''}")
+    wait_ready(browser, page)
+
+
+def stale(browser: Any) -> None:
+    """Mark the page shown as old, so that waiting for ready waits for the next one."""
+    browser.execute_script("document.getElementById('main').dataset.state = 'stale'")
+
+
+def texts(browser: Any, css: str) -> list[str]:
+    return browser.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(e => e.innerText.trim())", css
+    )
+
+
+def errors_in_console(browser: Any) -> list[dict[str, Any]]:
+    return [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+
+
+def check_accessible(browser: Any, axe: str, page: str) -> None:
+    browser.execute_script(axe)
+    result = browser.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document).then(r => done(JSON.stringify(r.violations)), e => done(String(e)));"
+    )
+    violations = json.loads(result)
+    assert violations == [], f"{page}: " + "; ".join(
+        f"{v['id']}: {[n['target'] for n in v['nodes']]}" for v in violations
+    )
+
+
+def reached_by_tab(browser: Any) -> None:
+    """Every link, button, input, select, textarea and summary gets the focus by Tab alone."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    controls = browser.execute_script(
+        "const all = [...document.querySelectorAll("
+        "  'a[href], button, input, select, textarea, summary')];"
+        "all.forEach((e, i) => e.dataset.tabProbe = i);"
+        # Not hidden (nor in a closed <details>, which Tab passes until it is opened).
+        "return all.filter(e => e.checkVisibility()).map(e => e.dataset.tabProbe);"
+    )
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    focused = set()
+    for _ in range(3 * len(controls) + 20):  # other stops too: scrollable <pre>s
+        ActionChains(browser).send_keys(Keys.TAB).perform()
+        probe = browser.execute_script("return document.activeElement.dataset.tabProbe")
+        if probe is not None:
+            focused.add(probe)
+        if focused >= set(controls):
+            break
+    missed = set(controls) - focused
+    assert not missed, browser.execute_script(
+        "return arguments[0].map(i => document.querySelector(`[data-tab-probe='${i}']`).outerHTML)",
+        sorted(missed),
+    )
+
+
+def signed_in(browser: Any, server: WebApi, tenant_id: str) -> None:
+    browser.get(f"{server.base}/#token={token(tenant_id)}")
+    wait_ready(browser, "cost")
+    assert "#token" not in browser.current_url  # out of the address bar and the history
 
 
 # --- a tenant's data, from kopter's own pipeline functions ------------------------------------

@@ -4,9 +4,11 @@ import { ApiError, setBase } from "./api.js";
 import { SignInNeeded, receive, signOut, startSignIn, takeFragmentToken, token } from "./auth.js";
 import { accountsPage } from "./pages/accounts.js";
 import { auditPage } from "./pages/audit.js";
+import { channelsPage } from "./pages/channels.js";
 import { costPage } from "./pages/cost.js";
 import { eventsPage } from "./pages/events.js";
 import { notificationsPage, unreadCount } from "./pages/notifications.js";
+import { rulesPage } from "./pages/rules.js";
 import { h } from "./ui.js";
 
 const PAGES = {
@@ -14,6 +16,8 @@ const PAGES = {
   audit: ["Audit log", auditPage],
   events: ["EC2 events", eventsPage],
   notifications: ["Notifications", (main, params) => notificationsPage(main, params, refreshUnread)],
+  rules: ["Rules", rulesPage],
+  channels: ["Channels", channelsPage],
   accounts: ["Accounts", accountsPage],
 };
 
@@ -35,6 +39,12 @@ async function start() {
     signInPage("You signed out.");
   });
   window.addEventListener("hashchange", show);
+  // A control's call (a switch, a form) that finds the sign-in gone: the same page as a page's.
+  window.addEventListener("unhandledrejection", (e) => {
+    if (!(e.reason instanceof SignInNeeded)) return;
+    e.preventDefault(); // not an error in the console: the sign-in page says it
+    signInPage(e.reason.message);
+  });
   await show();
 }
 

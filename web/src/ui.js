@@ -1,4 +1,6 @@
-// Small DOM helpers shared by the pages: elements, labelled fields, tables, pages of a listing.
+// Small DOM helpers shared by the pages: elements, labelled fields, tables, pages of a listing,
+// the messages a page's controls announce.
+import { ApiError } from "./api.js";
 import { timeElement } from "./format.js";
 
 export function h(tag, attrs = {}, ...children) {
@@ -22,6 +24,11 @@ export function field(label, name, value = "", attrs = {}) {
     return h("div", { class: "field check" }, input, h("label", { for: id }, label));
   }
   return h("div", { class: "field" }, h("label", { for: id }, label), input);
+}
+
+export function textarea(label, name, attrs = {}) {
+  const id = `f-${name}`;
+  return h("div", { class: "field" }, h("label", { for: id }, label), h("textarea", { id, name, ...attrs }));
 }
 
 export function select(label, name, value, options) {
@@ -94,4 +101,31 @@ export function json(text) {
   } catch {
     return text;
   }
+}
+
+/** Where a page's controls announce what they did (status) and what the API refused (alert):
+ * both in the page from the start, as screen readers only announce changes to regions they know. */
+export function messages() {
+  const status = h("p", { role: "status", class: "said" });
+  const alert = h("p", { role: "alert", class: "error" });
+  return {
+    status,
+    alert,
+    /** Run a control's calls, once at a time: the API's refusal (one line) is the alert, and
+     * `done` says what the answer was. A lost sign-in goes on to the app (see app.js). */
+    async run(control, work, done) {
+      if (control.getAttribute("aria-busy")) return;
+      control.setAttribute("aria-busy", "true");
+      status.replaceChildren();
+      alert.replaceChildren();
+      try {
+        status.replaceChildren(...[done(await work())].flat());
+      } catch (e) {
+        if (!(e instanceof ApiError)) throw e;
+        alert.textContent = e.message;
+      } finally {
+        control.removeAttribute("aria-busy");
+      }
+    },
+  };
 }
