@@ -209,10 +209,11 @@ def show_pipeline(env: dict, trail: demo.DemoTrail, tenant_id: str) -> None:
     the demo account's role and describes it, the result comes back through Redis. Then S3's
     notifications of the demo's CloudTrail log files (moto does not send them across accounts,
     so this plays S3's part) go to the raw queue, the worker's bridge and ingest task take them,
-    and the records come back through `kopter audit`. The pricing worker imports the sample
+    and the records come back through `kopter audit`, bob's judged by the detection rules as
+    they were written (`kopter findings`). The pricing worker imports the sample
     price list; the story's past hours (described by hand as the demo was seeded) are costed;
-    the worker describes the fleet now and costs this hour; the daily audit finds what
-    bob did; and the notifications of it all are listed."""
+    the worker describes the fleet now and costs this hour; the daily audit runs; and the
+    notifications of it all are listed."""
     _say("pipeline   checking the demo account on the worker, through SQS:")
     _kopter(
         env,
@@ -254,8 +255,10 @@ def show_pipeline(env: dict, trail: demo.DemoTrail, tenant_id: str) -> None:
     since = times.stamp(trail.start_hour - timedelta(hours=8))
     _kopter(env, "graph", "--tenant", demo.TENANT, "--since", since)
     _say("pipeline   the notifications kopter raised:")
-    expected, deadline = len(history.notices) + notified, time.monotonic() + 60
-    while True:  # the audit's notices are stored by the notifications worker
+    findings = _rows(env, "findings", "--tenant", demo.TENANT)  # a notice each, raised at ingest
+    expected = len(history.notices) + notified + len(findings)
+    deadline = time.monotonic() + 60
+    while True:  # the notices are stored by the notifications worker
         shown = _kopter(env, "notifications", "--tenant", demo.TENANT, quiet=True).splitlines()
         if len(shown) > expected:  # a header line, then a row each
             break

@@ -23,8 +23,8 @@ SHOWN = (
     re.escape("m5.large       Linux  Dedicated  No License required  NA        0.106  "),
     re.escape("history    those 30 hours cost "),
     r"cost-jump +EC2 cost [\d.]+ USD at \d\d:00 UTC",
-    r"high +audit-finding +Security group ingress opened to the whole internet",
-    r"high +audit-finding +Attempt to stop CloudTrail",
+    r"high +finding +Security group ingress opened to the whole internet",
+    r"high +finding +Attempt to stop CloudTrail",
 )
 
 
