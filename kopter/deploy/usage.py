@@ -169,7 +169,7 @@ FIGURES: dict[str, Figure] = {
         recounted=False,
     ),
     "web_files": F(
-        16.0,
+        18.0,
         "visit of the web app",
         "the files `kopter web build` writes, its licence file left out (tests/test_deploy_cost.py"
         " counts them), each fetched on a fresh load",

@@ -74,7 +74,7 @@ def _call(account: str, name: str, source: str, when: datetime, **fields: Any) -
 
 def account_log(rng: random.Random, account: str) -> list[dict[str, Any]]:
     """Real records of the samples, plus a launch (an Ec2Event) and a denied StopLogging (a
-    high finding of the daily audit, hence a notification)."""
+    finding of the rules at ingest, hence a notification)."""
     at = DAY + timedelta(seconds=rng.randrange(86_400))
     instance = f"i-{rng.getrandbits(68):017x}"
     return [
@@ -265,8 +265,14 @@ def _seed_tenant(customer: Customer) -> None:
         accounts.add_account(tenant, request)
     document = log_file(list(customer.records))
     source = f"file:///{customer.name}.json.gz"
+    settings = get_settings()
     ingest.ingest_document(
-        document, tenant.tenant_id, customer.account_ids, source, get_settings(), lambda _: None
+        document,
+        tenant.tenant_id,
+        customer.account_ids,
+        source,
+        settings,
+        lambda notice: notifications.deliver(notice, settings),  # as the worker's task raises it
     )
 
 
