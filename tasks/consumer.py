@@ -78,11 +78,13 @@ class Consumer(controlplane.Consumer):
     def on_close(self) -> None:
         # Celery drops what the worker holds and has not started here: a stopping worker gives
         # back to SQS now what no pool process was sent, not when its running tasks have ended,
-        # and runs what one was (tasks/shutdown.py).
+        # runs what one was, and gives back what its last receive brings (tasks/shutdown.py).
         unsent, sent = shutdown.unstarted_requests()
         super().on_close()
         shutdown.keep_sent(sent)
         shutdown.give_back_unstarted(unsent)
+        long_poll = float(self.app.conf.broker_transport_options["wait_time_seconds"])
+        shutdown.finish_receives(self.hub, self.task_consumer, long_poll)
 
     def on_decode_error(self, message: Any, exc: Exception) -> None:
         if not self._park(message, f"cannot decode the message: {exc}"):

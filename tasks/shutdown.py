@@ -22,6 +22,12 @@ their end. Two things kopter adds, because with SQS neither happens in time on i
   the receipt handle the worker holds, visible again after the transport's 5 s wait), so another
   worker runs them within seconds instead of after the visibility timeout. Then the worker exits
   by itself, before SIGKILL.
+- The last receive (``finish_receives``): the long poll (``wait_time_seconds``) the consumer had
+  in flight at SIGTERM is answered all the same, by SQS as by moto, when a message arrives in its
+  wait: abandoned, that answer goes to a closed connection and the message stays hidden for the
+  whole visibility timeout. The stopping worker cancels its consumer, so that kombu gives back
+  what the receive brings (``Consumer for queue … is gone, releasing``), and lets the receive
+  finish: a stop takes up to the long poll's wait longer, and loses no message to it.
 
 Celery's own soft shutdown (``worker_soft_shutdown_timeout`` with ``REMAP_SIGTERM=SIGQUIT``)
 does the second part, but sleeps out the whole timeout in the signal handler whenever a task
@@ -127,3 +133,41 @@ def give_back_unstarted(requests: list[Any]) -> None:
     if given:
         # kombu's words for what it gives back at close, so one count of the log covers both.
         log.info("Restoring %d unacknowledged message(s) not started, to SQS at once", given)
+
+
+# Beyond the long poll's wait, a slow answer is given up: a worker that does not exit is worse.
+RECEIVE_GRACE = 3.0
+
+
+def _in_flight(client: Any) -> int:
+    """Requests kombu's curl client has started or queued and not yet answered."""
+    return len(client._curls) - len(client._free_list) + len(client._pending)
+
+
+def finish_receives(hub: Any, task_consumer: Any, long_poll: float) -> None:
+    """If the worker is stopping, let the SQS requests in flight on ``hub`` finish (a receive
+    within its ``long_poll`` wait), driven here as the event loop has stopped. The task consumer
+    is cancelled first, so that kombu gives back the messages a receive brings instead of
+    delivering them."""
+    if not _stopping.is_set() or hub is None:
+        return
+    client = getattr(hub, "_current_http_client", None)
+    if client is None or client._closed or not _in_flight(client):
+        return
+    if task_consumer is not None:
+        task_consumer.cancel()
+    wait = long_poll + RECEIVE_GRACE
+    log.info(
+        "stopping: letting %d SQS request(s) in flight finish (at most %.0fs); the messages a "
+        "receive brings go back to SQS",
+        _in_flight(client),
+        wait,
+    )
+    deadline = time.monotonic() + wait
+    while _in_flight(client) and time.monotonic() < deadline:
+        client._multi.select(0.25)
+        client._timeout_check()
+    if _in_flight(client):
+        log.warning(
+            "stopping: %d SQS request(s) still unanswered after %.0fs", _in_flight(client), wait
+        )

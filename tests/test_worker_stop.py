@@ -25,6 +25,7 @@ import redis
 import celeryconfig
 from kopter import aws, queues
 from kopter.settings import get_settings, load
+from tasks import shutdown
 from tests.conftest import ROOT, wait_for
 from tests.support import chaos, drain
 from tests.support.reliability import record
@@ -53,11 +54,11 @@ def r() -> redis.Redis:
 def audit_queue() -> Iterator[tuple[Any, str]]:
     """The audit queue with production's visibility timeout, the suite's again afterwards.
 
-    First the long poll of a worker an earlier test stopped runs out: moto, as SQS, answers a
+    First the long poll of a worker an earlier test killed runs out: moto, as SQS, answers a
     receive whose caller is gone, and the message it hands that dead connection stays hidden
-    for that worker's visibility timeout, received once more than this test sees (after
-    tests/test_worker.py's countdowns, the long task came 6 s late, its receipt handle no longer
-    the message's, and it never came back)."""
+    for that worker's visibility timeout, received once more than this test sees (its receipt
+    handle then no longer the message's, the long task never came back). A worker stopped
+    with SIGTERM lets its last poll finish (the last test here); one killed cannot."""
     time.sleep(float(celeryconfig.broker_transport_options["wait_time_seconds"]) + 2)
     sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), "audit"))["QueueUrl"]
@@ -97,6 +98,7 @@ def test_a_worker_stopped_like_ecs_finishes_what_it_can_and_gives_back_the_rest(
 
     sqs, url = audit_queue
     key = f"stop:{secrets.token_hex(4)}"
+    parked_before = chaos.depths(["audit"], dlq=True)
     stopped = workers.start(
         "stopped",
         "audit",
@@ -151,7 +153,7 @@ def test_a_worker_stopped_like_ecs_finishes_what_it_can_and_gives_back_the_rest(
     assert _ran(r, f"{key}:short") == (["stopped"], ["stopped"])
     for k in unstarted:
         assert _ran(r, k) == (["replacement"], ["replacement"])
-    assert chaos.depths(["audit"], dlq=True) == {"audit": 0}
+    assert chaos.depths(["audit"], dlq=True) == parked_before
     assert replacement.alive
     record(
         "Worker stopped as ECS stops it: SIGTERM, SIGKILL after the stop timeout if still there",
@@ -210,6 +212,55 @@ def test_a_task_sent_to_a_pool_process_runs_there_once_and_is_not_given_back(
     assert _ran(r, key) == (["sent"], ["sent"])
     # Its message was deleted as the task ended: nothing comes back to run it again.
     assert _depths(sqs, url) == (0, 0)
+
+
+@pytest.mark.timeout(300)
+def test_what_the_last_long_poll_brings_is_given_back(workers, audit_queue, r):
+    """An idle worker always has a long poll in flight. SQS (moto as well) answers it when a
+    message arrives within its wait, whether or not anyone still reads the answer: a stopping
+    worker that abandoned it would leave that message hidden for the whole visibility timeout
+    (production's here). It lets the poll finish and gives back what it brings, so the message
+    runs on the next worker within seconds."""
+    from tests.support.harness import slow
+
+    sqs, url = audit_queue
+    long_poll = float(celeryconfig.broker_transport_options["wait_time_seconds"])
+    finishing = "SQS request(s) in flight finish"
+    # Between two polls (polling_interval: 0.3 s in 5.3) nothing is in flight, and a poll about
+    # to end may end before the message arrives: then the stop is tried again.
+    for attempt in range(3):
+        stopped = workers.start(f"polling-{attempt}", "audit", app="tests.support.harness", env=ENV)
+        workers.wait_ready(stopped)
+        time.sleep(1)  # its first long poll is out
+        terminated = time.monotonic()
+        os.kill(stopped.process.pid, signal.SIGTERM)
+        wait_for(
+            lambda: finishing in stopped.tail(50) or not stopped.alive,  # noqa: B023
+            20,
+            "the worker to close its consumer",
+            0.05,
+        )
+        key = f"polled:{secrets.token_hex(4)}"
+        result = slow.apply_async((key, 0), queue="audit", **LIMITS)
+        try:
+            stopped.process.wait(timeout=long_poll + 10)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"still running {long_poll + 10:.0f} s after SIGTERM:\n{stopped.tail(40)}")
+        exited = time.monotonic() - terminated
+        assert stopped.process.returncode == 0, stopped.tail(40)
+        assert exited < long_poll + shutdown.RECEIVE_GRACE + 2, exited
+
+        name = f"after-polling-{attempt}"
+        replacement = workers.start(name, "audit", app="tests.support.harness", env=ENV)
+        assert result.get(timeout=60).startswith(f"{name}@"), stopped.tail(40)
+        assert _ran(r, key) == ([name], [name])
+        wait_for(lambda: _depths(sqs, url) == (0, 0), 10, "its message deleted")
+        os.kill(replacement.process.pid, signal.SIGTERM)
+        replacement.process.wait(timeout=long_poll + 10)
+        if "releasing 1 received message(s)" in stopped.tail(50):
+            break
+    else:
+        pytest.fail("in three stops, no message arrived in the stopping worker's last long poll")
 
 
 def test_the_systemd_unit_stops_a_worker_as_the_setting_says():
