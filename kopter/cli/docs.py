@@ -1,8 +1,8 @@
 """`kopter docs` (hidden; `make docs` runs it): the reference pages made from what the code
 knows, so that they cannot drift from it. The settings come from ``kopter.settings`` (each field's
 meaning, the defaults ``load`` gives) and `kopter dev`'s options, the commands from the click tree
-itself, the read API from its OpenAPI document. ``tests/test_docs.py`` makes the pages again and
-fails when a file differs from them."""
+itself, the read API from its OpenAPI document, kopter's detection rules from their list.
+``tests/test_docs.py`` makes the pages again and fails when a file differs from them."""
 
 from __future__ import annotations
 
@@ -217,6 +217,47 @@ def _anchor(heading: str) -> str:
     return re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-")
 
 
+# A rule that looks at more calls than this names how many, not each.
+CALLS_NAMED = 6
+
+
+def audit_rules_page() -> str:
+    from kopter.cloudtrail.rules import EITHER, FAILED, RULES
+    from kopter.detections.kopter_rules import single_record
+
+    def fires_on(rule: Any) -> str:
+        text = str(rule.description)
+        text += {FAILED: " (failed calls)", EITHER: " (failed or not)"}.get(rule.outcome, "")
+        names = sorted({name for _, name in rule.calls})
+        if len(names) > CALLS_NAMED:
+            return f"{text}: {len(names)} calls"
+        return text + (": " + ", ".join(f"`{n}`" for n in names) if names else "")
+
+    lines = [
+        "# kopter's detection rules",
+        "",
+        MADE_BY.format(source="kopter/cloudtrail/rules.py"),
+        "",
+        "kopter's own rules (`source: kopter` in `kopter rules list`), beside SigmaHQ's and each",
+        "tenant's ([detections](../detections.md)). A rule that judges one call runs at ingest",
+        "and its finding is raised at once; one that counts calls of a principal over the day, or",
+        "compares calls, runs in the daily audit ([the pipeline](../pipelines/audit.md)). High and",
+        "critical findings notify.",
+        "",
+        "| rule | severity | MITRE ATT&CK | fires on | runs | Stratus Red Team technique |",
+        "|---|---|---|---|---|---|",
+    ]
+    for rule in RULES:
+        t = rule.technique
+        stratus = "<br>".join(f"`{s.removeprefix('aws.')}`" for s in rule.stratus) or "\N{EN DASH}"
+        runs = "at ingest" if single_record(rule) else "daily"
+        lines.append(
+            f"| `{rule.name}` | {rule.severity} | {t.tactic}: {t.id} {t.name} | {fires_on(rule)} "
+            f"| {runs} | {stratus} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def pages() -> dict[str, Callable[[], str]]:
     from kopter.cli.root import cli
 
@@ -224,13 +265,14 @@ def pages() -> dict[str, Callable[[], str]]:
         "settings.md": settings_page,
         "commands.md": lambda: commands_page(cli),
         "api.md": api_page,
+        "rules.md": audit_rules_page,
     }
 
 
 @click.command(hidden=True)
 @click.argument("target", type=click.Path(file_okay=False, path_type=Path), default=str(REFERENCE))
 def docs(target: Path) -> None:
-    """Write the reference pages (settings, commands, read API) into TARGET."""
+    """Write the reference pages (settings, commands, read API, kopter's rules) into TARGET."""
     target.mkdir(parents=True, exist_ok=True)
     for name, make in pages().items():
         (target / name).write_text(make())
