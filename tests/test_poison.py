@@ -110,8 +110,9 @@ def test_poison_is_parked_with_its_reason_and_the_rest_goes_through(kopter: Kopt
 
         # The objects restored from Glacier: sent back, they go through like the others.
         proxy.rule = None
+        listed = [(r["message_id"], _what(r)) for r in _parked(kopter, "ingest")]
         moved = kopter("dlq", "redrive", "ingest").stdout
-        assert moved.startswith("4 messages moved")
+        assert moved.startswith("4 messages moved"), (moved, listed, proxy.summary())
         wait_for(lambda: chaos.ingested(archived) == set(archived), 60, "the restored files", 2)
         # The garbage comes back to the DLQ: its cause is not fixed.
         wait_for(
