@@ -23,7 +23,7 @@ import pytest
 
 from kopter.devstack import Child
 from tests.conftest import SETTINGS, Kopter, wait_for
-from tests.support import chaos
+from tests.support import chaos, drain
 from tests.support.reliability import record
 
 pytestmark = pytest.mark.long
@@ -61,7 +61,11 @@ EARLY = "back in SQS for"
 @pytest.fixture(autouse=True)
 def production_queues() -> Iterator[None]:
     """Production's visibility timeout and allowance for redeliveries (a restart gives messages
-    back, so they are received again); the suite's again afterwards, with nothing left behind."""
+    back, so they are received again); the suite's again afterwards, with nothing left behind.
+    What earlier modules of this process left on the queues goes first: the test counts every
+    task its workers receive."""
+    for queue in QUEUES:
+        drain.emptied(queue)
     chaos.set_visibility_timeout(QUEUES, VISIBILITY)
     chaos.set_max_receive_count(QUEUES, 5)
     yield
