@@ -11,17 +11,9 @@ import pytest
 from kopter import aws, queues
 from kopter.settings import get_settings
 from tests.conftest import Kopter, wait_for
+from tests.support import drain
 from tests.test_flower import AUTH, KOPTER_FLOWER, Flower, _start_flower
 from tests.test_poison import UNDECODABLE
-
-
-def _empty(sqs, url: str) -> None:
-    """Delete what the DLQ holds (moto allows one PurgeQueue a minute, test_poison's)."""
-    while batch := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
-        "Messages"
-    ):
-        for m in batch:
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
 @pytest.fixture
@@ -36,8 +28,7 @@ def test_every_message_the_consumer_parks_is_a_failure_in_flower(
 
     settings, sqs = get_settings(), aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(settings, "ingest"))["QueueUrl"]
-    dlq = sqs.get_queue_url(QueueName=queues.dlq_name(settings, "ingest"))["QueueUrl"]
-    _empty(sqs, dlq)
+    drain.emptied("ingest")  # the test counts what the DLQ holds
     worker = workers.start("parking", "ingest")
     workers.wait_ready(worker)
     sqs.send_message(QueueUrl=url, MessageBody="no Celery message at all")
@@ -65,4 +56,4 @@ def test_every_message_the_consumer_parks_is_a_failure_in_flower(
     wait_for(lambda: len(failures()) >= 3, 60, "Flower to show the 3 parked messages", 1)
     assert failures() == parked  # those three, and no other failure
     assert flower.tasks()[unknown.id]["name"] == "tasks.ingest.no_such_task"
-    _empty(sqs, dlq)
+    drain.empty("ingest", dlq=True)

@@ -39,6 +39,7 @@ ENV = {
     "KOPTER_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT),
 }
 GIVE_UP_AFTER = load({**os.environ, **ENV}).worker_give_up_after
+LONG_POLL = float(celeryconfig.broker_transport_options["wait_time_seconds"])
 LONG = 2 * STOP_TIMEOUT  # started before SIGTERM, it cannot end before SIGKILL
 SHORT = 6  # running at SIGTERM, it ends well before the worker would give up on it
 # Time limits travel with the message: the sender's, this test's own, not the suite's.
@@ -59,7 +60,7 @@ def audit_queue() -> Iterator[tuple[Any, str]]:
     for that worker's visibility timeout, received once more than this test sees (its receipt
     handle then no longer the message's, the long task never came back). A worker stopped
     with SIGTERM lets its last poll finish (the last test here); one killed cannot."""
-    time.sleep(float(celeryconfig.broker_transport_options["wait_time_seconds"]) + 2)
+    time.sleep(LONG_POLL + 2)
     sqs = aws.client("sqs", get_settings())
     url = sqs.get_queue_url(QueueName=queues.sqs_name(get_settings(), "audit"))["QueueUrl"]
     sqs.set_queue_attributes(
@@ -224,7 +225,6 @@ def test_what_the_last_long_poll_brings_is_given_back(workers, audit_queue, r):
     from tests.support.harness import slow
 
     sqs, url = audit_queue
-    long_poll = float(celeryconfig.broker_transport_options["wait_time_seconds"])
     finishing = "SQS request(s) in flight finish"
     # Between two polls (polling_interval: 0.3 s in 5.3) nothing is in flight, and a poll about
     # to end may end before the message arrives: then the stop is tried again.
@@ -243,12 +243,12 @@ def test_what_the_last_long_poll_brings_is_given_back(workers, audit_queue, r):
         key = f"polled:{secrets.token_hex(4)}"
         result = slow.apply_async((key, 0), queue="audit", **LIMITS)
         try:
-            stopped.process.wait(timeout=long_poll + 10)
+            stopped.process.wait(timeout=LONG_POLL + 10)
         except subprocess.TimeoutExpired:
-            pytest.fail(f"still running {long_poll + 10:.0f} s after SIGTERM:\n{stopped.tail(40)}")
+            pytest.fail(f"still running {LONG_POLL + 10:.0f} s after SIGTERM:\n{stopped.tail(40)}")
         exited = time.monotonic() - terminated
         assert stopped.process.returncode == 0, stopped.tail(40)
-        assert exited < long_poll + shutdown.RECEIVE_GRACE + 2, exited
+        assert exited < LONG_POLL + shutdown.RECEIVE_GRACE + 2, exited
 
         name = f"after-polling-{attempt}"
         replacement = workers.start(name, "audit", app="tests.support.harness", env=ENV)
@@ -256,7 +256,7 @@ def test_what_the_last_long_poll_brings_is_given_back(workers, audit_queue, r):
         assert _ran(r, key) == ([name], [name])
         wait_for(lambda: _depths(sqs, url) == (0, 0), 10, "its message deleted")
         os.kill(replacement.process.pid, signal.SIGTERM)
-        replacement.process.wait(timeout=long_poll + 10)
+        replacement.process.wait(timeout=LONG_POLL + 10)
         if "releasing 1 received message(s)" in stopped.tail(50):
             break
     else:
